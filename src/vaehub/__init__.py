@@ -1,0 +1,41 @@
+"""vaehub: variational autoencoders whose latent code is used, the Hugging Face way.
+
+Importing vaehub registers its configs, models and tokenizers with transformers'
+Auto classes, so `AutoModel.from_pretrained(folder)` loads a vaehub model.
+"""
+
+from transformers import AutoConfig, AutoModel
+
+from vaehub.checkpoints import CheckpointError
+from vaehub.configuration_vae import TextVAEConfig, VAEConfig
+from vaehub.modeling_text_vae import TextVAEModel, TextVAEOutput, interpolate_latents
+from vaehub.priors import (
+    AR1Prior,
+    DiagonalGaussian,
+    StandardNormalPrior,
+    VarianceConstrainedPrior,
+    kl_divergence,
+    prior_from_config,
+)
+from vaehub.tokenization import build_tokenizer
+
+__version__ = "0.1.0"
+
+AutoConfig.register(TextVAEConfig.model_type, TextVAEConfig, exist_ok=True)
+AutoModel.register(TextVAEConfig, TextVAEModel, exist_ok=True)
+
+__all__ = [
+    "AR1Prior",
+    "CheckpointError",
+    "DiagonalGaussian",
+    "StandardNormalPrior",
+    "TextVAEConfig",
+    "TextVAEModel",
+    "TextVAEOutput",
+    "VAEConfig",
+    "VarianceConstrainedPrior",
+    "build_tokenizer",
+    "interpolate_latents",
+    "kl_divergence",
+    "prior_from_config",
+]

@@ -1,0 +1,377 @@
+"""Configurations shared by every vaehub model.
+
+`VAEConfig` holds what all VAEs share: the latent size and the prior/posterior family,
+with one way to state a committed rate (SPEC §4). Model configs subclass it.
+
+Every value is checked on construction; a bad one raises `ValueError` naming the field,
+the value and what is accepted. Configs loaded with `from_pretrained` are checked again.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from transformers import PreTrainedConfig
+
+from vaehub import priors
+
+PRIOR_FAMILIES = ("standard", "constrained", "ar1")
+ALPHA_SPREADS = ("shared", "linear")
+
+
+def _fail(field: str, value: Any, accepted: str) -> ValueError:
+    return ValueError(f"{field}={value!r} is not valid: {accepted}.")
+
+
+def check_int(field: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _fail(field, value, f"expected an integer >= {minimum}")
+    return value
+
+
+def check_float(
+    field: str,
+    value: Any,
+    low: float,
+    high: float,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok_type and math.isfinite(value):
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        if above and below:
+            return float(value)
+    lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+    raise _fail(field, value, f"expected a number in {lo}{low}, {high}{hi}")
+
+
+def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise _fail(field, value, f"expected one of {', '.join(map(repr, choices))}")
+    return value
+
+
+class VAEConfig(PreTrainedConfig):
+    r"""What every vaehub VAE shares: the latent code and its prior/posterior family.
+
+    Args:
+        latent_size (`int`, defaults to 32):
+            Channels d of the latent code: z has shape `(latent_size,)`, or
+            `(latent_length, latent_size)` for sequential AR(1) latents.
+        prior (`str`, defaults to `"standard"`):
+            `"standard"`: p(z) = N(0, I), unconstrained diagonal Gaussian posterior.
+            `"constrained"`: p(z) = N(0, I), posterior σ held in
+            [`posterior_std_min`, `posterior_std_max`] with `posterior_std_max` < 1, so
+            KL ≥ δ (δ-VAE). `"ar1"`: every channel is an AR(1) process over
+            `latent_length` positions with coefficient α_k, so KL ≥ δ (δ-VAE).
+        posterior_std_min (`float`, defaults to 1e-3):
+            σ_l of the constrained family.
+        posterior_std_max (`float`, *optional*):
+            σ_u of the constrained family. Give this or `committed_rate`.
+        ar1_alpha (`float` or `list[float]`, *optional*):
+            α of the AR(1) family, one value shared by all channels or one per channel,
+            each in [0, 1). Give this or `committed_rate`.
+        ar1_alpha_spread (`str`, defaults to `"shared"`):
+            How α is resolved from `committed_rate`: `"shared"` (one α for all channels)
+            or `"linear"` (α_k = s·(k+1)/d, a spread of time scales, s solved for).
+        latent_length (`int`, defaults to 1):
+            Positions n of the latent sequence at which the committed rate is stated.
+        committed_rate (`float`, *optional*):
+            Target δ in nats per example. For `"constrained"` it resolves
+            `posterior_std_max`; for `"ar1"` it resolves `ar1_alpha`. After construction
+            it always holds the committed rate of the resolved family (0 for
+            `"standard"`).
+    """
+
+    model_type = "vae"
+
+    def __init__(
+        self,
+        latent_size: int = 32,
+        prior: str = "standard",
+        posterior_std_min: float = 1e-3,
+        posterior_std_max: float | None = None,
+        ar1_alpha: float | list[float] | None = None,
+        ar1_alpha_spread: str = "shared",
+        latent_length: int = 1,
+        committed_rate: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.latent_size = latent_size
+        self.prior = prior
+        self.posterior_std_min = posterior_std_min
+        self.posterior_std_max = posterior_std_max
+        self.ar1_alpha = ar1_alpha
+        self.ar1_alpha_spread = ar1_alpha_spread
+        self.latent_length = latent_length
+        self.committed_rate = committed_rate
+        self._validate()
+        super().__init__(**kwargs)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # transformers turns every subclass into a dataclass whose generated __eq__ only
+        # sees dataclass fields, not the attributes set in __init__; compare everything.
+        cls.__eq__ = VAEConfig.__eq__
+        cls.__hash__ = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PreTrainedConfig):
+            return NotImplemented
+        return type(self) is type(other) and self.to_dict() == other.to_dict()
+
+    __hash__ = None
+
+    def _validate(self) -> None:
+        """Check every field and resolve the committed rate; subclasses extend this."""
+        check_int("latent_size", self.latent_size)
+        check_choice("prior", self.prior, PRIOR_FAMILIES)
+        check_int("latent_length", self.latent_length)
+        check_choice("ar1_alpha_spread", self.ar1_alpha_spread, ALPHA_SPREADS)
+        check_float(
+            "posterior_std_min", self.posterior_std_min, 0.0, 1.0, low_open=True, high_open=True
+        )
+        if self.committed_rate is not None:
+            check_float("committed_rate", self.committed_rate, 0.0, math.inf, high_open=True)
+
+        if self.prior == "standard":
+            self._reject_unused(("posterior_std_max", "ar1_alpha"))
+            if self.committed_rate not in (None, 0, 0.0):
+                raise _fail(
+                    "committed_rate",
+                    self.committed_rate,
+                    "prior='standard' commits to no rate; use prior='constrained' "
+                    "or 'ar1' to state a positive committed_rate",
+                )
+            self.committed_rate = 0.0
+        elif self.prior == "constrained":
+            self._reject_unused(("ar1_alpha",))
+            self._resolve_constrained()
+        else:
+            self._reject_unused(("posterior_std_max",))
+            self._resolve_ar1()
+
+    def _reject_unused(self, fields: tuple[str, ...]) -> None:
+        for field in fields:
+            value = getattr(self, field)
+            if value is not None:
+                raise _fail(field, value, f"it is not used by prior={self.prior!r}; leave it unset")
+
+    def _resolve_constrained(self) -> None:
+        d = self.latent_size
+        if self.posterior_std_max is None:
+            if self.committed_rate is None:
+                raise _fail(
+                    "posterior_std_max",
+                    None,
+                    "prior='constrained' needs posterior_std_max (σ_u < 1) or a target "
+                    "committed_rate (nats)",
+                )
+            self.posterior_std_max = priors.std_max_for_committed_rate(self.committed_rate, d)
+        check_float(
+            "posterior_std_max",
+            self.posterior_std_max,
+            self.posterior_std_min,
+            1.0,
+            low_open=True,
+            high_open=True,
+        )
+        rate = priors.constrained_committed_rate(self.posterior_std_max, d)
+        self._check_rate_agrees(rate)
+
+    def _resolve_ar1(self) -> None:
+        d, n = self.latent_size, self.latent_length
+        if self.ar1_alpha is None:
+            if self.committed_rate is None:
+                raise _fail(
+                    "ar1_alpha",
+                    None,
+                    "prior='ar1' needs ar1_alpha (in [0, 1)) or a target committed_rate (nats)",
+                )
+            if n < 2:
+                raise _fail(
+                    "latent_length",
+                    n,
+                    "an AR(1) prior commits to a rate only over 2 or more positions",
+                )
+            alphas = priors.ar1_alpha_for_committed_rate(
+                self.committed_rate, d, n, self.ar1_alpha_spread
+            )
+            self.ar1_alpha = alphas[0] if self.ar1_alpha_spread == "shared" else alphas
+        alphas = self.ar1_alpha if isinstance(self.ar1_alpha, list) else [self.ar1_alpha]
+        if len(alphas) not in (1, d):
+            raise _fail("ar1_alpha", self.ar1_alpha, f"expected one α or latent_size={d} of them")
+        for alpha in alphas:
+            check_float("ar1_alpha", alpha, 0.0, 1.0, high_open=True)
+        rate = priors.ar1_committed_rate(self.ar1_alphas(), n)
+        self._check_rate_agrees(rate)
+
+    def _check_rate_agrees(self, rate: float) -> None:
+        if self.committed_rate is not None and not math.isclose(
+            rate, self.committed_rate, rel_tol=1e-6, abs_tol=1e-6
+        ):
+            raise _fail(
+                "committed_rate",
+                self.committed_rate,
+                f"the family's parameters commit to {rate:.6g} nats; give either the "
+                "parameters or the committed_rate, not both",
+            )
+        self.committed_rate = rate
+
+    def ar1_alphas(self) -> list[float]:
+        """The AR(1) coefficient of every channel, `latent_size` values."""
+        if self.ar1_alpha is None:
+            return []
+        alphas = self.ar1_alpha if isinstance(self.ar1_alpha, list) else [self.ar1_alpha]
+        if len(alphas) == 1:
+            alphas = alphas * self.latent_size
+        return [float(a) for a in alphas]
+
+    def validate(self) -> None:
+        """Check every value again (after attributes were changed by hand)."""
+        self._validate()
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any):
+        # transformers applies `from_pretrained(..., field=value)` overrides after
+        # __init__, which would skip validation; check again once they are in.
+        out = super().from_dict(config_dict, **kwargs)
+        config = out[0] if isinstance(out, tuple) else out
+        config.validate()
+        return out
+
+
+TEXT_PRESETS: dict[str, dict[str, Any]] = {
+    # He et al. 2019, Yahoo and Yelp: 512 / 1024 / 1024, z = 32.
+    "yahoo": dict(
+        embedding_size=512, encoder_hidden_size=1024, decoder_hidden_size=1024, latent_size=32
+    ),
+    "yelp": dict(
+        embedding_size=512, encoder_hidden_size=1024, decoder_hidden_size=1024, latent_size=32
+    ),
+    # The PTB setting: 256 / 256 / 256, z = 32, 10k vocabulary.
+    "ptb": dict(
+        embedding_size=256,
+        encoder_hidden_size=256,
+        decoder_hidden_size=256,
+        latent_size=32,
+        vocab_size=10004,
+    ),
+    # He et al. 2019 synthetic data: embedding 50, hidden 50, latent 2, vocabulary 1000.
+    "synthetic": dict(
+        embedding_size=50,
+        encoder_hidden_size=50,
+        decoder_hidden_size=50,
+        latent_size=2,
+        vocab_size=1004,
+        max_sequence_length=12,
+    ),
+}
+
+
+class TextVAEConfig(VAEConfig):
+    r"""Configuration of `TextVAEModel`, the LSTM text VAE of SPEC §5.
+
+    Args:
+        vocab_size (`int`, defaults to 10004):
+            Number of tokens, special tokens included.
+        embedding_size (`int`, defaults to 256):
+            Word embedding size of the encoder and of the decoder.
+        encoder_hidden_size (`int`, defaults to 256):
+            Hidden size of the encoder LSTM.
+        decoder_hidden_size (`int`, defaults to 256):
+            Hidden size of the decoder LSTM.
+        decoder_embedding_dropout (`float`, defaults to 0.5):
+            Dropout on the decoder's input embeddings.
+        decoder_output_dropout (`float`, defaults to 0.5):
+            Dropout on the decoder LSTM's outputs before the vocabulary layer.
+        word_dropout (`float`, defaults to 0.0):
+            Bowman's word dropout: in training, each decoder input word is replaced by
+            `<unk>` with this probability. 0 turns it off.
+        max_sequence_length (`int`, defaults to 128):
+            Longest token sequence the model takes, `<s>` and `</s>` included. Longer
+            sentences are truncated with a warning.
+        init_range (`float`, defaults to 0.01):
+            Parameters are initialised U(−init_range, init_range) (He et al.).
+        embedding_init_range (`float`, defaults to 0.1):
+            Embeddings are initialised U(−embedding_init_range, embedding_init_range).
+        pad_token_id, unk_token_id, bos_token_id, eos_token_id (`int`):
+            Ids of `<pad>`, `<unk>`, `<s>` and `</s>`: 0, 1, 2, 3.
+        **kwargs: the latent family of `VAEConfig` (`latent_size`, `prior`, ...).
+    """
+
+    model_type = "text_vae"
+
+    def __init__(
+        self,
+        vocab_size: int = 10004,
+        embedding_size: int = 256,
+        encoder_hidden_size: int = 256,
+        decoder_hidden_size: int = 256,
+        decoder_embedding_dropout: float = 0.5,
+        decoder_output_dropout: float = 0.5,
+        word_dropout: float = 0.0,
+        max_sequence_length: int = 128,
+        init_range: float = 0.01,
+        embedding_init_range: float = 0.1,
+        pad_token_id: int = 0,
+        unk_token_id: int = 1,
+        bos_token_id: int = 2,
+        eos_token_id: int = 3,
+        **kwargs: Any,
+    ) -> None:
+        self.vocab_size = vocab_size
+        self.embedding_size = embedding_size
+        self.encoder_hidden_size = encoder_hidden_size
+        self.decoder_hidden_size = decoder_hidden_size
+        self.decoder_embedding_dropout = decoder_embedding_dropout
+        self.decoder_output_dropout = decoder_output_dropout
+        self.word_dropout = word_dropout
+        self.max_sequence_length = max_sequence_length
+        self.init_range = init_range
+        self.embedding_init_range = embedding_init_range
+        self.unk_token_id = unk_token_id
+        # The three transformers knows are also set by the base class; set them first so
+        # that validation, which runs before it, sees them.
+        self.pad_token_id = pad_token_id
+        self.bos_token_id = bos_token_id
+        self.eos_token_id = eos_token_id
+        super().__init__(
+            pad_token_id=pad_token_id,
+            bos_token_id=bos_token_id,
+            eos_token_id=eos_token_id,
+            **kwargs,
+        )
+
+    def _validate(self) -> None:
+        super()._validate()
+        check_int("vocab_size", self.vocab_size, minimum=5)
+        for field in ("embedding_size", "encoder_hidden_size", "decoder_hidden_size"):
+            check_int(field, getattr(self, field))
+        for field in ("decoder_embedding_dropout", "decoder_output_dropout", "word_dropout"):
+            check_float(field, getattr(self, field), 0.0, 1.0, high_open=True)
+        check_int("max_sequence_length", self.max_sequence_length, minimum=2)
+        for field in ("init_range", "embedding_init_range"):
+            check_float(field, getattr(self, field), 0.0, math.inf, low_open=True, high_open=True)
+        ids = {}
+        for field in ("pad_token_id", "unk_token_id", "bos_token_id", "eos_token_id"):
+            value = getattr(self, field)
+            check_int(field, value, minimum=0)
+            if value >= self.vocab_size:
+                raise _fail(field, value, f"expected an id below vocab_size={self.vocab_size}")
+            if value in ids:
+                raise _fail(field, value, f"it is already the id of {ids[value]}")
+            ids[value] = field
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> TextVAEConfig:
+        """A paper configuration: `"ptb"`, `"yahoo"`, `"yelp"` or `"synthetic"`.
+
+        Keyword arguments override the preset, e.g. `vocab_size=` for your tokenizer.
+        """
+        if name not in TEXT_PRESETS:
+            raise _fail("preset", name, f"expected one of {', '.join(map(repr, TEXT_PRESETS))}")
+        return cls(**{**TEXT_PRESETS[name], **overrides})

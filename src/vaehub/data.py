@@ -1,0 +1,200 @@
+"""Corpora as `datasets.Dataset`s, tokenized and batched for the text VAE.
+
+- `load_text_corpus`: one sentence per line, through `load_dataset("text", ...)`.
+- `load_ptb`: the Penn Treebank splits (Mikolov's 10k-vocabulary version).
+- `synthetic_corpus`: He et al. 2019's synthetic data, generated here, deterministic by
+  seed; the embedded default that needs no files.
+- `tokenize_corpus`, `TextCollator`, `length_bucketed_batches`: ids, padding, and
+  batches of sentences of similar length.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from datasets import Dataset, DatasetDict, load_dataset
+from torch import Tensor, nn
+
+from vaehub.modeling_text_vae import pad_rows
+from vaehub.tokenization import truncate_rows
+
+PTB_SPLITS = {"train": "ptb.train.txt", "validation": "ptb.valid.txt", "test": "ptb.test.txt"}
+
+
+def load_text_corpus(data_files: str | os.PathLike | Sequence[str] | dict[str, Any]) -> DatasetDict:
+    """Read one-sentence-per-line files into a `DatasetDict` with a `text` column.
+
+    Args:
+        data_files: a file, a list of files (one `train` split), or a mapping from split
+            name to file(s), as `datasets.load_dataset` takes them. Blank lines are dropped.
+    """
+    files = data_files if isinstance(data_files, dict) else {"train": data_files}
+    for split, paths in files.items():
+        for path in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"corpus file for split {split!r} not found: {path}")
+    files = {
+        split: [os.fspath(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+        for split, paths in files.items()
+    }
+    corpus = load_dataset("text", data_files=files)
+    return corpus.filter(lambda row: bool(row["text"].strip()), desc="dropping blank lines")
+
+
+def load_ptb(data_dir: str | os.PathLike) -> DatasetDict:
+    """The Penn Treebank `train` / `validation` / `test` splits from `ptb.*.txt` files."""
+    missing = [
+        name for name in PTB_SPLITS.values() if not os.path.isfile(os.path.join(data_dir, name))
+    ]
+    if missing:
+        raise FileNotFoundError(f"{data_dir} lacks the PTB files {', '.join(missing)}.")
+    return load_text_corpus(
+        {split: os.path.join(data_dir, name) for split, name in PTB_SPLITS.items()}
+    )
+
+
+def tokenize_corpus(
+    dataset: Dataset | DatasetDict, tokenizer: Any, max_length: int, text_column: str = "text"
+) -> Dataset | DatasetDict:
+    """Add `input_ids` (`<s> … </s>`) and `length`; sentences over `max_length` tokens are
+    truncated (keeping `</s>`), with one warning giving how many were.
+    """
+
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        rows, truncated = truncate_rows(tokenizer(batch[text_column])["input_ids"], max_length)
+        flags = [False] * len(rows)
+        for i in truncated:
+            flags[i] = True
+        return {"input_ids": rows, "length": [len(row) for row in rows], "truncated": flags}
+
+    def run(split: Dataset) -> Dataset:
+        out = split.map(encode, batched=True, desc="tokenizing")
+        cut = sum(out["truncated"])
+        if cut:
+            warnings.warn(
+                f"{cut} of {len(out)} sentences exceed max_length={max_length} tokens "
+                "and were truncated.",
+                stacklevel=3,
+            )
+        return out.remove_columns("truncated")
+
+    if isinstance(dataset, DatasetDict):
+        return DatasetDict({name: run(split) for name, split in dataset.items()})
+    return run(dataset)
+
+
+class TextCollator:
+    """Pads a list of `{"input_ids": [...]}` rows to `input_ids` and `attention_mask`
+    tensors `(batch, longest)`; other columns are dropped."""
+
+    def __init__(self, pad_token_id: int = 0) -> None:
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, Tensor]:
+        if not rows:
+            raise ValueError("cannot collate an empty batch.")
+        input_ids, attention_mask = pad_rows([row["input_ids"] for row in rows], self.pad_token_id)
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def length_bucketed_batches(
+    lengths: Sequence[int], batch_size: int, shuffle: bool = False, seed: int = 0
+) -> list[list[int]]:
+    """Indices grouped into batches of sentences of similar length.
+
+    Sorting by length keeps padding small; with `shuffle`, the batches (not their
+    contents) come in a random order, deterministic by `seed`.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if shuffle:
+        random.Random(seed).shuffle(batches)
+    return batches
+
+
+# --- He et al. 2019 synthetic data (SPEC §5) ---------------------------------------------
+
+MIXTURE_CENTRES = ((2.0, 2.0), (2.0, -2.0), (-2.0, 2.0), (-2.0, -2.0))
+
+
+def synthetic_corpus(
+    num_sentences: int = 20000,
+    seed: int = 0,
+    vocab_size: int = 1000,
+    sentence_length: int = 10,
+    embedding_size: int = 100,
+    hidden_size: int = 100,
+    batch_size: int = 2000,
+) -> Dataset:
+    """Sentences from a fixed random LSTM language model conditioned on a 2-d latent.
+
+    The generator of He et al. 2019: z from a mixture of 4 unit-variance Gaussians
+    centred at (±2, ±2); the first token uniform at random; an LSTM with 100-d embeddings
+    and 100 hidden units, its initial state c₀ = W z, h₀ = tanh(c₀), z concatenated to
+    every input and added to the logits through a fixed linear map with weights
+    U(−5, 5); every other weight U(−1, 1), drawn once from `seed` and fixed; each token
+    sampled from the softmax. Tokens are written as their ids, as in the authors' files.
+
+    Returns:
+        a `Dataset` with `text` (space-separated token ids), `z` (the 2-d latent that
+        generated the sentence) and `component` (its mixture component, 0–3).
+    """
+    for name, value in (
+        ("num_sentences", num_sentences),
+        ("vocab_size", vocab_size),
+        ("sentence_length", sentence_length),
+        ("embedding_size", embedding_size),
+        ("hidden_size", hidden_size),
+        ("batch_size", batch_size),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    generator = torch.Generator().manual_seed(seed)
+    embedding = nn.Embedding(vocab_size, embedding_size)
+    lstm = nn.LSTMCell(embedding_size + 2, hidden_size)
+    latent_to_state = nn.Linear(2, hidden_size, bias=False)
+    hidden_to_logits = nn.Linear(hidden_size, vocab_size, bias=False)
+    with torch.no_grad():
+        for module in (embedding, lstm, latent_to_state, hidden_to_logits):
+            for parameter in module.parameters():
+                parameter.uniform_(-1.0, 1.0, generator=generator)
+    latent_to_logits = torch.empty(2, vocab_size).uniform_(-5.0, 5.0, generator=generator)
+    centres = torch.tensor(MIXTURE_CENTRES)
+
+    texts, latents, components = [], [], []
+    with torch.no_grad():
+        for start in range(0, num_sentences, batch_size):
+            n = min(batch_size, num_sentences - start)
+            component = torch.randint(0, 4, (n,), generator=generator)
+            z = centres[component] + torch.randn(n, 2, generator=generator)
+            token = torch.randint(0, vocab_size, (n,), generator=generator)
+            c = latent_to_state(z)
+            state = (torch.tanh(c), c)
+            tokens = [token]
+            for _ in range(sentence_length - 1):
+                state = lstm(torch.cat([embedding(token), z], dim=-1), state)
+                logits = hidden_to_logits(state[0]) + z @ latent_to_logits
+                token = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0]
+                tokens.append(token)
+            rows = torch.stack(tokens, dim=1).tolist()
+            texts += [" ".join(map(str, row)) for row in rows]
+            latents += z.tolist()
+            components += component.tolist()
+    return Dataset.from_dict({"text": texts, "z": latents, "component": components})
+
+
+def iterate_batches(
+    dataset: Dataset, batch_size: int, pad_token_id: int, device: torch.device | str | None = None
+) -> Iterator[dict[str, Tensor]]:
+    """Padded batches of a tokenized dataset, grouped by length, in a fixed order."""
+    collate = TextCollator(pad_token_id)
+    for indices in length_bucketed_batches(dataset["length"], batch_size):
+        batch = collate(dataset.select(indices))
+        yield {k: v.to(device) for k, v in batch.items()}

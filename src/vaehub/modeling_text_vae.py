@@ -1,0 +1,620 @@
+"""The LSTM text VAE of Bowman et al. 2016 in the configuration of He et al. 2019 (SPEC §5).
+
+    input_ids ─▶ encoder: embedding → LSTM → last hidden state → linear → (μ, scale)
+                          └─▶ posterior q(z|x) = prior.posterior(μ, scale)  (a distribution)
+    z ~ q(z|x) ─▶ decoder: [embedding (dropout) ; z] every step → LSTM with state from z
+                          → dropout → linear → logits over the vocabulary
+
+The model returns the ELBO's parts per example, never weighted: weighting them is the
+trainer's job. Generation runs the decoder as a language model conditioned on z through
+transformers' `generate` (greedy, sampling, beam search and every logits processor).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformers import GenerationMixin, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import initialization as init
+from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.utils import ModelOutput
+
+from vaehub import checkpoints
+from vaehub.configuration_vae import TextVAEConfig
+from vaehub.priors import DiagonalGaussian, LatentPrior, prior_from_config
+from vaehub.tokenization import truncate_rows
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+@dataclass
+class TextVAEOutput(ModelOutput):
+    """The ELBO's parts for a batch of sentences.
+
+    Attributes:
+        loss: `()` mean over the batch of the negative ELBO, reconstruction_nll + kl.
+        reconstruction_nll: `(batch,)` −log p(x|z) in nats, summed over target tokens.
+        kl: `(batch,)` KL(q(z|x) ‖ p(z)) in nats.
+        kl_per_dim: `(batch, latent_size)` the KL split over latent dimensions.
+        logits: `(batch, seq_len − 1, vocab_size)` the decoder's prediction of
+            `input_ids[:, 1:]`.
+        z: `(batch, latent_size)` the latent the decoder was given.
+        posterior_mean: `(batch, latent_size)` mean of q(z|x).
+        posterior_std: `(batch, latent_size)` standard deviation of q(z|x).
+        num_tokens: `(batch,)` target tokens per sentence, `</s>` included.
+    """
+
+    loss: Tensor | None = None
+    reconstruction_nll: Tensor | None = None
+    kl: Tensor | None = None
+    kl_per_dim: Tensor | None = None
+    logits: Tensor | None = None
+    z: Tensor | None = None
+    posterior_mean: Tensor | None = None
+    posterior_std: Tensor | None = None
+    num_tokens: Tensor | None = None
+
+
+class DecoderState:
+    """The decoder LSTM's (h, c) while `generate` steps through a sentence.
+
+    Attributes:
+        h, c: `(1, batch, decoder_hidden_size)`.
+        z: `(batch, latent_size)` the latent being decoded, reordered with the beams.
+    """
+
+    def __init__(self, h: Tensor, c: Tensor, z: Tensor, length: int) -> None:
+        self.h, self.c, self.z, self.length = h, c, z, length
+
+    def reorder_cache(self, beam_idx: Tensor) -> None:
+        self.h = self.h.index_select(1, beam_idx.to(self.h.device))
+        self.c = self.c.index_select(1, beam_idx.to(self.c.device))
+        self.z = self.z.index_select(0, beam_idx.to(self.z.device))
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.length
+
+
+class TextVAEEncoder(nn.Module):
+    """Embedding → LSTM → last hidden state → linear → (μ, scale parameter)."""
+
+    def __init__(self, config: TextVAEConfig) -> None:
+        super().__init__()
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size)
+        self.lstm = nn.LSTM(config.embedding_size, config.encoder_hidden_size, batch_first=True)
+        self.to_posterior = nn.Linear(config.encoder_hidden_size, 2 * config.latent_size)
+
+    def forward(self, input_ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """
+        Args:
+            input_ids: `(batch, seq_len)` right-padded.
+            lengths: `(batch,)` tokens per sentence.
+        Returns:
+            mean and scale parameter of q(z|x), each `(batch, latent_size)`.
+        """
+        # Packing makes the last state each sentence's own, whatever padding follows it.
+        packed = nn.utils.rnn.pack_padded_sequence(
+            self.embed_tokens(input_ids), lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        _, (h, _) = self.lstm(packed)
+        mean, scale = self.to_posterior(h[-1]).chunk(2, dim=-1)
+        return mean, scale
+
+
+class TextVAEDecoder(nn.Module):
+    """An LSTM language model conditioned on z at every step and through its initial state."""
+
+    def __init__(self, config: TextVAEConfig) -> None:
+        super().__init__()
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size)
+        self.embedding_dropout = nn.Dropout(config.decoder_embedding_dropout)
+        self.latent_to_state = nn.Linear(config.latent_size, config.decoder_hidden_size)
+        self.lstm = nn.LSTM(
+            config.embedding_size + config.latent_size, config.decoder_hidden_size, batch_first=True
+        )
+        self.output_dropout = nn.Dropout(config.decoder_output_dropout)
+        self.lm_head = nn.Linear(config.decoder_hidden_size, config.vocab_size)
+
+    def initial_state(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """`(1, batch, hidden)` twice: c₀ = W z + b, h₀ = tanh(c₀) (He et al.)."""
+        c = self.latent_to_state(z).unsqueeze(0)
+        return torch.tanh(c), c
+
+    def hidden_states(
+        self, input_ids: Tensor, z: Tensor, state: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """
+        Args:
+            input_ids: `(batch, steps)` decoder inputs.
+            z: `(batch, latent_size)`.
+            state: (h, c) to continue from; the state built from z when `None`.
+        Returns:
+            outputs `(batch, steps, decoder_hidden_size)` after dropout, and the new (h, c).
+        """
+        embeddings = self.embedding_dropout(self.embed_tokens(input_ids))
+        latent = z.unsqueeze(1).expand(-1, input_ids.shape[1], -1).to(embeddings.dtype)
+        outputs, state = self.lstm(
+            torch.cat([embeddings, latent], dim=-1),
+            state if state is not None else self.initial_state(z),
+        )
+        return self.output_dropout(outputs), state
+
+
+class TextVAEPreTrainedModel(PreTrainedModel):
+    config_class = TextVAEConfig
+    base_model_prefix = "text_vae"
+    main_input_name = "input_ids"
+    # forward takes **kwargs only for generate's bookkeeping; the loss is a per-batch mean.
+    accepts_loss_kwargs = False
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        # He et al.: every parameter U(−0.01, 0.01), embeddings U(−0.1, 0.1).
+        if isinstance(module, nn.Embedding):
+            bound = self.config.embedding_init_range
+            init.uniform_(module.weight, -bound, bound)
+        elif isinstance(module, (nn.Linear, nn.LSTM)):
+            bound = self.config.init_range
+            for parameter in module.parameters(recurse=False):
+                init.uniform_(parameter, -bound, bound)
+
+
+class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
+    """LSTM text VAE (SPEC §5) with a prior family from the shared configs.
+
+    Attach a tokenizer (`model.tokenizer = build_tokenizer(...)`) for the string-level
+    methods; it is saved and loaded with the model.
+    """
+
+    def __init__(self, config: TextVAEConfig) -> None:
+        super().__init__(config)
+        if config.prior == "ar1":
+            raise ValueError(
+                "prior='ar1' is not available for TextVAEModel: sequential AR(1) latents need a "
+                "latent per token. Use prior='standard' or 'constrained'."
+            )
+        self.encoder = TextVAEEncoder(config)
+        self.decoder = TextVAEDecoder(config)
+        self.tokenizer: PreTrainedTokenizerBase | None = None
+        self.post_init()
+        self.generation_config.max_length = config.max_sequence_length
+
+    # --- the three pieces every objective and metric uses -----------------------------
+
+    @property
+    def prior(self) -> LatentPrior:
+        """p(z), a distribution over `(latent_size,)`."""
+        weight = self.decoder.latent_to_state.weight
+        return prior_from_config(self.config, device=weight.device, dtype=weight.dtype)
+
+    def encode(
+        self, inputs: str | Sequence[str] | Tensor, attention_mask: Tensor | None = None
+    ) -> DiagonalGaussian:
+        """q(z|x) for sentences given as strings or as token ids.
+
+        Args:
+            inputs: a sentence, a list of sentences, or `(batch, seq_len)` token ids
+                (`<s> … </s>`, right-padded).
+            attention_mask: `(batch, seq_len)` 1 on tokens, 0 on padding (ids only).
+        Returns:
+            a `DiagonalGaussian` with `.mean` and `.std` of shape `(batch, latent_size)`.
+        """
+        input_ids, attention_mask = self._as_ids(inputs, attention_mask)
+        mean, scale = self.encoder(input_ids, attention_mask.sum(-1))
+        return self.prior.posterior(mean, scale)
+
+    def log_likelihood(self, input_ids: Tensor, attention_mask: Tensor | None, z: Tensor) -> Tensor:
+        """log p(x|z) in nats, summed over target tokens.
+
+        Args:
+            input_ids: `(batch, seq_len)`.
+            attention_mask: `(batch, seq_len)` or `None` for no padding.
+            z: `(batch, latent_size)` or `(samples, batch, latent_size)`.
+        Returns:
+            `(batch,)` or `(samples, batch)`.
+        """
+        input_ids, attention_mask = self._check_ids(input_ids, attention_mask)
+        lead = z.shape[:-2]
+        batch = input_ids.shape[0]
+        if z.shape[-2] != batch:
+            raise ValueError(f"z has {z.shape[-2]} rows for a batch of {batch} sentences.")
+        samples = math.prod(lead)
+        flat_z = z.reshape(samples * batch, -1)
+        ids = input_ids.repeat(samples, 1)
+        mask = attention_mask.repeat(samples, 1)
+        nll, _ = self._reconstruction_nll(ids, mask, flat_z, keep_logits=False)
+        return -nll.reshape(*lead, batch)
+
+    # --- forward ----------------------------------------------------------------------
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        z: Tensor | None = None,
+        decoder_latent: Tensor | None = None,
+        past_key_values: DecoderState | None = None,
+        use_cache: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> TextVAEOutput | CausalLMOutputWithPast:
+        """The ELBO's parts for a batch of sentences.
+
+        Args:
+            input_ids: `(batch, seq_len)` `<s> w₁ … wₙ </s>`, right-padded.
+            attention_mask: `(batch, seq_len)` 1 on tokens, 0 on padding.
+            z: `(batch, latent_size)` a latent to decode instead of a sample of q(z|x).
+            decoder_latent: `(batch, latent_size)`; when given, run only the decoder as a
+                language model conditioned on it, the step `generate` takes. Returns
+                `CausalLMOutputWithPast` whose `past_key_values` is the decoder state.
+        """
+        if decoder_latent is not None or past_key_values is not None:
+            return self._decoder_step(input_ids, decoder_latent, past_key_values)
+        input_ids, attention_mask = self._check_ids(input_ids, attention_mask)
+        posterior = self.encode(input_ids, attention_mask)
+        if z is None:
+            z = posterior.rsample()
+        elif z.shape != posterior.mean.shape:
+            raise ValueError(
+                f"z must have shape {tuple(posterior.mean.shape)}, got {tuple(z.shape)}."
+            )
+        kl_per_dim = self.prior.kl_per_dim(posterior)
+        kl = kl_per_dim.sum(-1)
+        decoder_ids = self._word_dropout(input_ids[:, :-1], attention_mask[:, :-1])
+        nll, logits = self._reconstruction_nll(
+            input_ids, attention_mask, z, decoder_ids=decoder_ids
+        )
+        return TextVAEOutput(
+            loss=(nll + kl).mean(),
+            reconstruction_nll=nll,
+            kl=kl,
+            kl_per_dim=kl_per_dim,
+            logits=logits,
+            z=z,
+            posterior_mean=posterior.mean,
+            posterior_std=posterior.std,
+            num_tokens=attention_mask[:, 1:].sum(-1),
+        )
+
+    def _reconstruction_nll(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        z: Tensor,
+        decoder_ids: Tensor | None = None,
+        keep_logits: bool = True,
+    ) -> tuple[Tensor, Tensor | None]:
+        """−log p(x|z) per sentence `(batch,)`, and the logits when `keep_logits`."""
+        if decoder_ids is None:
+            decoder_ids = input_ids[:, :-1]
+        hidden, _ = self.decoder.hidden_states(decoder_ids, z)
+        targets, mask = input_ids[:, 1:], attention_mask[:, 1:].bool()
+        if keep_logits:
+            logits = self.decoder.lm_head(hidden)
+            # log-softmax in float32 whatever the autocast dtype of the logits.
+            token_nll = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")
+            return (token_nll * mask).sum(-1), logits
+        # Without logits to return, score the real tokens only: padding costs nothing.
+        logits = self.decoder.lm_head(hidden[mask])
+        token_nll = F.cross_entropy(logits.float(), targets[mask], reduction="none")
+        rows = (
+            torch.arange(input_ids.shape[0], device=input_ids.device).unsqueeze(1).expand_as(mask)
+        )
+        nll = torch.zeros(input_ids.shape[0], dtype=token_nll.dtype, device=token_nll.device)
+        return nll.index_add_(0, rows[mask], token_nll), None
+
+    def _word_dropout(self, decoder_ids: Tensor, decoder_mask: Tensor) -> Tensor:
+        """Bowman's word dropout: in training, words (not `<s>`) become `<unk>` with prob p."""
+        p = self.config.word_dropout
+        if not self.training or p == 0:
+            return decoder_ids
+        drop = torch.rand(decoder_ids.shape, device=decoder_ids.device) < p
+        drop[:, 0] = False
+        return decoder_ids.masked_fill(drop & decoder_mask.bool(), self.config.unk_token_id)
+
+    def _decoder_step(
+        self, input_ids: Tensor, decoder_latent: Tensor | None, state: DecoderState | None
+    ) -> CausalLMOutputWithPast:
+        if state is None:
+            if decoder_latent is None:
+                raise ValueError("decoding needs decoder_latent, the z to decode from.")
+            z, previous, length = decoder_latent, None, 0
+        else:
+            # generate feeds only the newest token once a state exists.
+            z, previous, length = state.z, (state.h, state.c), state.length
+            input_ids = input_ids[:, -1:]
+        hidden, (h, c) = self.decoder.hidden_states(input_ids, z, previous)
+        logits = self.decoder.lm_head(hidden).float()
+        return CausalLMOutputWithPast(
+            logits=logits, past_key_values=DecoderState(h, c, z, length + input_ids.shape[1])
+        )
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        # The decoder's state is an LSTM's (h, c), not an attention cache.
+        return False
+
+    # --- generation -------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(
+        self,
+        z: Tensor | None = None,
+        num_samples: int | None = None,
+        generation_config: Any = None,
+        **kwargs: Any,
+    ) -> Tensor:
+        """Decode token ids from latents, with any strategy of transformers' `generate`.
+
+        Args:
+            z: `(batch, latent_size)` latents to decode; `None` samples `num_samples` of
+                them from the prior.
+            num_samples: how many latents to draw from the prior when `z` is `None`.
+            generation_config, **kwargs: as for `transformers.GenerationMixin.generate`:
+                `do_sample`, `temperature`, `top_k`, `top_p`, `num_beams`,
+                `num_return_sequences`, `max_new_tokens`, ...
+        Returns:
+            `(batch · num_return_sequences, steps)` token ids starting with `<s>`.
+        """
+        z = self._latents(z, num_samples)
+        kwargs.pop("input_ids", None)
+        if "max_new_tokens" in kwargs and "max_length" not in kwargs:
+            # The generation config's max_length is the model's; let max_new_tokens rule alone.
+            kwargs["max_length"] = None
+        start = torch.full(
+            (z.shape[0], 1), self.config.bos_token_id, dtype=torch.long, device=z.device
+        )
+        return super().generate(
+            start,
+            generation_config=generation_config,
+            decoder_latent=z,
+            attention_mask=torch.ones_like(start),
+            **kwargs,
+        )
+
+    def generate_sentences(
+        self, z: Tensor | None = None, num_samples: int | None = None, **generation_kwargs: Any
+    ) -> list[str]:
+        """Sentences decoded from `z`, or from `num_samples` latents drawn from the prior.
+
+        Keyword arguments choose the strategy as in `generate`: greedy by default,
+        `do_sample=True` with `temperature`/`top_k`/`top_p`, or `num_beams=`.
+        """
+        return self.decode_ids(self.generate(z, num_samples, **generation_kwargs))
+
+    def reconstruct(
+        self, texts: str | Sequence[str], sample: bool = False, **generation_kwargs: Any
+    ) -> list[str]:
+        """Encode sentences and decode them again: x → q(z|x) → z → x̂.
+
+        Args:
+            sample: decode a sample of q(z|x) instead of its mean.
+        """
+        posterior = self.encode(texts)
+        z = posterior.sample() if sample else posterior.mean
+        return self.generate_sentences(z, **generation_kwargs)
+
+    def interpolate(
+        self, text_a: str, text_b: str, steps: int = 5, **generation_kwargs: Any
+    ) -> list[str]:
+        """Bowman's homotopy: decode z(t) = (1 − t)·z_a + t·z_b for `steps` values of t
+        in [0, 1], between the posterior means of two sentences.
+        """
+        for name, text in (("text_a", text_a), ("text_b", text_b)):
+            if not isinstance(text, str):
+                raise ValueError(
+                    f"{name} must be one sentence as a string, got {type(text).__name__}."
+                )
+        means = self.encode([text_a, text_b]).mean
+        return self.generate_sentences(
+            interpolate_latents(means[0], means[1], steps), **generation_kwargs
+        )
+
+    def decode_ids(self, sequences: Tensor) -> list[str]:
+        """Token ids `(batch, steps)` to sentences, cut at `</s>`, without `<s>`/`<pad>`."""
+        tokenizer = self._require_tokenizer()
+        special = {self.config.bos_token_id, self.config.pad_token_id}
+        sentences = []
+        for row in sequences.tolist():
+            if self.config.eos_token_id in row:
+                row = row[: row.index(self.config.eos_token_id)]
+            sentences.append(tokenizer.decode([t for t in row if t not in special]))
+        return sentences
+
+    def _latents(self, z: Tensor | None, num_samples: int | None) -> Tensor:
+        if z is None:
+            if num_samples is None:
+                num_samples = 1
+            if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+                raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
+            return self.prior.sample((num_samples,))
+        if num_samples is not None:
+            raise ValueError("give either z or num_samples, not both.")
+        if not isinstance(z, Tensor) or z.dim() != 2 or z.shape[1] != self.config.latent_size:
+            shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+            raise ValueError(f"z must be a (batch, {self.config.latent_size}) tensor, got {shape}.")
+        return z.to(self.decoder.latent_to_state.weight)
+
+    # --- text in ----------------------------------------------------------------------
+
+    def tokenize(self, texts: str | Sequence[str]) -> tuple[Tensor, Tensor]:
+        """Sentences to `(batch, seq_len)` ids `<s> … </s>` and attention mask.
+
+        Unknown words become `<unk>`. A sentence longer than `config.max_sequence_length`
+        tokens is truncated (its `</s>` kept) with a warning.
+        """
+        tokenizer = self._require_tokenizer()
+        texts = check_texts(texts)
+        max_length = self.config.max_sequence_length
+        rows, truncated = truncate_rows(tokenizer(texts)["input_ids"], max_length)
+        if truncated:
+            warnings.warn(
+                f"{len(truncated)} sentence(s) (first: #{truncated[0]}) exceed "
+                f"max_sequence_length={max_length} tokens and were truncated.",
+                stacklevel=3,
+            )
+        device = self.decoder.lm_head.weight.device
+        return pad_rows(rows, self.config.pad_token_id, device)
+
+    def _as_ids(
+        self, inputs: str | Sequence[str] | Tensor, attention_mask: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        if isinstance(inputs, Tensor):
+            return self._check_ids(inputs, attention_mask)
+        if attention_mask is not None:
+            raise ValueError("attention_mask goes with token ids, not with strings.")
+        return self.tokenize(inputs)
+
+    def _check_ids(
+        self, input_ids: Tensor | None, attention_mask: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
+            got = (
+                tuple(input_ids.shape)
+                if isinstance(input_ids, Tensor)
+                else type(input_ids).__name__
+            )
+            raise ValueError(
+                f"input_ids must be a (batch, seq_len) tensor of token ids, got {got}."
+            )
+        if input_ids.shape[0] == 0 or input_ids.shape[1] < 2:
+            raise ValueError(
+                f"input_ids of shape {tuple(input_ids.shape)}: need at least one sentence of at "
+                "least <s> and </s>."
+            )
+        if input_ids.dtype not in (torch.long, torch.int32):
+            raise ValueError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}.")
+        if input_ids.shape[1] > self.config.max_sequence_length:
+            raise ValueError(
+                f"input_ids have {input_ids.shape[1]} positions, more than max_sequence_length="
+                f"{self.config.max_sequence_length}; tokenize with truncation."
+            )
+        if input_ids.min() < 0 or input_ids.max() >= self.config.vocab_size:
+            raise ValueError(
+                f"input_ids must lie in [0, {self.config.vocab_size}), got values in "
+                f"[{int(input_ids.min())}, {int(input_ids.max())}]; the tokenizer does not fit "
+                "this model's vocab_size."
+            )
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        elif attention_mask.shape != input_ids.shape:
+            raise ValueError(
+                f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids "
+                f"{tuple(input_ids.shape)}."
+            )
+        lengths = attention_mask.sum(-1)
+        if (lengths < 2).any():
+            raise ValueError("every sentence needs at least <s> and </s> (2 tokens).")
+        return input_ids.long(), attention_mask.long()
+
+    def _require_tokenizer(self) -> PreTrainedTokenizerBase:
+        if self.tokenizer is None:
+            raise ValueError(
+                "this model has no tokenizer: attach one with `model.tokenizer = "
+                "vaehub.build_tokenizer(corpus)` or load a folder saved with one."
+            )
+        return self.tokenizer
+
+    # --- saving and loading -----------------------------------------------------------
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
+        """Write `model.safetensors`, `config.json`, `generation_config.json` and the
+        tokenizer, when one is attached."""
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if self.tokenizer is not None and kwargs.get("is_main_process", True):
+            self.tokenizer.save_pretrained(save_directory)
+        return result
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any
+    ) -> TextVAEModel:
+        """Load a model (and its tokenizer, when saved with one) from a folder or the Hub.
+
+        Raises `vaehub.CheckpointError` naming the folder or file when it holds no
+        text VAE, a corrupt weights file, or weights whose sizes differ from the config.
+        """
+        hub_kwargs = {k: kwargs.get(k) for k in checkpoints.HUB_KWARGS}
+        config_dict = checkpoints.read_config_dict(
+            pretrained_model_name_or_path, cls.config_class.model_type, hub_kwargs
+        )
+        config = kwargs.get("config")
+        if not isinstance(config, TextVAEConfig):
+            try:
+                config = cls.config_class.from_dict(dict(config_dict))
+            except ValueError as error:
+                raise checkpoints.CheckpointError(
+                    f"the config.json of {pretrained_model_name_or_path} is not valid: {error}"
+                ) from error
+        with torch.device("meta"):
+            shapes = {k: v.shape for k, v in cls(config).state_dict().items()}
+        checkpoints.check_weights(pretrained_model_name_or_path, shapes, hub_kwargs)
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model.tokenizer = load_tokenizer(pretrained_model_name_or_path, hub_kwargs)
+        return model
+
+
+def interpolate_latents(z_a: Tensor, z_b: Tensor, steps: int) -> Tensor:
+    """z(t) = (1 − t)·z_a + t·z_b for `steps` evenly spaced t in [0, 1].
+
+    Args:
+        z_a, z_b: `(latent_size,)`.
+    Returns:
+        `(steps, latent_size)`.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise ValueError(f"steps must be an integer >= 2 (both ends included), got {steps!r}.")
+    t = torch.linspace(0, 1, steps, device=z_a.device, dtype=z_a.dtype).unsqueeze(-1)
+    return (1 - t) * z_a + t * z_b
+
+
+def check_texts(texts: Any) -> list[str]:
+    """A sentence or a list of sentences, checked: non-empty strings only."""
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, (list, tuple)):
+        raise ValueError(f"expected a sentence or a list of sentences, got {type(texts).__name__}.")
+    if not texts:
+        raise ValueError("expected at least one sentence, got an empty list.")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"sentence #{i} is a {type(text).__name__}, not a string.")
+        if not text.strip():
+            raise ValueError(f"sentence #{i} is empty; a sentence needs at least one word.")
+    return list(texts)
+
+
+def pad_rows(
+    rows: Sequence[Sequence[int]], pad_token_id: int, device: torch.device | str | None = None
+) -> tuple[Tensor, Tensor]:
+    """Right-pad token-id lists to `(batch, longest)` ids and attention mask."""
+    longest = max(len(row) for row in rows)
+    input_ids = torch.full((len(rows), longest), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        attention_mask[i, : len(row)] = 1
+    return input_ids.to(device), attention_mask.to(device)
+
+
+def load_tokenizer(
+    name_or_path: str | os.PathLike, hub_kwargs: dict[str, Any]
+) -> PreTrainedTokenizerBase | None:
+    """The tokenizer saved beside a model, or `None` when there is none."""
+    from transformers import AutoTokenizer
+
+    try:
+        checkpoints.resolve_file(name_or_path, TOKENIZER_FILES[0], hub_kwargs)
+    except checkpoints.CheckpointError:
+        return None
+    return AutoTokenizer.from_pretrained(
+        name_or_path, **{k: v for k, v in hub_kwargs.items() if v is not None}
+    )
