@@ -44,12 +44,14 @@ def resolve_file(name_or_path: str | os.PathLike, filename: str, hub_kwargs: dic
     """The local path of `filename` in a folder or Hub repository (downloaded if needed)."""
     name = os.fspath(name_or_path)
     if os.path.isdir(name):
-        subfolder = hub_kwargs.get("subfolder") or ""
-        path = os.path.join(name, subfolder, filename)
+        folder = (
+            os.path.join(name, hub_kwargs["subfolder"]) if hub_kwargs.get("subfolder") else name
+        )
+        path = os.path.join(folder, filename)
         if not os.path.isfile(path):
             raise CheckpointError(
-                f"{os.path.join(name, subfolder)} holds no {filename}: it is not a saved vaehub "
-                "model. Save one with `model.save_pretrained(folder)`."
+                f"{folder} holds no {filename}: it is not a saved vaehub model. Save one with "
+                "`model.save_pretrained(folder)`."
             )
         return path
     if os.path.exists(name) or _looks_like_local_path(name):

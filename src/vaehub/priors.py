@@ -323,22 +323,29 @@ def ar1_alpha_for_committed_rate(
         raise ValueError(f"an AR(1) prior over {latent_length} position commits to no rate.")
     if spread not in ("shared", "linear"):
         raise ValueError(f"spread must be 'shared' or 'linear', got {spread!r}.")
-    d = latent_size
+    d, n = latent_size, latent_length
     fractions = [1.0] * d if spread == "shared" else [(k + 1) / d for k in range(d)]
 
-    # Solve in v = −ln(1 − s²) ∈ [0, ∞): the rate is smooth in v and its slope is bounded,
-    # which keeps the bisection exact even when s is within 1e-12 of 1.
-    def alphas(v: float) -> list[float]:
-        s = math.sqrt(-math.expm1(-v))
-        return [s * f for f in fractions]
-
+    # Solve in v = −ln(1 − s²) ∈ [0, ∞): the rate is smooth in v with a bounded slope, and
+    # 1 − f²s² = (1 − f²) + f²e^(−v) is exact even where s rounds to 1.
     def excess(v: float) -> float:
-        return ar1_committed_rate(alphas(v), latent_length) - rate
+        total = 0.0
+        for f in fractions:
+            one_minus = (1 - f * f) + f * f * math.exp(-v)
+            total += (n - 2) * math.log(2 - one_minus) - math.log(one_minus)
+        return 0.5 * total - rate
 
     high = 1.0
     while excess(high) < 0:
         high *= 2
-    return alphas(_bisect(excess, 0.0, high, decreasing=False))
+    s = math.sqrt(-math.expm1(-_bisect(excess, 0.0, high, decreasing=False)))
+    alphas = [s * f for f in fractions]
+    if max(alphas) >= 1 or abs(ar1_committed_rate(alphas, n) - rate) > 1e-6 * max(1.0, rate):
+        raise ValueError(
+            f"committed_rate={rate} over {n} positions needs α within float precision of 1 "
+            f"with spread={spread!r}; use spread='shared', more positions or a lower rate."
+        )
+    return alphas
 
 
 def _bisect(f, low: float, high: float, decreasing: bool, iterations: int = 200) -> float:

@@ -7,9 +7,10 @@ wrapped as `<s> … </s>`; words outside the vocabulary become `<unk>`.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
-from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
@@ -43,25 +44,37 @@ def build_tokenizer(
     if isinstance(corpus, str):
         raise ValueError("corpus must be an iterable of sentences, not one string.")
 
-    tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
-    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    trainer = trainers.WordLevelTrainer(
-        vocab_size=vocab_size if vocab_size is not None else 2**31 - 1,
-        min_frequency=min_frequency,
-        special_tokens=list(SPECIAL_TOKENS),
-        show_progress=False,
-    )
-    counted = _CountingIterator(corpus)
-    tokenizer.train_from_iterator(counted, trainer=trainer)
-    if counted.count == 0:
+    counts: Counter[str] = Counter()
+    sentences = 0
+    for sentence in corpus:
+        if not isinstance(sentence, str):
+            raise ValueError(
+                f"corpus sentence #{sentences} is a {type(sentence).__name__}, not a string."
+            )
+        counts.update(sentence.split())
+        sentences += 1
+    if sentences == 0:
         raise ValueError("corpus is empty: a vocabulary needs at least one sentence.")
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A {EOS}",
-        special_tokens=[(BOS, tokenizer.token_to_id(BOS)), (EOS, tokenizer.token_to_id(EOS))],
+    # A corpus may already spell a special token (PTB writes "<unk>"): it keeps its id.
+    for token in SPECIAL_TOKENS:
+        counts.pop(token, None)
+    # Most frequent first; ties broken alphabetically, so the vocabulary is reproducible.
+    words = sorted(
+        (w for w, c in counts.items() if c >= min_frequency), key=lambda w: (-counts[w], w)
     )
-    return PreTrainedTokenizerFast(
+    if vocab_size is not None:
+        words = words[: vocab_size - len(SPECIAL_TOKENS)]
+    vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *words])}
+
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A {EOS}", special_tokens=[(BOS, vocab[BOS]), (EOS, vocab[EOS])]
+    )
+    fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, pad_token=PAD, unk_token=UNK, bos_token=BOS, eos_token=EOS
     )
+    return fast
 
 
 def truncate_rows(rows: list[list[int]], max_length: int) -> tuple[list[list[int]], list[int]]:
@@ -76,19 +89,3 @@ def truncate_rows(rows: list[list[int]], max_length: int) -> tuple[list[list[int
     for i in truncated:
         rows[i] = rows[i][: max_length - 1] + rows[i][-1:]
     return rows, truncated
-
-
-class _CountingIterator:
-    """Passes sentences through, checking each is a string and counting them."""
-
-    def __init__(self, corpus: Iterable[str]) -> None:
-        self.corpus, self.count = corpus, 0
-
-    def __iter__(self):
-        for sentence in self.corpus:
-            if not isinstance(sentence, str):
-                raise ValueError(
-                    f"corpus sentence #{self.count} is a {type(sentence).__name__}, not a string."
-                )
-            self.count += 1
-            yield sentence

@@ -1,0 +1,83 @@
+"""Shared fixtures: the real PTB data beside the project, and a text VAE trained briefly on
+a slice of it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer
+from vaehub.data import TextCollator, length_bucketed_batches, load_text_corpus, tokenize_corpus
+
+SHARED_DATA = Path(
+    os.environ.get("VAEHUB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+PTB_DIR = SHARED_DATA / "ptb"
+
+
+@pytest.fixture(scope="session")
+def ptb_dir() -> Path:
+    if not (PTB_DIR / "ptb.train.txt").is_file():
+        pytest.skip(f"PTB not found at {PTB_DIR}; set VAEHUB_SHARED_DATA to the data folder")
+    return PTB_DIR
+
+
+@pytest.fixture(scope="session")
+def ptb_slice(ptb_dir, tmp_path_factory) -> dict:
+    """The first 2000 PTB training sentences and 200 validation sentences, tokenized."""
+    folder = tmp_path_factory.mktemp("ptb_slice")
+    for split, count in (("train", 2000), ("valid", 200)):
+        with open(ptb_dir / f"ptb.{split}.txt", encoding="utf-8") as source:
+            lines = [next(source) for _ in range(count)]
+        (folder / f"{split}.txt").write_text("".join(lines), encoding="utf-8")
+    corpus = load_text_corpus(
+        {"train": str(folder / "train.txt"), "validation": str(folder / "valid.txt")}
+    )
+    tokenizer = build_tokenizer(corpus["train"]["text"], vocab_size=1500)
+    data = tokenize_corpus(corpus, tokenizer, max_length=64)
+    return {"corpus": corpus, "tokenizer": tokenizer, "data": data}
+
+
+def small_config(vocab_size: int, **overrides) -> TextVAEConfig:
+    values = dict(
+        vocab_size=vocab_size,
+        embedding_size=32,
+        encoder_hidden_size=48,
+        decoder_hidden_size=64,
+        latent_size=8,
+        max_sequence_length=64,
+    )
+    return TextVAEConfig(**{**values, **overrides})
+
+
+@pytest.fixture(scope="session")
+def trained_ptb_model(ptb_slice) -> TextVAEModel:
+    """A small text VAE trained for 5 epochs on the PTB slice as a noisy autoencoder
+    (β = 0): a weighted-down KL term collapses this briefly-trained model, and the
+    generation tests need one whose z carries information."""
+    torch.manual_seed(0)
+    tokenizer, train = ptb_slice["tokenizer"], ptb_slice["data"]["train"]
+    model = TextVAEModel(
+        small_config(
+            len(tokenizer),
+            decoder_embedding_dropout=0.0,
+            decoder_output_dropout=0.0,
+            init_range=0.1,
+        )
+    )
+    model.tokenizer = tokenizer
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    collate = TextCollator()
+    model.train()
+    for epoch in range(5):
+        for indices in length_bucketed_batches(train["length"], 32, shuffle=True, seed=epoch):
+            outputs = model(**collate(train.select(indices)))
+            loss = outputs.reconstruction_nll.mean()
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+    return model.eval()
