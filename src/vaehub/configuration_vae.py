@@ -257,7 +257,8 @@ TEXT_PRESETS: dict[str, dict[str, Any]] = {
     "yelp": dict(
         embedding_size=512, encoder_hidden_size=1024, decoder_hidden_size=1024, latent_size=32
     ),
-    # The PTB setting: 256 / 256 / 256, z = 32, 10k vocabulary.
+    # The PTB setting: 256 / 256 / 256, z = 32; PTB's 9,998 words besides <unk>, plus the
+    # 4 special tokens.
     "ptb": dict(
         embedding_size=256,
         encoder_hidden_size=256,

@@ -8,6 +8,7 @@ with a plot of the training curves.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ def run_demo(
         f"latent {config.latent_size}, {model.num_parameters():,} parameters; objective: ELBO."
     )
 
+    total_steps = math.ceil(len(data["train"]) / batch_size) * epochs
     args = TrainingArguments(
         output_dir=output_dir,
         num_train_epochs=epochs,
@@ -73,7 +75,8 @@ def run_demo(
         learning_rate=learning_rate,
         lr_scheduler_type="constant",
         max_grad_norm=5.0,
-        logging_steps=100,
+        # About 25 progress lines whatever the run's length.
+        logging_steps=max(1, round(total_steps / 25)),
         save_strategy="no",
         report_to="none",
         use_cpu=True,

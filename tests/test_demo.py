@@ -1,0 +1,60 @@
+"""The main job, shortened: it trains, samples, interpolates and saves a loadable model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from transformers import AutoModel
+
+from vaehub import TextVAEModel
+from vaehub.cli import main
+from vaehub.demo import run_demo
+
+
+def test_demo_trains_samples_interpolates_and_saves(tmp_path, capsys):
+    result = run_demo(
+        output_dir=str(tmp_path / "demo"), num_sentences=800, epochs=1, show_progress=False
+    )
+    printed = capsys.readouterr().out
+    assert "Validation: reconstruction" in printed and "Interpolation" in printed
+    assert len(result.samples) == 5 and len(result.interpolation) == 5
+    assert all(isinstance(s, str) for s in result.samples + result.interpolation)
+    # Ten tokens drawn from 1000 ids: an untrained model would need 10·ln(1004) ≈ 69 nats.
+    assert 0 < result.validation["reconstruction"] < 69
+    assert result.validation["kl"] >= 0
+    loaded = AutoModel.from_pretrained(tmp_path / "demo")
+    assert isinstance(loaded, TextVAEModel) and loaded.tokenizer is not None
+    assert (tmp_path / "demo" / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    torch.manual_seed(0)
+    assert len(loaded.generate_sentences(num_samples=2)) == 2
+
+
+def test_command_line_runs_the_demo_and_reports_errors(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "demo",
+                "--output-dir",
+                str(tmp_path / "cli"),
+                "--num-sentences",
+                "300",
+                "--epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "cli" / "model.safetensors").is_file()
+    assert main(["demo", "--num-sentences", "0"]) == 1
+    assert "num_sentences must be a positive integer" in capsys.readouterr().err
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "vaehub"
+    completed = subprocess.run(
+        [str(script), "demo", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "--num-sentences" in completed.stdout
