@@ -15,8 +15,8 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/vaehub demo
 
 test: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests examples benchmarks
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests examples benchmarks
+	$(VENV)/bin/ruff check .
