@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import small_config
-from transformers import AutoModel
+from transformers import AutoModel, AutoTokenizer
 
 from vaehub import TextVAEConfig, TextVAEModel, TextVAEOutput, build_tokenizer
 from vaehub.modeling_text_vae import pad_rows
@@ -164,6 +164,7 @@ def test_save_and_load_through_auto_classes_give_identical_logits(model, tmp_pat
     input_ids, attention_mask = model.tokenize(CORPUS)
     z = torch.randn(len(CORPUS), model.config.latent_size)
     expected = model(input_ids, attention_mask, z=z).logits
+    assert AutoTokenizer.from_pretrained(tmp_path).get_vocab() == model.tokenizer.get_vocab()
     for loader in (TextVAEModel, AutoModel):
         loaded = loader.from_pretrained(tmp_path)
         assert isinstance(loaded, TextVAEModel)
