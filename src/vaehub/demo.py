@@ -17,8 +17,8 @@ import torch
 from transformers import TrainingArguments, set_seed
 
 from vaehub.configuration_vae import TextVAEConfig
-from vaehub.data import TextCollator, synthetic_corpus, tokenize_corpus
-from vaehub.metrics import elbo_terms
+from vaehub.data import TextCollator, iterate_batches, synthetic_corpus, tokenize_corpus
+from vaehub.metrics import evaluate_vae
 from vaehub.modeling_text_vae import TextVAEModel
 from vaehub.plots import plot_training_curves
 from vaehub.tokenization import build_tokenizer
@@ -93,7 +93,7 @@ def run_demo(
     trainer.train()
 
     model.eval()
-    validation = elbo_terms(model, data["test"], batch_size=256)
+    validation = evaluate_vae(model, iterate_batches(data["test"], 256, config.pad_token_id))
     print(
         f"\nValidation: reconstruction {validation['reconstruction']:.2f}, "
         f"KL {validation['kl']:.2f}, negative ELBO {validation['neg_elbo']:.2f} "

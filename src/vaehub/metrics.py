@@ -1,32 +1,185 @@
-"""Evaluation of a trained VAE on a dataset (SPEC §3)."""
+"""The numbers that decide whether a VAE collapsed (SPEC §3, He et al. 2019's protocol).
+
+Every metric needs only three things from a model, so the text VAE and the image δ-VAE
+share them unchanged:
+
+- `model.encode(**batch)` → the posterior q(z|x), a distribution with `rsample`,
+  `log_prob`, `entropy`, `mean` (a `vaehub.DiagonalGaussian` for the built-in models);
+- `model.prior` → p(z), with `log_prob` and `kl_divergence` from the posterior;
+- `model.log_likelihood(**batch, z=z)` → log p(x|z) per example, for z of shape
+  `(samples, batch, *latent)`;
+
+plus `model.units_per_example(**batch)`, the tokens or pixel values each example counts,
+and `model.nll_unit` (`"token"` for perplexity, `"dim"` for bits/dim).
+
+A batch is a dict of tensors as the model's `forward` takes them (`input_ids` and
+`attention_mask` for text).
+"""
 
 from __future__ import annotations
 
-import torch
-from datasets import Dataset
-from torch import nn
+import math
+from collections.abc import Iterable
+from typing import Any
 
-from vaehub.data import iterate_batches
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from vaehub.priors import kl_divergence
+
+AU_THRESHOLD = 0.01
+
+
+def _check_samples(num_samples: int) -> None:
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
 
 
 @torch.no_grad()
-def elbo_terms(model: nn.Module, dataset: Dataset, batch_size: int = 64) -> dict[str, float]:
-    """Mean reconstruction NLL, KL and negative ELBO (nats per sentence), one z per sentence.
+def importance_weighted_log_likelihood(
+    model: nn.Module, batch: dict[str, Tensor], num_samples: int = 500, max_units: int = 16384
+) -> Tensor:
+    """log p(x) ≈ logsumexp_k [log p(x|z_k) + log p(z_k) − log q(z_k|x)] − log K, z_k ~ q(z|x).
+
+    The K samples of all examples of the batch go through the decoder together, in chunks
+    of at most `max_units` scored tokens or pixels (samples × the batch's units), so memory
+    is bounded by `max_units` whatever K is.
+
+    Returns:
+        `(batch,)` in nats.
+    """
+    _check_samples(num_samples)
+    posterior = model.encode(**batch)
+    prior = model.prior
+    batch_units = int(model.units_per_example(**batch).sum())
+    per_chunk = max(1, max_units // max(1, batch_units))
+    log_weights = []
+    for start in range(0, num_samples, per_chunk):
+        k = min(per_chunk, num_samples - start)
+        z = posterior.sample((k,))
+        log_weights.append(
+            model.log_likelihood(**batch, z=z) + prior.log_prob(z) - posterior.log_prob(z)
+        )
+    return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(num_samples)
+
+
+@torch.no_grad()
+def mutual_information_terms(posterior: Any) -> tuple[Tensor, Tensor]:
+    """He et al.'s estimator of I_q on one batch of N examples, one z per example.
+
+    I_q ≈ E_x E_q(z|x)[log q(z|x)] − E_x E_q(z|x)[log q(z)] with the aggregate posterior
+    log q(z_i) ≈ logsumexp_n log q(z_i | x_n) − log N.
+
+    Returns:
+        the batch's two expectations, E[log q(z|x)] and E[log q(z)], as 0-d tensors.
+    """
+    z = posterior.sample()  # (N, *latent)
+    n = z.shape[0]
+    negative_entropy = -posterior.entropy().mean()
+    # log q(z_i | x_n) for every pair: the posterior's batch broadcasts against z[:, None].
+    pairwise = posterior.log_prob(z.unsqueeze(1))  # (N, N)
+    log_aggregate = torch.logsumexp(pairwise, dim=1) - math.log(n)
+    return negative_entropy, log_aggregate.mean()
+
+
+@torch.no_grad()
+def evaluate_vae(
+    model: nn.Module,
+    batches: Iterable[dict[str, Tensor]],
+    iw_samples: int | None = None,
+    max_units: int = 16384,
+    active_unit_threshold: float = AU_THRESHOLD,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """Every collapse metric over a dataset, in one pass.
 
     Args:
-        dataset: tokenized, with `input_ids` and `length` columns.
+        batches: dicts of tensors, as `model.forward` takes them.
+        iw_samples: K for the importance-weighted NLL; `None` skips it (it is costly).
+        max_units: scored tokens or pixels (samples × the batch's) per decoder pass of
+            the IW-NLL; bounds its memory.
+    Returns:
+        a dict with, per example in nats: `reconstruction` (one z ~ q), `kl`, `neg_elbo`;
+        `mi` (nats), `active_units` and `au_variance` (per latent dimension), `kl_per_dim`;
+        with `iw_samples`: `nll` and `ppl` (text) or `bits_per_dim` (images).
     """
-    if len(dataset) == 0:
-        raise ValueError("cannot evaluate on an empty dataset.")
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    totals = {"reconstruction": 0.0, "kl": 0.0}
-    for batch in iterate_batches(dataset, batch_size, model.config.pad_token_id, device):
-        outputs = model(**batch)
-        totals["reconstruction"] += outputs.reconstruction_nll.sum().item()
-        totals["kl"] += outputs.kl.sum().item()
-    model.train(was_training)
-    means = {name: total / len(dataset) for name, total in totals.items()}
-    means["neg_elbo"] = means["reconstruction"] + means["kl"]
-    return means
+    totals = {"reconstruction": 0.0, "kl": 0.0, "nll": 0.0, "units": 0.0}
+    kl_per_dim = None
+    mi_terms, mi_weights, means = [], [], []
+    count = 0
+    try:
+        for batch in tqdm(batches, desc="evaluating", disable=not show_progress, leave=False):
+            posterior = model.encode(**batch)
+            z = posterior.sample()
+            prior = model.prior
+            kl_dims = prior.kl_per_dim(posterior) if hasattr(prior, "kl_per_dim") else None
+            kl = kl_dims.sum(-1) if kl_dims is not None else kl_divergence(posterior, prior, z)
+            reconstruction = -model.log_likelihood(**batch, z=z.unsqueeze(0))[0]
+            n = z.shape[0]
+            totals["reconstruction"] += reconstruction.sum().item()
+            totals["kl"] += kl.sum().item()
+            if kl_dims is not None:
+                kl_per_dim = kl_dims.sum(0) + (0 if kl_per_dim is None else kl_per_dim)
+            totals["units"] += model.units_per_example(**batch).sum().item()
+            mi_terms.append(torch.stack(mutual_information_terms(posterior)))
+            mi_weights.append(n)
+            means.append(posterior.mean.flatten(1))
+            if iw_samples is not None:
+                log_px = importance_weighted_log_likelihood(model, batch, iw_samples, max_units)
+                totals["nll"] += -log_px.sum().item()
+            count += n
+    finally:
+        model.train(was_training)
+    if count == 0:
+        raise ValueError("cannot evaluate on an empty dataset.")
+
+    weights = torch.tensor(mi_weights, dtype=torch.float64)
+    terms = torch.stack(mi_terms).double()
+    mutual_information = ((terms[:, 0] - terms[:, 1]) * weights).sum() / weights.sum()
+    variance = active_unit_variance(torch.cat(means))
+    results: dict[str, Any] = {
+        "reconstruction": totals["reconstruction"] / count,
+        "kl": totals["kl"] / count,
+        "neg_elbo": (totals["reconstruction"] + totals["kl"]) / count,
+        "mi": mutual_information.item(),
+        "active_units": int((variance > active_unit_threshold).sum()),
+        "au_variance": variance.tolist(),
+        "num_examples": count,
+    }
+    if kl_per_dim is not None:
+        results["kl_per_dim"] = (kl_per_dim / count).tolist()
+    if iw_samples is not None:
+        results["nll"] = totals["nll"] / count
+        results["iw_samples"] = iw_samples
+        if model.nll_unit == "token":
+            results["ppl"] = perplexity(totals["nll"], totals["units"])
+        else:
+            results["bits_per_dim"] = bits_per_dim(totals["nll"] / count, totals["units"] / count)
+    return results
+
+
+def active_unit_variance(posterior_means: Tensor) -> Tensor:
+    """Cov_x(E_q(z|x)[z_k]) per latent dimension from `(examples, dims)` posterior means.
+
+    A dimension is active when this exceeds 0.01 (Burda et al.; He et al.).
+    """
+    if posterior_means.shape[0] < 2:
+        raise ValueError("active units need the posterior means of at least 2 examples.")
+    return posterior_means.double().var(dim=0, unbiased=True)
+
+
+def perplexity(total_nll: float, total_tokens: float) -> float:
+    """exp(Σ NLL / Σ tokens), each sentence's tokens counting its `</s>`."""
+    if total_tokens <= 0:
+        raise ValueError(f"perplexity needs a positive token count, got {total_tokens}.")
+    return math.exp(total_nll / total_tokens)
+
+
+def bits_per_dim(nll: float, dims: float) -> float:
+    """NLL (nats per example) / (D · ln 2) for D pixel values per example."""
+    if dims <= 0:
+        raise ValueError(f"bits/dim needs a positive number of dimensions, got {dims}.")
+    return nll / (dims * math.log(2))

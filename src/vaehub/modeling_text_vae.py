@@ -196,18 +196,18 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
         return prior_from_config(self.config, device=weight.device, dtype=weight.dtype)
 
     def encode(
-        self, inputs: str | Sequence[str] | Tensor, attention_mask: Tensor | None = None
+        self, input_ids: str | Sequence[str] | Tensor, attention_mask: Tensor | None = None
     ) -> DiagonalGaussian:
         """q(z|x) for sentences given as strings or as token ids.
 
         Args:
-            inputs: a sentence, a list of sentences, or `(batch, seq_len)` token ids
+            input_ids: a sentence, a list of sentences, or `(batch, seq_len)` token ids
                 (`<s> … </s>`, right-padded).
             attention_mask: `(batch, seq_len)` 1 on tokens, 0 on padding (ids only).
         Returns:
             a `DiagonalGaussian` with `.mean` and `.std` of shape `(batch, latent_size)`.
         """
-        input_ids, attention_mask = self._as_ids(inputs, attention_mask)
+        input_ids, attention_mask = self._as_ids(input_ids, attention_mask)
         mean, scale = self.encoder(input_ids, attention_mask.sum(-1))
         return self.prior.posterior(mean, scale)
 
@@ -232,6 +232,13 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
         mask = attention_mask.repeat(samples, 1)
         nll, _ = self._reconstruction_nll(ids, mask, flat_z, keep_logits=False)
         return -nll.reshape(*lead, batch)
+
+    nll_unit = "token"
+
+    def units_per_example(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """Target tokens per sentence, `</s>` included: `(batch,)` (the PPL denominator)."""
+        input_ids, attention_mask = self._check_ids(input_ids, attention_mask)
+        return attention_mask[:, 1:].sum(-1)
 
     # --- forward ----------------------------------------------------------------------
 

@@ -1,41 +1,510 @@
-"""`VAETrainer`: transformers' `Trainer` for models that return the ELBO's parts.
+"""`VAETrainer`: transformers' `Trainer` with the objectives that fight posterior collapse.
 
-The model returns per-example `reconstruction_nll` and `kl`; the trainer weights them into
-the loss and logs both terms beside the loss, averaged over the steps since the last log.
+The model returns per-example `reconstruction_nll` and `kl` (and `kl_per_dim`); the
+trainer weights them (SPEC §2):
+
+- `elbo`: β = 1; `beta`: constant β; `anneal`: β from β₀ to 1 on a linear, sigmoid or
+  cyclical schedule; `free_bits` (λ per latent dim) on top of any of them.
+- `aggressive` (He et al. 2019, Algorithm 1): before each update, the encoder alone is
+  trained on fresh minibatches until the mean loss per token of the last `window` inner
+  steps stops falling (at most `max_inner_steps`); the update that follows changes the
+  decoder only. After each epoch the validation mutual information decides: once it has
+  failed `patience` times in all to beat its best, aggressive training stops for good.
+  Give `beta_schedule` to combine it with annealing.
+
+Everything the trainer decides — β, aggressive on/off, inner steps taken, the MI history —
+is logged and saved in each checkpoint, so `resume_from_checkpoint` continues exactly.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
-from torch import nn
-from transformers import Trainer
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from vaehub.data import length_bucketed_batches
+from vaehub.metrics import evaluate_vae, mutual_information_terms
+from vaehub.objectives import SCHEDULES, BetaSchedule, kl_term
+
+OBJECTIVES = ("elbo", "beta", "anneal", "aggressive")
+STATE_FILE = "vae_trainer_state.json"
+ENCODER_OPTIMIZER_FILE = "encoder_optimizer.pt"
+
+
+@dataclass
+class VAETrainingArguments(TrainingArguments):
+    """`TrainingArguments` plus the VAE objective; every `TrainingArguments` flag works."""
+
+    per_device_eval_batch_size: int = field(
+        default=64,
+        metadata={
+            "help": "Evaluation batch size; MI's aggregate posterior is estimated within "
+            "each batch, so small batches bias it (transformers' default is 8)."
+        },
+    )
+    objective: str = field(
+        default="elbo",
+        metadata={
+            "help": "elbo, beta (constant β), anneal (β₀ → 1) or aggressive (He et al.).",
+            "choices": OBJECTIVES,
+        },
+    )
+    beta: float = field(default=1.0, metadata={"help": "β of objective 'beta'."})
+    beta_schedule: str | None = field(
+        default=None,
+        metadata={
+            "help": "constant, linear, sigmoid or cyclical. Default: linear for 'anneal', "
+            "constant otherwise; give one with 'aggressive' for aggressive + anneal."
+        },
+    )
+    anneal_beta_start: float = field(default=0.1, metadata={"help": "β₀ of annealing (Bowman: 0)."})
+    anneal_steps: int | None = field(
+        default=None, metadata={"help": "Steps over which β rises (or the cyclical total)."}
+    )
+    anneal_epochs: float | None = field(
+        default=None,
+        metadata={
+            "help": "The same in epochs. Default: 10 epochs (He et al.) for linear and "
+            "sigmoid, the whole run for cyclical."
+        },
+    )
+    anneal_cycles: int = field(default=4, metadata={"help": "Cycles M of the cyclical schedule."})
+    anneal_ramp_ratio: float = field(
+        default=0.5, metadata={"help": "Part R of each cycle over which β rises."}
+    )
+    free_bits: float = field(
+        default=0.0, metadata={"help": "λ nats per latent dim: KL_k → max(λ, KL_k). 0 is off."}
+    )
+    aggressive_max_inner_steps: int = field(
+        default=100, metadata={"help": "Most encoder steps before a decoder step."}
+    )
+    aggressive_window: int = field(
+        default=15, metadata={"help": "Inner steps whose mean loss per token is compared."}
+    )
+    aggressive_patience: int = field(
+        default=1,
+        metadata={
+            "help": "Epochs whose validation MI fails to beat its best before aggressive "
+            "training stops (He et al.: 1 for text, 5 for images)."
+        },
+    )
+    iw_samples: int = field(
+        default=500, metadata={"help": "Importance samples K of the IW-NLL at evaluation."}
+    )
+    eval_iw_nll: bool = field(
+        default=False, metadata={"help": "Compute the (costly) IW-NLL at every evaluation."}
+    )
+    eval_max_units: int = field(
+        default=16384, metadata={"help": "Tokens or pixels per decoder pass of the IW-NLL."}
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.objective not in OBJECTIVES:
+            raise ValueError(
+                f"objective={self.objective!r} is not valid: expected one of "
+                f"{', '.join(map(repr, OBJECTIVES))}."
+            )
+        if self.beta_schedule is not None and self.beta_schedule not in SCHEDULES:
+            raise ValueError(
+                f"beta_schedule={self.beta_schedule!r} is not valid: expected one "
+                f"of {', '.join(map(repr, SCHEDULES))}."
+            )
+        if self.objective in ("elbo", "beta") and self.beta_schedule not in (None, "constant"):
+            raise ValueError(
+                f"objective={self.objective!r} keeps β constant; use "
+                "objective='anneal' for beta_schedule={self.beta_schedule!r}."
+            )
+        if self.objective == "anneal" and self.beta_schedule == "constant":
+            raise ValueError(
+                "objective='anneal' needs a rising schedule: linear, sigmoid or cyclical."
+            )
+        if self.objective != "beta" and self.beta != 1.0:
+            raise ValueError(f"beta={self.beta} is used only by objective='beta'.")
+        if self.anneal_steps is not None and self.anneal_epochs is not None:
+            raise ValueError("give anneal_steps or anneal_epochs, not both.")
+        for name in (
+            "aggressive_max_inner_steps",
+            "aggressive_window",
+            "aggressive_patience",
+            "iw_samples",
+            "eval_max_units",
+            "anneal_cycles",
+        ):
+            value = getattr(self, name)
+            if value < 1:
+                raise ValueError(f"{name}={value!r} is not valid: expected an integer >= 1.")
+        if self.free_bits < 0:
+            raise ValueError(f"free_bits={self.free_bits!r} is not valid: expected λ >= 0 nats.")
+        # Validates β, β₀, the ramp ratio with the schedule's own checks.
+        BetaSchedule(
+            self.resolved_beta_schedule,
+            self.beta,
+            self.anneal_beta_start,
+            1,
+            self.anneal_cycles,
+            self.anneal_ramp_ratio,
+        )
+
+    @property
+    def resolved_beta_schedule(self) -> str:
+        if self.beta_schedule is not None:
+            return self.beta_schedule
+        return "linear" if self.objective == "anneal" else "constant"
+
+
+class InnerLoopStop:
+    """He et al.'s stopping rule for the aggressive inner loop.
+
+    Every `window` steps, the mean loss per token of those steps is compared with that of
+    the previous `window`; the loop stops when it did not decrease, or after `max_steps`.
+    """
+
+    def __init__(self, window: int, max_steps: int) -> None:
+        self.window, self.max_steps = window, max_steps
+        self.steps = 0
+        self.previous = math.inf
+        self.loss_sum = self.units = 0.0
+
+    def update(self, loss_sum: float, units: float) -> bool:
+        """Record one inner step's summed loss over `units` tokens; `True` means stop."""
+        self.steps += 1
+        self.loss_sum += loss_sum
+        self.units += units
+        if self.steps % self.window == 0:
+            current = self.loss_sum / self.units
+            if current >= self.previous:
+                return True
+            self.previous = current
+            self.loss_sum = self.units = 0.0
+        return self.steps >= self.max_steps
+
+
+@dataclass
+class AggressiveState:
+    """What the aggressive schedule has decided; saved in every checkpoint."""
+
+    active: bool = False
+    mi_history: list[float] = field(default_factory=list)
+    best_mi: float = -math.inf
+    failures: int = 0
+    inner_steps_total: int = 0
+    outer_steps: int = 0
+    last_inner_loop_step: int = -1
+    switched_off_at_epoch: float | None = None
+
+    def record_mi(self, mi: float, patience: int) -> None:
+        """After an epoch: count a failure when `mi` does not beat the best so far."""
+        self.mi_history.append(mi)
+        if mi > self.best_mi:
+            self.best_mi = mi
+        else:
+            self.failures += 1
+        if self.failures >= patience:
+            self.active = False
+
+
+class _VAETrainerHooks(TrainerCallback):
+    """Trainer events the VAE objectives act on."""
+
+    def __init__(self, trainer: VAETrainer) -> None:
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trainer._build_beta_schedule()
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        # The update after an aggressive inner loop changes the decoder only.
+        if self.trainer.aggressive.active:
+            for parameter in self.trainer.model.encoder.parameters():
+                parameter.grad = None
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self.trainer._end_of_epoch()
 
 
 class VAETrainer(Trainer):
-    """A `Trainer` whose loss is the negative ELBO, mean over the batch, and whose logs
-    carry `reconstruction` and `kl` (nats per example)."""
+    """A `Trainer` whose loss is the weighted negative ELBO of `VAETrainingArguments`.
+
+    Logs carry `reconstruction` and `kl` (nats per example), `beta`, and with
+    `aggressive`: `aggressive` (1 on, 0 off) and `inner_steps` (mean per update).
+    `evaluate()` reports reconstruction, KL, negative ELBO, MI and active units, and the
+    IW-NLL with PPL or bits/dim when `eval_iw_nll` is set.
+
+    The model must have an `encoder` submodule (the inference network) for `aggressive`.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._term_sums: dict[str, float] = {"reconstruction": 0.0, "kl": 0.0}
+        if not isinstance(self.args, VAETrainingArguments):
+            # Plain TrainingArguments train with the ELBO and the defaults above.
+            self.args = VAETrainingArguments(
+                **{f.name: getattr(self.args, f.name) for f in fields(TrainingArguments) if f.init}
+            )
+        self._term_sums = {"reconstruction": 0.0, "kl": 0.0}
         self._term_batches = 0
+        self._inner_steps_since_log = self._outer_steps_since_log = 0
+        self.beta_schedule: BetaSchedule | None = None
+        self.aggressive = AggressiveState(active=self.args.objective == "aggressive")
+        self._encoder_optimizer: torch.optim.Optimizer | None = None
+        self._inner_batches: list[list[int]] | None = None
+        self._inner_generator = torch.Generator().manual_seed(
+            self.args.seed + 1000 * self.args.process_index
+        )
+        if self.aggressive.active:
+            if not isinstance(getattr(self.model, "encoder", None), nn.Module):
+                raise ValueError(
+                    "objective='aggressive' needs a model with an `encoder` "
+                    "submodule, the inference network it trains on its own."
+                )
+            if self.eval_dataset is None:
+                raise ValueError(
+                    "objective='aggressive' needs an eval_dataset: its mutual "
+                    "information decides when aggressive training stops."
+                )
+        self.add_callback(_VAETrainerHooks(self))
+
+    # --- the objective ----------------------------------------------------------------
+
+    def _build_beta_schedule(self) -> None:
+        args, state = self.args, self.state
+        kind = args.resolved_beta_schedule
+        steps_per_epoch = state.max_steps / max(state.num_train_epochs, 1e-12)
+        if args.anneal_steps is not None:
+            length = args.anneal_steps
+        elif args.anneal_epochs is not None:
+            length = args.anneal_epochs * steps_per_epoch
+        elif kind == "cyclical":
+            length = state.max_steps
+        else:
+            length = 10 * steps_per_epoch
+        self.beta_schedule = BetaSchedule(
+            kind,
+            args.beta,
+            args.anneal_beta_start,
+            max(1, round(length)),
+            args.anneal_cycles,
+            args.anneal_ramp_ratio,
+        )
+
+    @property
+    def current_beta(self) -> float:
+        """β for the update in progress."""
+        if self.beta_schedule is None:
+            self._build_beta_schedule()
+        return self.beta_schedule(self.state.global_step)
+
+    def objective_loss(self, outputs: Any) -> Tensor:
+        """mean_x reconstruction + β · KL term (free bits applied), for one batch."""
+        kl = kl_term(outputs.kl_per_dim, self.args.free_bits)
+        return outputs.reconstruction_nll.mean() + self.current_beta * kl
 
     def compute_loss(
         self,
         model: nn.Module,
-        inputs: dict[str, torch.Tensor],
+        inputs: dict[str, Tensor],
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ):
         outputs = model(**inputs)
-        loss = (outputs.reconstruction_nll + outputs.kl).mean()
+        loss = self.objective_loss(outputs)
         if model.training:
             self._term_sums["reconstruction"] += outputs.reconstruction_nll.detach().mean().item()
             self._term_sums["kl"] += outputs.kl.detach().mean().item()
             self._term_batches += 1
         return (loss, outputs) if return_outputs else loss
+
+    # --- aggressive training ----------------------------------------------------------
+
+    def training_step(
+        self, model: nn.Module, inputs: dict[str, Tensor], num_items_in_batch: Any = None
+    ) -> Tensor:
+        # Once per update (the first micro-batch of a gradient-accumulation window).
+        if (
+            self.aggressive.active
+            and self.aggressive.last_inner_loop_step != self.state.global_step
+        ):
+            self.aggressive.last_inner_loop_step = self.state.global_step
+            steps = self.aggressive_inner_loop(self._prepare_inputs(inputs))
+            self.aggressive.inner_steps_total += steps
+            self.aggressive.outer_steps += 1
+            self._inner_steps_since_log += steps
+            self._outer_steps_since_log += 1
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def aggressive_inner_loop(self, first_batch: dict[str, Tensor]) -> int:
+        """Encoder-only updates until the loss per token stops falling; returns the steps.
+
+        The first step uses `first_batch` (the batch of the decoder update that follows),
+        the others random training batches. Decoder weights get no gradient at all, and
+        the gradients the Trainer is accumulating are left as they were.
+        """
+        model = self.model
+        encoder = list(model.encoder.parameters())
+        encoder_ids = {id(p) for p in encoder}
+        decoder = [p for p in model.parameters() if id(p) not in encoder_ids]
+        stashed = {p: p.grad for p in model.parameters()}
+        requires = {p: p.requires_grad for p in decoder}
+        optimizer = self._get_encoder_optimizer()
+        for group in optimizer.param_groups:
+            group["lr"] = self._get_learning_rate()
+        stop = InnerLoopStop(self.args.aggressive_window, self.args.aggressive_max_inner_steps)
+        model.train()
+        try:
+            for parameter in model.parameters():
+                parameter.grad = None
+            for parameter in decoder:
+                parameter.requires_grad_(False)
+            batch = first_batch
+            while True:
+                with self.autocast_smart_context_manager():
+                    outputs = model(**batch)
+                    loss = self.objective_loss(outputs)
+                units = float(model.units_per_example(**batch).sum())
+                gradients = torch.autograd.grad(loss, encoder, allow_unused=True)
+                statistics = torch.tensor(
+                    [loss.item() * outputs.kl.shape[0], units], dtype=torch.float64
+                )
+                self._average_across_processes(gradients, statistics)
+                for parameter, gradient in zip(encoder, gradients, strict=True):
+                    parameter.grad = gradient
+                if self.args.max_grad_norm and self.args.max_grad_norm > 0:
+                    nn.utils.clip_grad_norm_(encoder, self.args.max_grad_norm)
+                optimizer.step()
+                for parameter in encoder:
+                    parameter.grad = None
+                if stop.update(statistics[0].item(), statistics[1].item()):
+                    return stop.steps
+                batch = self._random_training_batch()
+        finally:
+            for parameter, flag in requires.items():
+                parameter.requires_grad_(flag)
+            for parameter, grad in stashed.items():
+                parameter.grad = grad
+
+    def _average_across_processes(
+        self, gradients: tuple[Tensor | None, ...], statistics: Tensor
+    ) -> None:
+        """All-reduce the inner step's gradients (mean) and loss statistics (sum), so that
+        every process takes the same step and the same decision to stop."""
+        if self.accelerator.num_processes <= 1 or not dist.is_initialized():
+            return
+        world = self.accelerator.num_processes
+        for gradient in gradients:
+            if gradient is not None:
+                dist.all_reduce(gradient)
+                gradient.div_(world)
+        dist.all_reduce(statistics)
+
+    def _get_encoder_optimizer(self) -> torch.optim.Optimizer:
+        # Its own state, apart from the decoder's (He et al. keep two optimizers).
+        if self._encoder_optimizer is None:
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(
+                self.args, self.model
+            )
+            self._encoder_optimizer = optimizer_cls(
+                list(self.model.encoder.parameters()), **optimizer_kwargs
+            )
+        return self._encoder_optimizer
+
+    def _random_training_batch(self) -> dict[str, Tensor]:
+        dataset = self.train_dataset
+        if self._inner_batches is None:
+            if "length" in getattr(dataset, "column_names", []):
+                self._inner_batches = length_bucketed_batches(
+                    dataset["length"], self.args.per_device_train_batch_size
+                )
+            else:
+                size = self.args.per_device_train_batch_size
+                self._inner_batches = [
+                    list(range(i, min(i + size, len(dataset))))
+                    for i in range(0, len(dataset), size)
+                ]
+        index = int(torch.randint(len(self._inner_batches), (1,), generator=self._inner_generator))
+        rows = [dataset[i] for i in self._inner_batches[index]]
+        collator = self._get_collator_with_removed_columns(self.data_collator, "training")
+        return self._prepare_inputs(collator(rows))
+
+    def _end_of_epoch(self) -> None:
+        if not self.aggressive.active:
+            return
+        mi = self._validation_mi()
+        self.aggressive.record_mi(mi, self.args.aggressive_patience)
+        if not self.aggressive.active:
+            self.aggressive.switched_off_at_epoch = self.state.epoch
+        self.log({"validation_mi": mi, "aggressive": float(self.aggressive.active)})
+
+    def _validation_mi(self) -> float:
+        """He et al.'s MI estimate on the validation set, the same on every process."""
+        model = self.model
+        was_training = model.training
+        model.eval()
+        total = weight = 0.0
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.args.seed + int(self.state.global_step))
+            for batch in self._evaluation_batches(self.eval_dataset):
+                negative_entropy, log_aggregate = mutual_information_terms(model.encode(**batch))
+                n = next(iter(batch.values())).shape[0]
+                total += (negative_entropy - log_aggregate).item() * n
+                weight += n
+        model.train(was_training)
+        mi = torch.tensor([total / weight], dtype=torch.float64)
+        if self.accelerator.num_processes > 1 and dist.is_initialized():
+            dist.broadcast(mi, src=0)
+        return mi.item()
+
+    def _evaluation_batches(self, dataset: Any):
+        """The whole dataset on every process, in order, collated as for training."""
+        collator = self._get_collator_with_removed_columns(self.data_collator, "evaluation")
+        loader = DataLoader(
+            dataset,
+            batch_size=self.args.per_device_eval_batch_size,
+            collate_fn=collator,
+            shuffle=False,
+        )
+        for batch in loader:
+            yield self._prepare_inputs(batch)
+
+    # --- evaluation -------------------------------------------------------------------
+
+    def evaluate(
+        self,
+        eval_dataset: Any = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> dict[str, float]:
+        """Reconstruction, KL, negative ELBO, MI and active units on the evaluation set;
+        with `eval_iw_nll`, also the IW-NLL (K = `iw_samples`) with PPL or bits/dim."""
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if dataset is None:
+            raise ValueError("evaluate() needs an eval_dataset.")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.args.seed)
+            results = evaluate_vae(
+                self.model,
+                self._evaluation_batches(dataset),
+                iw_samples=self.args.iw_samples if self.args.eval_iw_nll else None,
+                max_units=self.args.eval_max_units,
+            )
+        metrics = {f"{metric_key_prefix}_loss": results["neg_elbo"]}
+        for key, value in results.items():
+            if isinstance(value, (int, float)):
+                metrics[f"{metric_key_prefix}_{key}"] = float(value)
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(
+            self.args, self.state, self.control, metrics
+        )
+        return metrics
+
+    # --- logs and checkpoints ---------------------------------------------------------
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._term_batches:
@@ -43,4 +512,50 @@ class VAETrainer(Trainer):
                 logs[name] = total / self._term_batches
                 self._term_sums[name] = 0.0
             self._term_batches = 0
+            logs["beta"] = self.current_beta
+            if self.args.objective == "aggressive":
+                logs["aggressive"] = float(self.aggressive.active)
+                if self._outer_steps_since_log:
+                    logs["inner_steps"] = self._inner_steps_since_log / self._outer_steps_since_log
+                self._inner_steps_since_log = self._outer_steps_since_log = 0
         super().log(logs, start_time)
+
+    def trainer_decisions(self) -> dict[str, Any]:
+        """β and the aggressive state, as saved in checkpoints."""
+        return {
+            "beta": self.current_beta,
+            "global_step": self.state.global_step,
+            "aggressive": vars(self.aggressive).copy(),
+            "inner_generator": self._inner_generator.get_state().tolist(),
+        }
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        super()._save_checkpoint(model, trial)
+        folder = os.path.join(
+            self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}"
+        )
+        if self.args.should_save:
+            with open(os.path.join(folder, STATE_FILE), "w", encoding="utf-8") as handle:
+                json.dump(self.trainer_decisions(), handle, indent=2)
+            if self._encoder_optimizer is not None:
+                torch.save(
+                    self._encoder_optimizer.state_dict(),
+                    os.path.join(folder, ENCODER_OPTIMIZER_FILE),
+                )
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is None:
+            return
+        path = os.path.join(checkpoint, STATE_FILE)
+        if not os.path.isfile(path):
+            return
+        with open(path, encoding="utf-8") as handle:
+            saved = json.load(handle)
+        self.aggressive = AggressiveState(**saved["aggressive"])
+        self._inner_generator.set_state(torch.tensor(saved["inner_generator"], dtype=torch.uint8))
+        optimizer_path = os.path.join(checkpoint, ENCODER_OPTIMIZER_FILE)
+        if os.path.isfile(optimizer_path):
+            self._get_encoder_optimizer().load_state_dict(
+                torch.load(optimizer_path, map_location="cpu", weights_only=True)
+            )

@@ -1,0 +1,92 @@
+"""How the trainer weights the ELBO's parts (SPEC §2): β schedules and free bits.
+
+    loss = mean_x reconstruction(x) + β(step) · KL_term
+    KL_term = mean_x KL(q(z|x) ‖ p(z))                  without free bits
+            = Σ_k max(λ, mean_x KL_k)                    with free bits λ per latent dim
+
+Free bits are applied to the batch-mean KL of each latent dimension, as Kingma et al.
+2016 do: a dimension below λ nats gets no gradient pushing it further towards the prior.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+SCHEDULES = ("constant", "linear", "sigmoid", "cyclical")
+
+
+@dataclass(frozen=True)
+class BetaSchedule:
+    """β as a function of the optimizer step.
+
+    Attributes:
+        kind: `"constant"` (β = `beta`), `"linear"` (β₀ → 1 over `length` steps, then 1),
+            `"sigmoid"` (Bowman: β₀ + (1 − β₀)·σ(10·(step/length − ½)), then 1 from
+            `length` on), `"cyclical"` (Fu et al.: `cycles` cycles of `length / cycles` steps;
+            β rises linearly from β₀ to 1 over the first `ramp_ratio` of each cycle, then 1).
+        beta: the constant β of `"constant"`.
+        beta_start: β₀ of the annealing schedules.
+        length: steps over which `"linear"`/`"sigmoid"` anneal, or the total steps that
+            `"cyclical"` splits into cycles.
+    """
+
+    kind: str = "constant"
+    beta: float = 1.0
+    beta_start: float = 0.1
+    length: int = 1
+    cycles: int = 4
+    ramp_ratio: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCHEDULES:
+            raise ValueError(
+                f"schedule kind={self.kind!r} is not valid: expected one of "
+                f"{', '.join(map(repr, SCHEDULES))}."
+            )
+        if not (math.isfinite(self.beta) and self.beta >= 0):
+            raise ValueError(f"beta={self.beta!r} is not valid: expected a number >= 0.")
+        if not 0 <= self.beta_start <= 1:
+            raise ValueError(f"beta_start={self.beta_start!r} is not valid: expected [0, 1].")
+        if self.length < 1:
+            raise ValueError(f"schedule length={self.length!r} is not valid: expected >= 1 step.")
+        if self.cycles < 1:
+            raise ValueError(f"cycles={self.cycles!r} is not valid: expected an integer >= 1.")
+        if not 0 < self.ramp_ratio <= 1:
+            raise ValueError(f"ramp_ratio={self.ramp_ratio!r} is not valid: expected (0, 1].")
+
+    def __call__(self, step: int) -> float:
+        """β at optimizer step `step` (0 for the first update)."""
+        if self.kind == "constant":
+            return self.beta
+        start = self.beta_start
+        if self.kind == "linear":
+            return min(1.0, start + (1 - start) * step / self.length)
+        if self.kind == "sigmoid":
+            if step >= self.length:
+                return 1.0
+            return start + (1 - start) / (1 + math.exp(-10 * (step / self.length - 0.5)))
+        period = self.length / self.cycles
+        if step >= self.length:
+            return 1.0
+        phase = (step % period) / period
+        return min(1.0, start + (1 - start) * phase / self.ramp_ratio)
+
+
+def kl_term(kl_per_dim: Tensor, free_bits: float = 0.0) -> Tensor:
+    """The KL part of the loss for a batch, before β.
+
+    Args:
+        kl_per_dim: `(batch, latent_size)` KL per example and latent dimension.
+        free_bits: λ in nats per latent dimension; 0 turns free bits off.
+    Returns:
+        `()`: mean over the batch of the KL, or Σ_k max(λ, mean_x KL_k).
+    """
+    if free_bits < 0:
+        raise ValueError(f"free_bits={free_bits!r} is not valid: expected λ >= 0 nats.")
+    if free_bits == 0:
+        return kl_per_dim.sum(-1).mean()
+    return torch.clamp(kl_per_dim.mean(0), min=free_bits).sum()
