@@ -242,13 +242,22 @@ class VAETrainer(Trainer):
     The model must have an `encoder` submodule (the inference network) for `aggressive`.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if not isinstance(self.args, VAETrainingArguments):
-            # Plain TrainingArguments train with the ELBO and the defaults above.
-            self.args = VAETrainingArguments(
-                **{f.name: getattr(self.args, f.name) for f in fields(TrainingArguments) if f.init}
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        args: TrainingArguments | None = None,
+        *rest: Any,
+        **kwargs: Any,
+    ) -> None:
+        if args is None:
+            args = VAETrainingArguments()
+        elif not isinstance(args, VAETrainingArguments):
+            # Plain TrainingArguments train with the ELBO and the defaults above; converted
+            # before the Trainer builds its accelerator from them.
+            args = VAETrainingArguments(
+                **{f.name: getattr(args, f.name) for f in fields(TrainingArguments) if f.init}
             )
+        super().__init__(model, args, *rest, **kwargs)
         self._term_sums = {"reconstruction": 0.0, "kl": 0.0}
         self._term_batches = 0
         self._inner_steps_since_log = self._outer_steps_since_log = 0
