@@ -66,21 +66,22 @@ def importance_weighted_log_likelihood(
 
 @torch.no_grad()
 def mutual_information_terms(posterior: Any) -> tuple[Tensor, Tensor]:
-    """He et al.'s estimator of I_q on one batch of N examples, one z per example.
+    """He et al.'s estimator of I_q on one batch of N examples, one z_i ~ q(z|x_i) each.
 
     I_q ≈ E_x E_q(z|x)[log q(z|x)] − E_x E_q(z|x)[log q(z)] with the aggregate posterior
-    log q(z_i) ≈ logsumexp_n log q(z_i | x_n) − log N.
+    log q(z_i) ≈ logsumexp_n log q(z_i | x_n) − log N. The first term is estimated at the
+    same samples, log q(z_i | x_i), rather than by the analytic entropy He et al. use: the
+    same expectation with less variance, and exactly 0 when every posterior is the same.
 
     Returns:
-        the batch's two expectations, E[log q(z|x)] and E[log q(z)], as 0-d tensors.
+        the batch means of log q(z_i | x_i) and of log q(z_i), as 0-d tensors.
     """
     z = posterior.sample()  # (N, *latent)
     n = z.shape[0]
-    negative_entropy = -posterior.entropy().mean()
     # log q(z_i | x_n) for every pair: the posterior's batch broadcasts against z[:, None].
     pairwise = posterior.log_prob(z.unsqueeze(1))  # (N, N)
     log_aggregate = torch.logsumexp(pairwise, dim=1) - math.log(n)
-    return negative_entropy, log_aggregate.mean()
+    return pairwise.diagonal().mean(), log_aggregate.mean()
 
 
 @torch.no_grad()

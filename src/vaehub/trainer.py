@@ -260,6 +260,7 @@ class VAETrainer(Trainer):
         super().__init__(model, args, *rest, **kwargs)
         self._term_sums = {"reconstruction": 0.0, "kl": 0.0}
         self._term_batches = 0
+        self._last_beta = 1.0
         self._inner_steps_since_log = self._outer_steps_since_log = 0
         self.beta_schedule: BetaSchedule | None = None
         self.aggressive = AggressiveState(active=self.args.objective == "aggressive")
@@ -329,6 +330,7 @@ class VAETrainer(Trainer):
             self._term_sums["reconstruction"] += outputs.reconstruction_nll.detach().mean().item()
             self._term_sums["kl"] += outputs.kl.detach().mean().item()
             self._term_batches += 1
+            self._last_beta = self.current_beta
         return (loss, outputs) if return_outputs else loss
 
     # --- aggressive training ----------------------------------------------------------
@@ -521,7 +523,7 @@ class VAETrainer(Trainer):
                 logs[name] = total / self._term_batches
                 self._term_sums[name] = 0.0
             self._term_batches = 0
-            logs["beta"] = self.current_beta
+            logs["beta"] = self._last_beta
             if self.args.objective == "aggressive":
                 logs["aggressive"] = float(self.aggressive.active)
                 if self._outer_steps_since_log:

@@ -1,0 +1,246 @@
+"""VAETrainer: the objectives' weighting, the aggressive loop, its rules, and resuming."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import small_config
+from transformers import TrainerCallback
+
+from vaehub import TextVAEModel
+from vaehub.data import TextCollator
+from vaehub.trainer import AggressiveState, InnerLoopStop, VAETrainer, VAETrainingArguments
+
+
+@pytest.fixture(scope="module")
+def data(ptb_slice):
+    train = ptb_slice["data"]["train"].select(range(320))
+    valid = ptb_slice["data"]["validation"].select(range(64))
+    return ptb_slice["tokenizer"], train, valid
+
+
+def make_trainer(data, tmp_path, seed=0, init_seed=0, callbacks=(), **overrides) -> VAETrainer:
+    tokenizer, train, valid = data
+    torch.manual_seed(init_seed)
+    model = TextVAEModel(small_config(len(tokenizer), init_range=0.1))
+    model.tokenizer = tokenizer
+    settings = dict(output_dir=str(tmp_path / "run"), per_device_train_batch_size=32,
+                    learning_rate=3e-3, use_cpu=True, report_to="none", disable_tqdm=True,
+                    save_strategy="no", logging_steps=1, seed=seed,
+                    aggressive_max_inner_steps=6, aggressive_window=3)
+    settings.update(overrides)
+    return VAETrainer(model=model, args=VAETrainingArguments(**settings), train_dataset=train,
+                      eval_dataset=valid, data_collator=TextCollator(), callbacks=list(callbacks))
+
+
+def parameters(module) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+def changed(before: dict, after: dict) -> set[str]:
+    return {name for name in before if not torch.equal(before[name], after[name])}
+
+
+# --- arguments ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"objective": "vampprior"}, "objective='vampprior'"),
+        ({"objective": "elbo", "beta": 0.5}, "beta=0.5 is used only by objective='beta'"),
+        ({"objective": "elbo", "beta_schedule": "linear"}, "use objective='anneal'"),
+        ({"objective": "anneal", "beta_schedule": "constant"}, "needs a rising schedule"),
+        ({"objective": "anneal", "beta_schedule": "cosine"}, "beta_schedule='cosine'"),
+        ({"objective": "anneal", "anneal_steps": 5, "anneal_epochs": 1.0}, "not both"),
+        ({"free_bits": -0.5}, "free_bits=-0.5"),
+        ({"aggressive_window": 0}, "aggressive_window=0"),
+        ({"objective": "anneal", "anneal_beta_start": 2.0}, "beta_start=2.0"),
+    ],
+)
+def test_bad_arguments_are_refused(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        VAETrainingArguments(output_dir=str(tmp_path), use_cpu=True, **overrides)
+
+
+def test_aggressive_needs_a_validation_set(data, tmp_path):
+    tokenizer, train, _ = data
+    with pytest.raises(ValueError, match="needs an eval_dataset"):
+        VAETrainer(model=TextVAEModel(small_config(len(tokenizer))),
+                   args=VAETrainingArguments(str(tmp_path), objective="aggressive", use_cpu=True),
+                   train_dataset=train, data_collator=TextCollator())
+
+
+# --- weighting the ELBO's parts ----------------------------------------------------------
+
+
+def test_loss_is_reconstruction_plus_beta_kl_with_free_bits(data, tmp_path):
+    trainer = make_trainer(data, tmp_path, objective="beta", beta=0.3, free_bits=0.25)
+    batch = TextCollator()(data[1].select(range(16)))
+    torch.manual_seed(1)
+    loss = trainer.compute_loss(trainer.model, batch)
+    torch.manual_seed(1)
+    outputs = trainer.model(**batch)
+    expected = (outputs.reconstruction_nll.mean()
+                + 0.3 * torch.clamp(outputs.kl_per_dim.mean(0), min=0.25).sum())
+    torch.testing.assert_close(loss, expected)
+
+
+def test_annealed_beta_is_logged_for_every_step(data, tmp_path):
+    trainer = make_trainer(data, tmp_path, objective="anneal", beta_schedule="linear",
+                           anneal_steps=4, anneal_beta_start=0.2, max_steps=6)
+    trainer.train()
+    logged = [(entry["step"], entry["beta"]) for entry in trainer.state.log_history
+              if "beta" in entry]
+    # The update after s completed steps used β(s) = min(1, 0.2 + 0.8·s/4).
+    assert logged == [(s + 1, pytest.approx(min(1.0, 0.2 + 0.8 * s / 4))) for s in range(6)]
+    assert all("reconstruction" in e and "kl" in e for e in trainer.state.log_history
+               if "beta" in e)
+
+
+def test_anneal_length_in_epochs_follows_the_epoch_length(data, tmp_path):
+    trainer = make_trainer(data, tmp_path, objective="anneal", anneal_epochs=0.5,
+                           num_train_epochs=1)
+    trainer.train()
+    # 320 sentences at batch 32: 10 steps per epoch, so β reaches 1 after 5 steps.
+    assert trainer.beta_schedule.length == 5
+    betas = [e["beta"] for e in trainer.state.log_history if "beta" in e]
+    assert betas[:6] == [pytest.approx(0.1 + 0.9 * s / 5) for s in range(5)] + [1.0]
+
+
+# --- the aggressive loop -----------------------------------------------------------------
+
+
+class Snapshots(TrainerCallback):
+    """Parameters at the three moments of each update."""
+
+    def __init__(self) -> None:
+        self.model = None
+        self.taken: list[tuple[str, dict]] = []
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        self.taken.append(("begin", parameters(model)))
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        self.taken.append(("after inner loop", parameters(self.model)))
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.taken.append(("after update", parameters(self.model)))
+
+
+def test_inner_steps_change_only_the_encoder_and_the_update_only_the_decoder(data, tmp_path):
+    snapshots = Snapshots()
+    trainer = make_trainer(data, tmp_path, objective="aggressive", max_steps=2,
+                           callbacks=[snapshots])
+    snapshots.model = trainer.model
+    trainer.train()
+    names = {name for name, _ in trainer.model.named_parameters()}
+    encoder = {name for name in names if name.startswith("encoder.")}
+    decoder = names - encoder
+    assert [label for label, _ in snapshots.taken] == [
+        "begin", "after inner loop", "after update"] * 2
+    for start in (0, 3):
+        begin, inner, update = (snapshot for _, snapshot in snapshots.taken[start:start + 3])
+        assert changed(begin, inner) == encoder
+        assert changed(inner, update) == decoder
+    assert trainer.aggressive.outer_steps == 2
+    assert 2 <= trainer.aggressive.inner_steps_total <= 12
+
+
+def test_inner_loop_leaves_accumulated_gradients_alone(data, tmp_path):
+    trainer = make_trainer(data, tmp_path, objective="aggressive")
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    model = trainer.model
+    marker = {name: torch.full_like(p, 0.5) for name, p in model.named_parameters()}
+    for name, p in model.named_parameters():
+        p.grad = marker[name].clone()
+    steps = trainer.aggressive_inner_loop(TextCollator()(data[1].select(range(32))))
+    assert steps % 3 == 0 or steps == 6
+    for name, p in model.named_parameters():
+        assert torch.equal(p.grad, marker[name]), name
+        assert p.requires_grad, name
+
+
+def test_inner_loop_stop_rule():
+    # Falling loss per token: runs to the maximum.
+    rule = InnerLoopStop(window=3, max_steps=12)
+    assert [rule.update(10.0 - step, 1.0) for step in range(12)] == [False] * 11 + [True]
+    # The second window is no better than the first: stops after 6 steps.
+    rule = InnerLoopStop(window=3, max_steps=100)
+    stops = [rule.update(loss, 2.0) for loss in (4.0, 4.0, 4.0, 5.0, 3.0, 4.0)]
+    assert stops == [False] * 5 + [True]
+    # Compared per token, not per batch: same loss over more tokens is a decrease.
+    rule = InnerLoopStop(window=1, max_steps=100)
+    assert [rule.update(4.0, units) for units in (1.0, 2.0, 2.0)] == [False, False, True]
+
+
+def test_mi_rule_counts_failures_to_beat_the_best():
+    text = AggressiveState(active=True)
+    for mi in (0.5, 0.7):
+        text.record_mi(mi, patience=1)
+        assert text.active
+    text.record_mi(0.6, patience=1)
+    assert not text.active and text.mi_history == [0.5, 0.7, 0.6]
+    images = AggressiveState(active=True)
+    for mi in (1.0, 0.5, 2.0, 1.5, 1.9):  # failures in all, not in a row
+        images.record_mi(mi, patience=3)
+    assert not images.active and images.failures == 3 and images.best_mi == 2.0
+
+
+def test_aggressive_switches_off_at_the_first_epoch_whose_mi_does_not_rise(data, tmp_path):
+    trainer = make_trainer(data, tmp_path, objective="aggressive", num_train_epochs=4)
+    trainer.train()
+    history = trainer.aggressive.mi_history
+    logged = [e["validation_mi"] for e in trainer.state.log_history if "validation_mi" in e]
+    assert logged == pytest.approx(history)
+    rises = [later > earlier for earlier, later in zip(history, history[1:], strict=False)]
+    if all(rises):
+        assert trainer.aggressive.active and len(history) == 4
+    else:
+        assert not trainer.aggressive.active
+        assert len(history) == rises.index(False) + 2
+        off = trainer.aggressive.switched_off_at_epoch
+        flags = [(e["epoch"], e["aggressive"]) for e in trainer.state.log_history
+                 if "aggressive" in e and "loss" in e]
+        assert all(flag == (1.0 if epoch <= off else 0.0) for epoch, flag in flags)
+
+
+# --- checkpoints -------------------------------------------------------------------------
+
+
+def test_resume_mid_aggressive_continues_exactly(data, tmp_path):
+    settings = dict(objective="aggressive", max_steps=6, save_strategy="steps", save_steps=3,
+                    anneal_steps=4, beta_schedule="linear")
+    uninterrupted = make_trainer(data, tmp_path / "a", **settings)
+    uninterrupted.train()
+    checkpoint = tmp_path / "a" / "run" / "checkpoint-3"
+    saved = json.loads((checkpoint / "vae_trainer_state.json").read_text())
+    assert saved["aggressive"]["active"] is True and saved["global_step"] == 3
+    assert saved["beta"] == pytest.approx(0.1 + 0.9 * 3 / 4)
+    assert (checkpoint / "encoder_optimizer.pt").is_file()
+
+    resumed = make_trainer(data, tmp_path / "b", init_seed=1, **settings)
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert changed(parameters(uninterrupted.model), parameters(resumed.model)) == set()
+    assert vars(resumed.aggressive) == vars(uninterrupted.aggressive)
+    betas = {e["step"]: e["beta"] for e in resumed.state.log_history if "beta" in e}
+    expected = {e["step"]: e["beta"] for e in uninterrupted.state.log_history if "beta" in e}
+    assert betas == expected and len(betas) == 6
+
+
+# --- evaluation --------------------------------------------------------------------------
+
+
+def test_evaluate_reports_the_collapse_metrics(data, tmp_path):
+    trainer = make_trainer(data, tmp_path, eval_iw_nll=True, iw_samples=5)
+    metrics = trainer.evaluate()
+    for key in ("eval_loss", "eval_reconstruction", "eval_kl", "eval_mi", "eval_active_units",
+                "eval_nll", "eval_ppl"):
+        assert key in metrics, key
+    assert metrics["eval_nll"] <= metrics["eval_loss"] + 1e-6
+    assert metrics["eval_loss"] == pytest.approx(metrics["eval_reconstruction"]
+                                                 + metrics["eval_kl"])
+    again = trainer.evaluate()
+    assert again == metrics  # a fixed seed: evaluation is repeatable
