@@ -32,19 +32,37 @@ def main() -> None:
     model = TextVAEModel(config)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     training_args = VAETrainingArguments(
-        output_dir=os.path.join(args.output, "run"), objective=args.objective, max_steps=4,
-        per_device_train_batch_size=16, gradient_accumulation_steps=args.gradient_accumulation_steps,
-        learning_rate=5e-3, use_cpu=True, report_to="none", disable_tqdm=True,
-        save_strategy="no", logging_steps=1, ddp_find_unused_parameters=False,
-        aggressive_max_inner_steps=6, aggressive_window=2,
+        output_dir=os.path.join(args.output, "run"),
+        objective=args.objective,
+        max_steps=4,
+        per_device_train_batch_size=16,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        learning_rate=5e-3,
+        use_cpu=True,
+        report_to="none",
+        disable_tqdm=True,
+        save_strategy="no",
+        logging_steps=1,
+        ddp_find_unused_parameters=False,
+        aggressive_max_inner_steps=6,
+        aggressive_window=2,
     )
-    trainer = VAETrainer(model=model, args=training_args, train_dataset=data["train"],
-                         eval_dataset=data["test"], data_collator=TextCollator())
+    trainer = VAETrainer(
+        model=model,
+        args=training_args,
+        train_dataset=data["train"],
+        eval_dataset=data["test"],
+        data_collator=TextCollator(),
+    )
     trainer.train()
     torch.save(
-        {"world_size": trainer.args.world_size, "rank": trainer.args.process_index,
-         "initial": initial, "final": {k: v.detach().clone() for k, v in model.state_dict().items()},
-         "inner_steps": trainer.aggressive.inner_steps_total},
+        {
+            "world_size": trainer.args.world_size,
+            "rank": trainer.args.process_index,
+            "initial": initial,
+            "final": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            "inner_steps": trainer.aggressive.inner_steps_total,
+        },
         os.path.join(args.output, f"rank{trainer.args.process_index}.pt"),
     )
     sys.stdout.flush()

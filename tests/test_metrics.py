@@ -36,8 +36,9 @@ class LinearGaussianVAE(nn.Module):
 
     nll_unit = "dim"
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, noise_std: float,
-                 posterior: str = "exact") -> None:
+    def __init__(
+        self, weight: torch.Tensor, bias: torch.Tensor, noise_std: float, posterior: str = "exact"
+    ) -> None:
         super().__init__()
         self.weight, self.bias, self.noise_std, self.kind = weight, bias, noise_std, posterior
         d = weight.shape[1]
@@ -50,9 +51,10 @@ class LinearGaussianVAE(nn.Module):
 
     def encode(self, x: torch.Tensor) -> DiagonalGaussian:
         if self.kind == "prior":
-            return DiagonalGaussian(torch.zeros(x.shape[0], self.weight.shape[1],
-                                                dtype=x.dtype),
-                                    torch.ones(x.shape[0], self.weight.shape[1], dtype=x.dtype))
+            return DiagonalGaussian(
+                torch.zeros(x.shape[0], self.weight.shape[1], dtype=x.dtype),
+                torch.ones(x.shape[0], self.weight.shape[1], dtype=x.dtype),
+            )
         mean = (x - self.bias) @ self.weight @ self.posterior_covariance / self.noise_std**2
         std = self.posterior_covariance.diagonal().sqrt().expand_as(mean)
         return DiagonalGaussian(mean, std)
@@ -65,7 +67,8 @@ class LinearGaussianVAE(nn.Module):
 
     def exact_log_marginal(self, x: torch.Tensor) -> torch.Tensor:
         covariance = self.weight @ self.weight.T + self.noise_std**2 * torch.eye(
-            self.weight.shape[0], dtype=x.dtype)
+            self.weight.shape[0], dtype=x.dtype
+        )
         return MultivariateNormal(self.bias, covariance).log_prob(x)
 
     def sample_data(self, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -87,7 +90,7 @@ def make_model(orthogonal: bool, posterior: str = "exact", seed: int = 0) -> Lin
 
 
 def batches_of(x: torch.Tensor, size: int):
-    return [{"x": x[i:i + size]} for i in range(0, len(x), size)]
+    return [{"x": x[i : i + size]} for i in range(0, len(x), size)]
 
 
 def test_iw_nll_is_exact_when_q_is_the_true_posterior():
@@ -148,32 +151,40 @@ def test_kl_mi_and_active_units_against_their_analytic_values():
     assert results["kl"] == pytest.approx(analytic, abs=0.03)
     assert results["mi"] == pytest.approx(analytic, abs=0.08)
     # Var_x of the posterior mean of dim k is a_k / (1 + a_k): 0.8, 0.5, 0.000999.
-    torch.testing.assert_close(torch.tensor(results["au_variance"], dtype=torch.float64),
-                               a / (1 + a), rtol=0.1, atol=1e-4)
+    torch.testing.assert_close(
+        torch.tensor(results["au_variance"], dtype=torch.float64), a / (1 + a), rtol=0.1, atol=1e-4
+    )
     assert results["active_units"] == 2
 
 
 def test_mutual_information_estimator_on_one_batch_by_hand():
-    posterior = DiagonalGaussian(torch.tensor([[0.0], [3.0]], dtype=torch.float64),
-                                 torch.tensor([[1.0], [1.0]], dtype=torch.float64))
+    posterior = DiagonalGaussian(
+        torch.tensor([[0.0], [3.0]], dtype=torch.float64),
+        torch.tensor([[1.0], [1.0]], dtype=torch.float64),
+    )
     torch.manual_seed(0)
     log_conditional, log_aggregate = mutual_information_terms(posterior)
     torch.manual_seed(0)
     z = posterior.sample()[:, 0]
     own = (Normal(0.0, 1.0).log_prob(z[0]) + Normal(3.0, 1.0).log_prob(z[1])) / 2
-    aggregate = torch.stack([
-        torch.logsumexp(torch.stack([Normal(0.0, 1.0).log_prob(z[i]),
-                                     Normal(3.0, 1.0).log_prob(z[i])]), 0) - math.log(2)
-        for i in range(2)
-    ]).mean()
+    aggregate = torch.stack(
+        [
+            torch.logsumexp(
+                torch.stack([Normal(0.0, 1.0).log_prob(z[i]), Normal(3.0, 1.0).log_prob(z[i])]), 0
+            )
+            - math.log(2)
+            for i in range(2)
+        ]
+    ).mean()
     assert log_conditional.item() == pytest.approx(own.item())
     assert log_aggregate.item() == pytest.approx(aggregate.item())
 
 
 def test_active_unit_variance_and_unit_conversions():
     means = torch.tensor([[0.0, 1.0], [0.0, -1.0], [0.0, 1.0], [0.0, -1.0]])
-    torch.testing.assert_close(active_unit_variance(means),
-                               torch.tensor([0.0, 4 / 3], dtype=torch.float64))
+    torch.testing.assert_close(
+        active_unit_variance(means), torch.tensor([0.0, 4 / 3], dtype=torch.float64)
+    )
     assert perplexity(2 * math.log(10), 2) == pytest.approx(10.0)
     assert bits_per_dim(784 * math.log(2), 784) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="at least 2 examples"):
@@ -197,8 +208,9 @@ def test_text_vae_metrics_are_consistent(trained_ptb_model, ptb_slice):
     model = trained_ptb_model
     data = ptb_slice["data"]["validation"].select(range(64))
     torch.manual_seed(0)
-    results = evaluate_vae(model, iterate_batches(data, 32, model.config.pad_token_id),
-                           iw_samples=20, max_units=2000)
+    results = evaluate_vae(
+        model, iterate_batches(data, 32, model.config.pad_token_id), iw_samples=20, max_units=2000
+    )
     # The importance-weighted bound is tighter than the ELBO.
     assert results["nll"] < results["neg_elbo"]
     tokens = sum(length - 1 for length in data["length"])

@@ -26,13 +26,28 @@ def make_trainer(data, tmp_path, seed=0, init_seed=0, callbacks=(), **overrides)
     torch.manual_seed(init_seed)
     model = TextVAEModel(small_config(len(tokenizer), init_range=0.1))
     model.tokenizer = tokenizer
-    settings = dict(output_dir=str(tmp_path / "run"), per_device_train_batch_size=32,
-                    learning_rate=3e-3, use_cpu=True, report_to="none", disable_tqdm=True,
-                    save_strategy="no", logging_steps=1, seed=seed,
-                    aggressive_max_inner_steps=6, aggressive_window=3)
+    settings = dict(
+        output_dir=str(tmp_path / "run"),
+        per_device_train_batch_size=32,
+        learning_rate=3e-3,
+        use_cpu=True,
+        report_to="none",
+        disable_tqdm=True,
+        save_strategy="no",
+        logging_steps=1,
+        seed=seed,
+        aggressive_max_inner_steps=6,
+        aggressive_window=3,
+    )
     settings.update(overrides)
-    return VAETrainer(model=model, args=VAETrainingArguments(**settings), train_dataset=train,
-                      eval_dataset=valid, data_collator=TextCollator(), callbacks=list(callbacks))
+    return VAETrainer(
+        model=model,
+        args=VAETrainingArguments(**settings),
+        train_dataset=train,
+        eval_dataset=valid,
+        data_collator=TextCollator(),
+        callbacks=list(callbacks),
+    )
 
 
 def parameters(module) -> dict[str, torch.Tensor]:
@@ -68,9 +83,12 @@ def test_bad_arguments_are_refused(tmp_path, overrides, message):
 def test_aggressive_needs_a_validation_set(data, tmp_path):
     tokenizer, train, _ = data
     with pytest.raises(ValueError, match="needs an eval_dataset"):
-        VAETrainer(model=TextVAEModel(small_config(len(tokenizer))),
-                   args=VAETrainingArguments(str(tmp_path), objective="aggressive", use_cpu=True),
-                   train_dataset=train, data_collator=TextCollator())
+        VAETrainer(
+            model=TextVAEModel(small_config(len(tokenizer))),
+            args=VAETrainingArguments(str(tmp_path), objective="aggressive", use_cpu=True),
+            train_dataset=train,
+            data_collator=TextCollator(),
+        )
 
 
 # --- weighting the ELBO's parts ----------------------------------------------------------
@@ -83,26 +101,38 @@ def test_loss_is_reconstruction_plus_beta_kl_with_free_bits(data, tmp_path):
     loss = trainer.compute_loss(trainer.model, batch)
     torch.manual_seed(1)
     outputs = trainer.model(**batch)
-    expected = (outputs.reconstruction_nll.mean()
-                + 0.3 * torch.clamp(outputs.kl_per_dim.mean(0), min=0.25).sum())
+    expected = (
+        outputs.reconstruction_nll.mean()
+        + 0.3 * torch.clamp(outputs.kl_per_dim.mean(0), min=0.25).sum()
+    )
     torch.testing.assert_close(loss, expected)
 
 
 def test_annealed_beta_is_logged_for_every_step(data, tmp_path):
-    trainer = make_trainer(data, tmp_path, objective="anneal", beta_schedule="linear",
-                           anneal_steps=4, anneal_beta_start=0.2, max_steps=6)
+    trainer = make_trainer(
+        data,
+        tmp_path,
+        objective="anneal",
+        beta_schedule="linear",
+        anneal_steps=4,
+        anneal_beta_start=0.2,
+        max_steps=6,
+    )
     trainer.train()
-    logged = [(entry["step"], entry["beta"]) for entry in trainer.state.log_history
-              if "beta" in entry]
+    logged = [
+        (entry["step"], entry["beta"]) for entry in trainer.state.log_history if "beta" in entry
+    ]
     # The update after s completed steps used β(s) = min(1, 0.2 + 0.8·s/4).
     assert logged == [(s + 1, pytest.approx(min(1.0, 0.2 + 0.8 * s / 4))) for s in range(6)]
-    assert all("reconstruction" in e and "kl" in e for e in trainer.state.log_history
-               if "beta" in e)
+    assert all(
+        "reconstruction" in e and "kl" in e for e in trainer.state.log_history if "beta" in e
+    )
 
 
 def test_anneal_length_in_epochs_follows_the_epoch_length(data, tmp_path):
-    trainer = make_trainer(data, tmp_path, objective="anneal", anneal_epochs=0.5,
-                           num_train_epochs=1)
+    trainer = make_trainer(
+        data, tmp_path, objective="anneal", anneal_epochs=0.5, num_train_epochs=1
+    )
     trainer.train()
     # 320 sentences at batch 32: 10 steps per epoch, so β reaches 1 after 5 steps.
     assert trainer.beta_schedule.length == 5
@@ -132,17 +162,21 @@ class Snapshots(TrainerCallback):
 
 def test_inner_steps_change_only_the_encoder_and_the_update_only_the_decoder(data, tmp_path):
     snapshots = Snapshots()
-    trainer = make_trainer(data, tmp_path, objective="aggressive", max_steps=2,
-                           callbacks=[snapshots])
+    trainer = make_trainer(
+        data, tmp_path, objective="aggressive", max_steps=2, callbacks=[snapshots]
+    )
     snapshots.model = trainer.model
     trainer.train()
     names = {name for name, _ in trainer.model.named_parameters()}
     encoder = {name for name in names if name.startswith("encoder.")}
     decoder = names - encoder
     assert [label for label, _ in snapshots.taken] == [
-        "begin", "after inner loop", "after update"] * 2
+        "begin",
+        "after inner loop",
+        "after update",
+    ] * 2
     for start in (0, 3):
-        begin, inner, update = (snapshot for _, snapshot in snapshots.taken[start:start + 3])
+        begin, inner, update = (snapshot for _, snapshot in snapshots.taken[start : start + 3])
         assert changed(begin, inner) == encoder
         assert changed(inner, update) == decoder
     assert trainer.aggressive.outer_steps == 2
@@ -202,8 +236,11 @@ def test_aggressive_switches_off_at_the_first_epoch_whose_mi_does_not_rise(data,
         assert not trainer.aggressive.active
         assert len(history) == rises.index(False) + 2
         off = trainer.aggressive.switched_off_at_epoch
-        flags = [(e["epoch"], e["aggressive"]) for e in trainer.state.log_history
-                 if "aggressive" in e and "loss" in e]
+        flags = [
+            (e["epoch"], e["aggressive"])
+            for e in trainer.state.log_history
+            if "aggressive" in e and "loss" in e
+        ]
         assert all(flag == (1.0 if epoch <= off else 0.0) for epoch, flag in flags)
 
 
@@ -211,8 +248,14 @@ def test_aggressive_switches_off_at_the_first_epoch_whose_mi_does_not_rise(data,
 
 
 def test_resume_mid_aggressive_continues_exactly(data, tmp_path):
-    settings = dict(objective="aggressive", max_steps=6, save_strategy="steps", save_steps=3,
-                    anneal_steps=4, beta_schedule="linear")
+    settings = dict(
+        objective="aggressive",
+        max_steps=6,
+        save_strategy="steps",
+        save_steps=3,
+        anneal_steps=4,
+        beta_schedule="linear",
+    )
     uninterrupted = make_trainer(data, tmp_path / "a", **settings)
     uninterrupted.train()
     checkpoint = tmp_path / "a" / "run" / "checkpoint-3"
@@ -236,11 +279,19 @@ def test_resume_mid_aggressive_continues_exactly(data, tmp_path):
 def test_evaluate_reports_the_collapse_metrics(data, tmp_path):
     trainer = make_trainer(data, tmp_path, eval_iw_nll=True, iw_samples=5)
     metrics = trainer.evaluate()
-    for key in ("eval_loss", "eval_reconstruction", "eval_kl", "eval_mi", "eval_active_units",
-                "eval_nll", "eval_ppl"):
+    for key in (
+        "eval_loss",
+        "eval_reconstruction",
+        "eval_kl",
+        "eval_mi",
+        "eval_active_units",
+        "eval_nll",
+        "eval_ppl",
+    ):
         assert key in metrics, key
     assert metrics["eval_nll"] <= metrics["eval_loss"] + 1e-6
-    assert metrics["eval_loss"] == pytest.approx(metrics["eval_reconstruction"]
-                                                 + metrics["eval_kl"])
+    assert metrics["eval_loss"] == pytest.approx(
+        metrics["eval_reconstruction"] + metrics["eval_kl"]
+    )
     again = trainer.evaluate()
     assert again == metrics  # a fixed seed: evaluation is repeatable

@@ -1,9 +1,11 @@
-"""The main job, `vaehub demo`: a small text VAE trained on the embedded synthetic corpus.
+"""The main job, `vaehub demo`: posterior collapse and its cure on the embedded corpus.
 
-Generates He et al.'s synthetic data (no files needed), trains the 2-d-latent text VAE
-with the ELBO on the CPU, prints the reconstruction and KL terms as it goes, then
-sentences decoded from prior samples and one interpolation, and saves the model folder
-with a plot of the training curves.
+Generates He et al.'s synthetic data (no files needed) and trains the same small text VAE
+(2-d latent) twice on the CPU — with the plain ELBO and with aggressive inference-network
+training — printing the reconstruction and KL terms as it goes. Then it prints one table
+of NLL, KL, MI and active units per objective, sentences decoded from prior samples and
+one interpolation, saves both model folders, and draws He et al.'s posterior-mean-space
+figure.
 """
 
 from __future__ import annotations
@@ -11,121 +13,173 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
-from transformers import TrainingArguments, set_seed
+from transformers import set_seed
 
 from vaehub.configuration_vae import TextVAEConfig
 from vaehub.data import TextCollator, iterate_batches, synthetic_corpus, tokenize_corpus
 from vaehub.metrics import evaluate_vae
 from vaehub.modeling_text_vae import TextVAEModel
-from vaehub.plots import plot_training_curves
+from vaehub.plots import plot_posterior_mean_space, plot_training_curves
+from vaehub.posterior_grid import latent_grid, model_posterior_mean
 from vaehub.tokenization import build_tokenizer
-from vaehub.trainer import VAETrainer
+from vaehub.trainer import VAETrainer, VAETrainingArguments
+
+OBJECTIVES = ("elbo", "aggressive")
 
 
 @dataclass
 class DemoResult:
     output_dir: str
     seconds: float
-    validation: dict[str, float]
-    samples: list[str]
-    interpolation: list[str]
+    results: dict[str, dict] = field(default_factory=dict)
+    samples: list[str] = field(default_factory=list)
+    interpolation: list[str] = field(default_factory=list)
+    plot: str = ""
 
 
 def run_demo(
     output_dir: str = "vaehub-demo",
     num_sentences: int = 12000,
-    epochs: float = 8,
+    epochs: float = 6,
     batch_size: int = 32,
     learning_rate: float = 2e-3,
     seed: int = 0,
+    iw_samples: int = 200,
+    objectives: tuple[str, ...] = OBJECTIVES,
     show_progress: bool = True,
 ) -> DemoResult:
-    """Train, sample, interpolate and save; returns what it printed.
+    """Train once per objective, compare, sample, interpolate, plot and save.
 
     Args:
-        output_dir: where the model folder and `training_curves.png` are written.
+        output_dir: gets one model folder per objective, and `posterior_mean_space.png`.
         num_sentences: synthetic sentences generated; 10% are held out for validation.
-        epochs: passes over the training sentences.
+        epochs: passes over the training sentences, for each objective.
+        iw_samples: K of the importance-weighted NLL on the validation sentences.
     """
     start = time.time()
-    set_seed(seed)
     corpus = synthetic_corpus(num_sentences, seed=seed).train_test_split(test_size=0.1, seed=seed)
     tokenizer = build_tokenizer(corpus["train"]["text"])
     config = TextVAEConfig.from_preset("synthetic", vocab_size=len(tokenizer))
     data = tokenize_corpus(corpus, tokenizer, config.max_sequence_length)
-    model = TextVAEModel(config)
-    model.tokenizer = tokenizer
     print(
         f"Synthetic corpus (He et al. 2019): {len(data['train'])} training and "
         f"{len(data['test'])} validation sentences, vocabulary {len(tokenizer)}."
     )
     print(
         f"Text VAE: embedding {config.embedding_size}, hidden {config.decoder_hidden_size}, "
-        f"latent {config.latent_size}, {model.num_parameters():,} parameters; objective: ELBO."
+        f"latent {config.latent_size}; objectives: {', '.join(objectives)}."
     )
 
-    total_steps = math.ceil(len(data["train"]) / batch_size) * epochs
-    args = TrainingArguments(
-        output_dir=output_dir,
-        num_train_epochs=epochs,
-        per_device_train_batch_size=batch_size,
-        learning_rate=learning_rate,
-        lr_scheduler_type="constant",
-        max_grad_norm=5.0,
-        # About 25 progress lines whatever the run's length.
-        logging_steps=max(1, round(total_steps / 25)),
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        seed=seed,
-        disable_tqdm=not show_progress,
-        dataloader_drop_last=False,
-    )
-    trainer = VAETrainer(
-        model=model,
-        args=args,
-        train_dataset=data["train"],
-        data_collator=TextCollator(config.pad_token_id),
-    )
-    trainer.train()
+    result = DemoResult(output_dir, 0.0)
+    models: dict[str, TextVAEModel] = {}
+    for objective in objectives:
+        print(f"\n=== objective: {objective} ===")
+        set_seed(seed)
+        model = TextVAEModel(config)
+        model.tokenizer = tokenizer
+        folder = os.path.join(output_dir, objective)
+        steps = math.ceil(len(data["train"]) / batch_size) * epochs
+        args = VAETrainingArguments(
+            output_dir=folder,
+            objective=objective,
+            num_train_epochs=epochs,
+            per_device_train_batch_size=batch_size,
+            learning_rate=learning_rate,
+            lr_scheduler_type="constant",
+            max_grad_norm=5.0,
+            # About 20 progress lines whatever the run's length.
+            logging_steps=max(1, round(steps / 20)),
+            save_strategy="no",
+            report_to="none",
+            use_cpu=True,
+            seed=seed,
+            disable_tqdm=not show_progress,
+        )
+        trainer = VAETrainer(
+            model=model,
+            args=args,
+            train_dataset=data["train"],
+            eval_dataset=data["test"],
+            data_collator=TextCollator(),
+        )
+        trainer.train()
+        model.eval()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            metrics = evaluate_vae(
+                model,
+                iterate_batches(data["test"], 100, config.pad_token_id),
+                iw_samples=iw_samples,
+            )
+        metrics["seconds"] = trainer.state.log_history[-1].get("train_runtime", float("nan"))
+        if objective == "aggressive":
+            metrics["aggressive_epochs"] = len(trainer.aggressive.mi_history)
+        result.results[objective] = metrics
+        model.save_pretrained(folder)
+        plot_training_curves(trainer.state.log_history, os.path.join(folder, "training_curves.png"))
+        models[objective] = model
 
-    model.eval()
-    validation = evaluate_vae(model, iterate_batches(data["test"], 256, config.pad_token_id))
     print(
-        f"\nValidation: reconstruction {validation['reconstruction']:.2f}, "
-        f"KL {validation['kl']:.2f}, negative ELBO {validation['neg_elbo']:.2f} "
-        f"nats per sentence."
+        f"\nValidation ({len(data['test'])} sentences; NLL importance-weighted with "
+        f"K={iw_samples}; nats per sentence):"
     )
+    print(f"  {'objective':<12}{'NLL':>9}{'KL':>8}{'MI':>8}{'AU':>5}{'train s':>10}")
+    for objective, metrics in result.results.items():
+        print(
+            f"  {objective:<12}{metrics['nll']:>9.2f}{metrics['kl']:>8.2f}{metrics['mi']:>8.2f}"
+            f"{metrics['active_units']:>5d}{metrics['seconds']:>10.0f}"
+        )
+    collapsed = [o for o, m in result.results.items() if m["kl"] < 0.1]
+    if collapsed:
+        print(
+            f"KL ≈ 0 for {', '.join(collapsed)}: the posterior collapsed onto the prior and "
+            "the decoder ignores z."
+        )
 
-    if validation["kl"] < 0.1:
-        print("KL ≈ 0: the posterior has collapsed onto the prior and the decoder ignores z.")
-
+    best = models[objectives[-1]]
     torch.manual_seed(seed)
-    samples = model.generate_sentences(num_samples=5, do_sample=True)
-    print("\nFive sentences sampled from the decoder, each from its own z ~ p(z):")
-    for sentence in samples:
+    result.samples = best.generate_sentences(num_samples=5)
+    print(
+        f"\nFive sentences decoded (greedy) by the {objectives[-1]} model, each from its own "
+        "z ~ p(z):"
+    )
+    for sentence in result.samples:
         print(f"  {sentence}")
     text_a, text_b = corpus["test"]["text"][:2]
-    interpolation = model.interpolate(text_a, text_b, steps=5)
-    print("\nInterpolation between the posterior means of two validation sentences:")
+    result.interpolation = best.interpolate(text_a, text_b, steps=5)
+    print("Interpolation between the posterior means of two validation sentences:")
     print(f"  a:      {text_a}")
-    for t, sentence in zip(
-        torch.linspace(0, 1, len(interpolation)).tolist(), interpolation, strict=True
-    ):
+    steps = torch.linspace(0, 1, len(result.interpolation)).tolist()
+    for t, sentence in zip(steps, result.interpolation, strict=True):
         print(f"  t={t:.2f} {sentence}")
     print(f"  b:      {text_b}")
 
-    model.save_pretrained(output_dir)
-    plot = plot_training_curves(
-        trainer.state.log_history, os.path.join(output_dir, "training_curves.png")
+    result.plot = _posterior_mean_space(
+        models,
+        data["test"].select(range(200)),
+        os.path.join(output_dir, "posterior_mean_space.png"),
     )
-    seconds = time.time() - start
+    result.seconds = time.time() - start
     print(
-        f"\nSaved the model, its tokenizer and {os.path.basename(plot)} to {output_dir}/ "
-        f"({seconds:.0f} s in all). Load it with "
-        f"TextVAEModel.from_pretrained({output_dir!r})."
+        f"\nSaved {', '.join(os.path.join(output_dir, o) for o in objectives)} (model, tokenizer, "
+        f"training_curves.png) and the posterior mean space plot {result.plot} "
+        f"({result.seconds:.0f} s in all)."
     )
-    return DemoResult(output_dir, seconds, validation, samples, interpolation)
+    return result
+
+
+def _posterior_mean_space(models: dict[str, TextVAEModel], sentences, path: str) -> str:
+    """He et al. Fig. 2 for each model: mean of q(z|x) against the mean of p(z|x)."""
+    grid = latent_grid(limit=5.0, points=41)
+    means = {}
+    for name, model in models.items():
+        inference, true_posterior = [], []
+        for batch in iterate_batches(sentences, 50, model.config.pad_token_id):
+            with torch.no_grad():
+                inference.append(model.encode(**batch).mean)
+            true_posterior.append(model_posterior_mean(model, batch, grid))
+        means[name] = (torch.cat(inference).tolist(), torch.cat(true_posterior).tolist())
+    return plot_posterior_mean_space(means, path)

@@ -37,3 +37,44 @@ def plot_training_curves(log_history: Sequence[dict], path: str | os.PathLike) -
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return os.fspath(path)
+
+
+def plot_posterior_mean_space(
+    means: dict[str, tuple[Sequence[Sequence[float]], Sequence[Sequence[float]]]],
+    path: str | os.PathLike,
+) -> str:
+    """He et al.'s posterior mean space: for each x, the mean of the amortised q(z|x)
+    (x-axis) against the mean of the model posterior p(z|x) (y-axis), per latent dim.
+
+    Args:
+        means: one entry per trained model: `(inference means, model-posterior means)`,
+            each `(examples, 2)`.
+    Returns:
+        the path written.
+    """
+    if not means:
+        raise ValueError("nothing to plot: give at least one model's posterior means.")
+    rows = len(means)
+    figure, axes = plt.subplots(rows, 2, figsize=(8, 3.8 * rows), squeeze=False)
+    for row, (name, (inference, model)) in enumerate(means.items()):
+        for dim in range(2):
+            axis = axes[row][dim]
+            x = [point[dim] for point in inference]
+            y = [point[dim] for point in model]
+            bound = max(1.0, *map(abs, x), *map(abs, y)) * 1.05
+            axis.plot([-bound, bound], [-bound, bound], color="0.6", lw=1, zorder=0)
+            axis.scatter(x, y, s=8, alpha=0.6, color="tab:blue" if dim == 0 else "tab:orange")
+            axis.set(
+                xlim=(-bound, bound),
+                ylim=(-bound, bound),
+                aspect="equal",
+                title=f"{name}: z{dim + 1}",
+                xlabel="mean of q(z|x) (inference)",
+                ylabel="mean of p(z|x) (model)",
+            )
+            axis.grid(alpha=0.3)
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return os.fspath(path)

@@ -1,0 +1,93 @@
+"""The `vaehub train` and `vaehub evaluate` commands, end to end on small runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vaehub import TextVAEModel
+from vaehub.cli import main
+
+
+def test_train_saves_a_model_and_its_evaluation(tmp_path, capsys):
+    out = tmp_path / "model"
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "synthetic",
+            "--synthetic_sentences",
+            "400",
+            "--preset",
+            "synthetic",
+            "--latent_size",
+            "3",
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "6",
+            "--per_device_train_batch_size",
+            "16",
+            "--use_cpu",
+            "--report_to",
+            "none",
+            "--disable_tqdm",
+            "true",
+            "--save_strategy",
+            "no",
+            "--objective",
+            "anneal",
+            "--anneal_steps",
+            "4",
+            "--eval_iw_nll",
+            "--iw_samples",
+            "4",
+        ]
+    )
+    assert code == 0
+    model = TextVAEModel.from_pretrained(out)
+    assert model.config.latent_size == 3 and model.tokenizer is not None
+    record = json.loads((out / "eval_validation.json").read_text())
+    assert record["objective"] == "anneal" and record["split"] == "validation"
+    metrics = record["metrics"]
+    assert metrics["num_examples"] == 40
+    for key in ("nll", "ppl", "kl", "mi", "active_units", "reconstruction"):
+        assert key in metrics
+
+
+def test_train_refuses_bad_flags(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--output_dir", str(tmp_path), "--objective", "magic"])
+    assert "invalid choice: 'magic'" in capsys.readouterr().err
+    assert main(["train", "--output_dir", str(tmp_path), "--dataset", "ptb", "--use_cpu"]) == 1
+    assert "--dataset ptb needs --data_dir" in capsys.readouterr().err
+
+
+def test_evaluate_prints_a_table_and_writes_json(trained_ptb_model, ptb_dir, tmp_path, capsys):
+    trained_ptb_model.save_pretrained(tmp_path / "model")
+    output = tmp_path / "results.json"
+    code = main(
+        [
+            "evaluate",
+            str(tmp_path / "model"),
+            "--data",
+            str(ptb_dir),
+            "--split",
+            "validation",
+            "--max-sentences",
+            "40",
+            "--iw-samples",
+            "3",
+            "--output",
+            str(output),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "NLL (nats/sentence)" in printed and "active units" in printed
+    record = json.loads(output.read_text())
+    assert record["iw_samples"] == 3 and record["metrics"]["num_examples"] == 40
+    assert record["metrics"]["nll"] <= record["metrics"]["neg_elbo"] + 1.0
+    assert main(["evaluate", str(tmp_path / "nothing"), "--data", str(ptb_dir)]) == 1
+    assert "is not a folder" in capsys.readouterr().err
