@@ -159,7 +159,7 @@ def run_demo(
 
     result.plot = _posterior_mean_space(
         models,
-        data["test"].select(range(200)),
+        data["test"].select(range(min(200, len(data["test"])))),
         os.path.join(output_dir, "posterior_mean_space.png"),
     )
     result.seconds = time.time() - start
