@@ -41,21 +41,9 @@ def test_demo_compares_objectives_samples_plots_and_saves(tmp_path, capsys):
 
 
 def test_command_line_runs_the_demo_and_reports_errors(tmp_path, capsys):
-    assert (
-        main(
-            [
-                "demo",
-                "--output-dir",
-                str(tmp_path / "cli"),
-                "--num-sentences",
-                "300",
-                "--epochs",
-                "1",
-            ]
-        )
-        == 0
-    )
-    assert (tmp_path / "cli" / "model.safetensors").is_file()
+    arguments = ["demo", "--output-dir", str(tmp_path / "cli"), "--num-sentences", "200"]
+    assert main([*arguments, "--epochs", "1", "--iw-samples", "2"]) == 0
+    assert (tmp_path / "cli" / "aggressive" / "model.safetensors").is_file()
     assert main(["demo", "--num-sentences", "0"]) == 1
     assert "num_sentences must be a positive integer" in capsys.readouterr().err
 
