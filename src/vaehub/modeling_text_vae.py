@@ -90,7 +90,10 @@ class TextVAEEncoder(nn.Module):
         super().__init__()
         self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size)
         self.lstm = nn.LSTM(config.embedding_size, config.encoder_hidden_size, batch_first=True)
-        self.to_posterior = nn.Linear(config.encoder_hidden_size, 2 * config.latent_size)
+        # No bias, as in He et al.: a bias lets q(z|x) settle on one input-independent
+        # posterior long before the LSTM has learnt anything, the quickest way to collapse.
+        self.to_posterior = nn.Linear(config.encoder_hidden_size, 2 * config.latent_size,
+                                      bias=False)
 
     def forward(self, input_ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """
@@ -116,12 +119,13 @@ class TextVAEDecoder(nn.Module):
         super().__init__()
         self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size)
         self.embedding_dropout = nn.Dropout(config.decoder_embedding_dropout)
-        self.latent_to_state = nn.Linear(config.latent_size, config.decoder_hidden_size)
+        self.latent_to_state = nn.Linear(config.latent_size, config.decoder_hidden_size,
+                                         bias=False)
         self.lstm = nn.LSTM(
             config.embedding_size + config.latent_size, config.decoder_hidden_size, batch_first=True
         )
         self.output_dropout = nn.Dropout(config.decoder_output_dropout)
-        self.lm_head = nn.Linear(config.decoder_hidden_size, config.vocab_size)
+        self.lm_head = nn.Linear(config.decoder_hidden_size, config.vocab_size, bias=False)
 
     def initial_state(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """`(1, batch, hidden)` twice: c₀ = W z + b, h₀ = tanh(c₀) (He et al.)."""
