@@ -38,7 +38,7 @@ def _check_samples(num_samples: int) -> None:
 
 @torch.no_grad()
 def importance_weighted_log_likelihood(
-    model: nn.Module, batch: dict[str, Tensor], num_samples: int = 500, max_units: int = 16384
+    model: nn.Module, batch: dict[str, Tensor], num_samples: int = 500, max_units: int = 4096
 ) -> Tensor:
     """log p(x) ≈ logsumexp_k [log p(x|z_k) + log p(z_k) − log q(z_k|x)] − log K, z_k ~ q(z|x).
 
@@ -89,7 +89,7 @@ def evaluate_vae(
     model: nn.Module,
     batches: Iterable[dict[str, Tensor]],
     iw_samples: int | None = None,
-    max_units: int = 16384,
+    max_units: int = 4096,
     active_unit_threshold: float = AU_THRESHOLD,
     show_progress: bool = False,
 ) -> dict[str, Any]:

@@ -92,8 +92,9 @@ class TextVAEEncoder(nn.Module):
         self.lstm = nn.LSTM(config.embedding_size, config.encoder_hidden_size, batch_first=True)
         # No bias, as in He et al.: a bias lets q(z|x) settle on one input-independent
         # posterior long before the LSTM has learnt anything, the quickest way to collapse.
-        self.to_posterior = nn.Linear(config.encoder_hidden_size, 2 * config.latent_size,
-                                      bias=False)
+        self.to_posterior = nn.Linear(
+            config.encoder_hidden_size, 2 * config.latent_size, bias=False
+        )
 
     def forward(self, input_ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """
@@ -103,12 +104,11 @@ class TextVAEEncoder(nn.Module):
         Returns:
             mean and scale parameter of q(z|x), each `(batch, latent_size)`.
         """
-        # Packing makes the last state each sentence's own, whatever padding follows it.
-        packed = nn.utils.rnn.pack_padded_sequence(
-            self.embed_tokens(input_ids), lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
-        _, (h, _) = self.lstm(packed)
-        mean, scale = self.to_posterior(h[-1]).chunk(2, dim=-1)
+        outputs, _ = self.lstm(self.embed_tokens(input_ids))
+        # The LSTM reads left to right, so its output at a sentence's last token is the
+        # sentence's own, whatever padding follows (and cheaper than packing).
+        last = outputs[torch.arange(input_ids.shape[0], device=input_ids.device), lengths - 1]
+        mean, scale = self.to_posterior(last).chunk(2, dim=-1)
         return mean, scale
 
 
@@ -119,8 +119,7 @@ class TextVAEDecoder(nn.Module):
         super().__init__()
         self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size)
         self.embedding_dropout = nn.Dropout(config.decoder_embedding_dropout)
-        self.latent_to_state = nn.Linear(config.latent_size, config.decoder_hidden_size,
-                                         bias=False)
+        self.latent_to_state = nn.Linear(config.latent_size, config.decoder_hidden_size, bias=False)
         self.lstm = nn.LSTM(
             config.embedding_size + config.latent_size, config.decoder_hidden_size, batch_first=True
         )
@@ -309,10 +308,15 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
         hidden, _ = self.decoder.hidden_states(decoder_ids, z)
         targets, mask = input_ids[:, 1:], attention_mask[:, 1:].bool()
         if keep_logits:
-            logits = self.decoder.lm_head(hidden)
-            # log-softmax in float32 whatever the autocast dtype of the logits.
-            token_nll = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")
-            return (token_nll * mask).sum(-1), logits
+            batch, steps, size = hidden.shape
+            # One 2-d matmul and a row-wise loss over contiguous (tokens, vocab) logits: the
+            # batch_first LSTM output is a strided view, on which the output layer would
+            # otherwise copy its weight per sentence; log-softmax in float32 whatever the
+            # autocast dtype of the logits.
+            logits = self.decoder.lm_head(hidden.reshape(batch * steps, size))
+            token_nll = F.cross_entropy(logits.float(), targets.reshape(-1), reduction="none")
+            nll = (token_nll.view(batch, steps) * mask).sum(-1)
+            return nll, logits.view(batch, steps, -1)
         # Without logits to return, score the real tokens only: padding costs nothing.
         logits = self.decoder.lm_head(hidden[mask])
         token_nll = F.cross_entropy(logits.float(), targets[mask], reduction="none")

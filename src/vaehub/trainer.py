@@ -103,7 +103,7 @@ class VAETrainingArguments(TrainingArguments):
         default=False, metadata={"help": "Compute the (costly) IW-NLL at every evaluation."}
     )
     eval_max_units: int = field(
-        default=16384, metadata={"help": "Tokens or pixels per decoder pass of the IW-NLL."}
+        default=4096, metadata={"help": "Tokens or pixels per decoder pass of the IW-NLL."}
     )
 
     def __post_init__(self) -> None:
