@@ -287,10 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=12000,
         help="synthetic sentences to generate (10%% held out)",
     )
-    demo.add_argument("--epochs", type=float, default=6, help="training epochs per objective")
+    demo.add_argument("--epochs", type=float, default=4, help="training epochs per objective")
     demo.add_argument("--batch-size", type=int, default=32)
     demo.add_argument(
-        "--iw-samples", type=int, default=200, help="importance samples K of the validation NLL"
+        "--iw-samples", type=int, default=100, help="importance samples K of the validation NLL"
     )
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)

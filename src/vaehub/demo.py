@@ -43,11 +43,11 @@ class DemoResult:
 def run_demo(
     output_dir: str = "vaehub-demo",
     num_sentences: int = 12000,
-    epochs: float = 6,
+    epochs: float = 4,
     batch_size: int = 32,
-    learning_rate: float = 2e-3,
+    learning_rate: float = 3e-3,
     seed: int = 0,
-    iw_samples: int = 200,
+    iw_samples: int = 100,
     objectives: tuple[str, ...] = OBJECTIVES,
     show_progress: bool = True,
 ) -> DemoResult:
@@ -141,16 +141,19 @@ def run_demo(
 
     best = models[objectives[-1]]
     torch.manual_seed(seed)
-    result.samples = best.generate_sentences(num_samples=5)
+    result.samples = best.generate_sentences(num_samples=5, do_sample=True)
     print(
-        f"\nFive sentences decoded (greedy) by the {objectives[-1]} model, each from its own "
+        f"\nFive sentences sampled from the {objectives[-1]} model's decoder, each from its own "
         "z ~ p(z):"
     )
     for sentence in result.samples:
         print(f"  {sentence}")
-    text_a, text_b = corpus["test"]["text"][:2]
+    text_a, text_b = _far_apart(best, corpus["test"]["text"][:200])
     result.interpolation = best.interpolate(text_a, text_b, steps=5)
-    print("Interpolation between the posterior means of two validation sentences:")
+    print(
+        "Interpolation (greedy) between the posterior means of the two validation sentences "
+        "farthest apart along the most used latent dimension:"
+    )
     print(f"  a:      {text_a}")
     steps = torch.linspace(0, 1, len(result.interpolation)).tolist()
     for t, sentence in zip(steps, result.interpolation, strict=True):
@@ -159,7 +162,7 @@ def run_demo(
 
     result.plot = _posterior_mean_space(
         models,
-        data["test"].select(range(min(200, len(data["test"])))),
+        data["test"].select(range(min(100, len(data["test"])))),
         os.path.join(output_dir, "posterior_mean_space.png"),
     )
     result.seconds = time.time() - start
@@ -171,9 +174,18 @@ def run_demo(
     return result
 
 
+def _far_apart(model: TextVAEModel, sentences: list[str]) -> tuple[str, str]:
+    """The two sentences whose posterior means differ most along the dimension whose
+    means vary most: the pair an interpolation has the most to show for."""
+    with torch.no_grad():
+        means = model.encode(sentences).mean
+    dim = int(means.var(0).argmax())
+    return sentences[int(means[:, dim].argmin())], sentences[int(means[:, dim].argmax())]
+
+
 def _posterior_mean_space(models: dict[str, TextVAEModel], sentences, path: str) -> str:
     """He et al. Fig. 2 for each model: mean of q(z|x) against the mean of p(z|x)."""
-    grid = latent_grid(limit=5.0, points=41)
+    grid = latent_grid(limit=4.5, points=31)
     means = {}
     for name, model in models.items():
         inference, true_posterior = [], []
