@@ -32,11 +32,7 @@ def plot_training_curves(log_history: Sequence[dict], path: str | os.PathLike) -
     right.set_ylim(bottom=0)
     for axis in (left, right):
         axis.grid(alpha=0.3)
-    figure.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return os.fspath(path)
+    return _save(figure, path)
 
 
 def plot_posterior_mean_space(
@@ -73,6 +69,10 @@ def plot_posterior_mean_space(
                 ylabel="mean of p(z|x) (model)",
             )
             axis.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def _save(figure: plt.Figure, path: str | os.PathLike) -> str:
     figure.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     figure.savefig(path, dpi=120)
