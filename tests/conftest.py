@@ -4,13 +4,41 @@ a slice of it."""
 from __future__ import annotations
 
 import os
+import socket
+import tempfile
 from pathlib import Path
 
-import pytest
-import torch
 
-from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer
-from vaehub.data import TextCollator, length_bucketed_batches, load_text_corpus, tokenize_corpus
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# huggingface_hub reads its endpoint and cache once, when it is imported: point them at the
+# loopback Hub server (started only by the tests that need it) before anything imports it.
+HUB_PORT = _free_port()
+HUB_ROOT = Path(tempfile.mkdtemp(prefix="vaehub-hub-"))
+os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{HUB_PORT}"
+os.environ["HF_HUB_CACHE"] = str(HUB_ROOT / "cache")
+os.environ["HF_TOKEN"] = "hf_local_test_token"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+# The Xet upload pipeline talks to storage olah does not have; uploads take the
+# single-commit path (`create_commit`) instead.
+os.environ["HF_HUB_DISABLE_XET"] = "1"
+os.environ.pop("HF_HUB_OFFLINE", None)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hub_server import HubServer  # noqa: E402
+
+from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer  # noqa: E402
+from vaehub.data import (  # noqa: E402
+    TextCollator,
+    length_bucketed_batches,
+    load_text_corpus,
+    tokenize_corpus,
+)
 
 SHARED_DATA = Path(
     os.environ.get("VAEHUB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -81,3 +109,31 @@ def trained_ptb_model(ptb_slice) -> TextVAEModel:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimizer.step()
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def hub_server():
+    """A real Hub-API server (olah) on loopback, serving git repositories from a folder."""
+    server = HubServer(HUB_ROOT, HUB_PORT)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hub(hub_server, monkeypatch):
+    """The loopback Hub, with uploads written as git commits into the repositories it serves.
+
+    olah takes no uploads, so `HfApi.create_repo` and `HfApi.create_commit` — the two calls
+    that write on the real Hub — become git operations on the served folder, and the
+    server-side check of a card's YAML (`RepoCard.validate`, and `HfApi._validate_yaml`
+    that `upload_folder` uses) is skipped; every other call, and every download, goes to
+    the server over HTTP.
+    """
+    from huggingface_hub import HfApi, RepoCard
+
+    monkeypatch.setattr(HfApi, "create_repo", hub_server.create_repo)
+    monkeypatch.setattr(HfApi, "create_commit", hub_server.create_commit)
+    monkeypatch.setattr(RepoCard, "validate", lambda self, repo_type=None: None)
+    monkeypatch.setattr(HfApi, "_validate_yaml", lambda self, content, **kwargs: None)
+    return hub_server

@@ -49,7 +49,11 @@ def test_train_saves_a_model_and_its_evaluation(tmp_path, capsys):
     model = TextVAEModel.from_pretrained(out)
     assert model.config.latent_size == 3 and model.tokenizer is not None
     record = json.loads((out / "eval_validation.json").read_text())
-    assert record["objective"] == "anneal" and record["split"] == "validation"
+    assert record["split"] == "validation" and record["iw_samples"] == 4
+    training = json.loads((out / "training.json").read_text())
+    assert training["objective"] == "anneal" and training["beta_schedule"] == "linear"
+    assert training["anneal_steps"] == 4 and training["global_step"] == 6
+    assert model.evaluation_results["validation"]["metrics"] == record["metrics"]
     metrics = record["metrics"]
     assert metrics["num_examples"] == 40
     for key in ("nll", "ppl", "kl", "mi", "active_units", "reconstruction"):

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vaehub import hub
+
 TEXT_PRESETS = ("ptb", "yahoo", "yelp", "synthetic")
 
 
@@ -164,29 +166,26 @@ def train(argv: Sequence[str]) -> int:
         data_collator=TextCollator(),
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    dataset = DATASET_NAMES.get(data_args.dataset, {"name": "custom", "type": "custom"})
+    model.training_summary = hub.training_summary(training_args, trainer.state, dataset["name"])
+    for split in [s for s in ("validation", "test") if s in data]:
+        prefix = f"{split}_"
+        metrics = trainer.evaluate(data[split], metric_key_prefix=split)
+        model.evaluation_results[split] = {
+            "split": split,
+            "dataset": dataset,
+            "iw_samples": training_args.iw_samples if training_args.eval_iw_nll else None,
+            "metrics": {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)},
+        }
     if trainer.is_world_process_zero():
         model.save_pretrained(training_args.output_dir)
-    for split in [s for s in ("validation", "test") if s in data]:
-        metrics = trainer.evaluate(data[split], metric_key_prefix=split)
-        if trainer.is_world_process_zero():
-            write_evaluation(training_args.output_dir, split, metrics, training_args)
     return 0
 
 
-def write_evaluation(folder: str, split: str, metrics: dict[str, Any], args: Any) -> str:
-    """Save a split's metrics as `eval_<split>.json` in a model folder."""
-    prefix = f"{split}_"
-    record = {
-        "split": split,
-        "objective": getattr(args, "objective", None),
-        "iw_samples": metrics.get(f"{prefix}iw_samples"),
-        "metrics": {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)},
-    }
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"eval_{split}.json")
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=2)
-    return path
+DATASET_NAMES = {
+    "ptb": {"name": "Penn Treebank (Mikolov et al.)", "type": "ptb_text_only"},
+    "synthetic": {"name": "He et al. 2019 synthetic", "type": "custom"},
+}
 
 
 TABLE_ROWS = (
@@ -241,15 +240,60 @@ def evaluate(args: argparse.Namespace) -> int:
                 if isinstance(value, int)
                 else f"  {label:<22}{value:>10.3f}"
             )
-    output = args.output or os.path.join(args.model_dir, f"eval_{args.split}.json")
-    record = {
-        "split": args.split,
-        "data": os.path.abspath(args.data),
-        "iw_samples": args.iw_samples or None,
-        "metrics": results,
-    }
-    with open(output, "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=2)
+    dataset = (
+        DATASET_NAMES["ptb"]
+        if os.path.isdir(args.data)
+        else {"name": os.path.basename(os.path.abspath(args.data)), "type": "custom"}
+    )
+    extra = {"iw_samples": args.iw_samples or None, "data": os.path.abspath(args.data)}
+    if args.output:
+        record = {"split": args.split, "dataset": dataset, **extra, "metrics": results}
+        with open(args.output, "w", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=2)
+        output = args.output
+    else:
+        output = hub.write_results(args.model_dir, args.split, results, dataset, **extra)
+    print(f"wrote {output}")
+    return 0
+
+
+def push(args: argparse.Namespace) -> int:
+    """`vaehub push`: upload a model folder with its card."""
+    from huggingface_hub import get_session
+
+    # huggingface_hub waits forever on a silent server unless its client has a timeout.
+    get_session().timeout = args.timeout
+    url = hub.push_folder(
+        args.model_dir,
+        args.repo_id,
+        private=args.private or None,
+        revision=args.revision,
+        commit_message=args.commit_message,
+        card=not args.no_card,
+    )
+    print(f"pushed {args.model_dir} to {args.repo_id}: {url}")
+    return 0
+
+
+def pull(args: argparse.Namespace) -> int:
+    """`vaehub pull`: download a model repository and check that it loads."""
+    from vaehub import TextVAEModel
+
+    path = hub.pull(args.repo_id, revision=args.revision, local_dir=args.output_dir)
+    model = TextVAEModel.from_pretrained(path)
+    print(
+        f"pulled {args.repo_id}{f' ({args.revision})' if args.revision else ''} to {path}: "
+        f"a {model.config.model_type} model, latent size {model.config.latent_size}, "
+        f"{model.num_parameters():,} parameters."
+    )
+    return 0
+
+
+def card(args: argparse.Namespace) -> int:
+    """`vaehub card`: write a model folder's card without pushing."""
+    model_card = hub.render_model_card(args.model_dir, repo_id=args.repo_id, split=args.split)
+    output = args.output or os.path.join(args.model_dir, "README.md")
+    model_card.save(output)
     print(f"wrote {output}")
     return 0
 
@@ -322,6 +366,49 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", default=None, help="JSON path (default MODEL_DIR/eval_<split>.json)"
     )
     evaluation.set_defaults(run=evaluate)
+
+    pushing = commands.add_parser(
+        "push",
+        help="upload a model folder and its card to the Hub",
+        description="Upload a saved model folder (weights, config, tokenizer, generation "
+        "config, results) with a model card rendered from its evaluation results. "
+        "The local folder is only read.",
+    )
+    pushing.add_argument("model_dir")
+    pushing.add_argument("repo_id", help="org/name")
+    pushing.add_argument("--private", action="store_true")
+    pushing.add_argument("--revision", default=None, help="branch to push to (created)")
+    pushing.add_argument("--commit-message", default=None)
+    pushing.add_argument("--no-card", action="store_true", help="push without a model card")
+    pushing.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait on the server before giving up"
+    )
+    pushing.set_defaults(run=push)
+
+    pulling = commands.add_parser(
+        "pull",
+        help="download a model from the Hub and check it",
+        description="Download a vaehub model repository.",
+    )
+    pulling.add_argument("repo_id", help="org/name")
+    pulling.add_argument("--revision", default=None)
+    pulling.add_argument(
+        "--output-dir", default=None, help="a folder to place the files in (default: the Hub cache)"
+    )
+    pulling.set_defaults(run=pull)
+
+    carding = commands.add_parser(
+        "card",
+        help="write a model folder's card (README.md)",
+        description="Render the model card from the folder's "
+        "config, evaluation results and training "
+        "summary, without pushing.",
+    )
+    carding.add_argument("model_dir")
+    carding.add_argument("--repo-id", default=None, help="the Hub name the usage snippet loads")
+    carding.add_argument("--split", default=None, help="which evaluation to report")
+    carding.add_argument("--output", default=None, help="default MODEL_DIR/README.md")
+    carding.set_defaults(run=card)
     return parser
 
 
@@ -333,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return train(argv[1:])
         args = build_parser().parse_args(argv)
         return args.run(args)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, hub.HubError) as error:
         print(f"vaehub {command}: error: {error}", file=sys.stderr)
         return 1
 

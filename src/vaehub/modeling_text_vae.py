@@ -22,13 +22,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from transformers import GenerationMixin, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import GenerationMixin, PreTrainedTokenizerBase
 from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.utils import ModelOutput
 
 from vaehub import checkpoints
 from vaehub.configuration_vae import TextVAEConfig
+from vaehub.modeling_utils import VAEPreTrainedModel
 from vaehub.priors import DiagonalGaussian, LatentPrior, prior_from_config
 from vaehub.tokenization import truncate_rows
 
@@ -151,7 +152,7 @@ class TextVAEDecoder(nn.Module):
         return self.output_dropout(outputs), state
 
 
-class TextVAEPreTrainedModel(PreTrainedModel):
+class TextVAEPreTrainedModel(VAEPreTrainedModel):
     config_class = TextVAEConfig
     base_model_prefix = "text_vae"
     main_input_name = "input_ids"
@@ -540,41 +541,12 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
 
     # --- saving and loading -----------------------------------------------------------
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
-        """Write `model.safetensors`, `config.json`, `generation_config.json` and the
-        tokenizer, when one is attached."""
-        result = super().save_pretrained(save_directory, *args, **kwargs)
-        if self.tokenizer is not None and kwargs.get("is_main_process", True):
+    def _save_extras(self, save_directory: str | os.PathLike) -> None:
+        if self.tokenizer is not None:
             self.tokenizer.save_pretrained(save_directory)
-        return result
 
-    @classmethod
-    def from_pretrained(
-        cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any
-    ) -> TextVAEModel:
-        """Load a model (and its tokenizer, when saved with one) from a folder or the Hub.
-
-        Raises `vaehub.CheckpointError` naming the folder or file when it holds no
-        text VAE, a corrupt weights file, or weights whose sizes differ from the config.
-        """
-        hub_kwargs = {k: kwargs.get(k) for k in checkpoints.HUB_KWARGS}
-        config_dict = checkpoints.read_config_dict(
-            pretrained_model_name_or_path, cls.config_class.model_type, hub_kwargs
-        )
-        config = kwargs.get("config")
-        if not isinstance(config, TextVAEConfig):
-            try:
-                config = cls.config_class.from_dict(dict(config_dict))
-            except ValueError as error:
-                raise checkpoints.CheckpointError(
-                    f"the config.json of {pretrained_model_name_or_path} is not valid: {error}"
-                ) from error
-        with torch.device("meta"):
-            shapes = {k: v.shape for k, v in cls(config).state_dict().items()}
-        checkpoints.check_weights(pretrained_model_name_or_path, shapes, hub_kwargs)
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        model.tokenizer = load_tokenizer(pretrained_model_name_or_path, hub_kwargs)
-        return model
+    def _load_extras(self, name_or_path: str | os.PathLike, hub_kwargs: dict[str, Any]) -> None:
+        self.tokenizer = load_tokenizer(name_or_path, hub_kwargs)
 
 
 def interpolate_latents(z_a: Tensor, z_b: Tensor, steps: int) -> Tensor:
@@ -627,9 +599,11 @@ def load_tokenizer(
     from transformers import AutoTokenizer
 
     try:
-        checkpoints.resolve_file(name_or_path, TOKENIZER_FILES[0], hub_kwargs)
+        paths = [
+            checkpoints.resolve_file(name_or_path, name, hub_kwargs) for name in TOKENIZER_FILES
+        ]
     except checkpoints.CheckpointError:
         return None
-    return AutoTokenizer.from_pretrained(
-        name_or_path, **{k: v for k, v in hub_kwargs.items() if v is not None}
-    )
+    # Both files now lie in one local folder (the model folder, or the cached snapshot of
+    # the revision): load from there, with no further requests to the Hub.
+    return AutoTokenizer.from_pretrained(os.path.dirname(paths[0]))

@@ -1,0 +1,376 @@
+"""Sharing vaehub models on the Hub: push, pull, and model cards carrying measured results.
+
+A model folder holds, besides the weights, config and tokenizer:
+
+- `eval_<split>.json`: what `vaehub evaluate` or `vaehub train` measured on a split
+  (`{"split", "dataset", "iw_samples", "metrics": {...}}`);
+- `training.json`: how the model was trained (objective, schedule, hyperparameters).
+
+`render_model_card` turns them into a `huggingface_hub.ModelCard` whose `model-index`
+holds the measured numbers — never numbers typed by hand — and refuses, naming them,
+when results it needs are missing. `push_folder` uploads a folder with its card without
+touching the local files; `pull` downloads a repository and checks it holds a vaehub
+model.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import tempfile
+from importlib import resources
+from typing import Any
+
+import httpx2
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, snapshot_download
+from huggingface_hub.errors import RevisionNotFoundError
+
+TRAINING_FILE = "training.json"
+EVAL_PREFIX = "eval_"
+LIBRARY_NAME = "vaehub"
+LICENSE = "apache-2.0"
+
+# What a card needs, per model type: (key in eval metrics, metric type, display name).
+CARD_METRICS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "text_vae": (
+        ("nll", "nll", "NLL (nats/sentence)"),
+        ("ppl", "perplexity", "PPL"),
+        ("kl", "kl", "KL (nats)"),
+        ("mi", "mutual_information", "MI (nats)"),
+        ("active_units", "active_units", "active units"),
+    ),
+    "delta_vae": (
+        ("nll", "nll", "NLL (nats/image)"),
+        ("bits_per_dim", "bits_per_dim", "bits/dim"),
+        ("kl", "kl", "KL (nats)"),
+        ("mi", "mutual_information", "MI (nats)"),
+        ("active_units", "active_units", "active units"),
+    ),
+}
+TASKS = {"text_vae": "text-generation", "delta_vae": "unconditional-image-generation"}
+TAGS = {
+    "text_vae": ["vae", "text-vae", "posterior-collapse", "lstm"],
+    "delta_vae": ["vae", "delta-vae", "posterior-collapse", "pixelcnn"],
+}
+
+
+class HubError(RuntimeError):
+    """A push or pull that did not go through; the message says what failed."""
+
+
+class MissingResultsError(ValueError):
+    """A model card was asked for results the model folder does not hold."""
+
+
+# --- results kept in a model folder -------------------------------------------------------
+
+
+def write_results(
+    folder: str | os.PathLike,
+    split: str,
+    metrics: dict[str, Any],
+    dataset: dict[str, str] | None = None,
+    **extra: Any,
+) -> str:
+    """Save what was measured on `split` as `eval_<split>.json`; returns the path."""
+    record = {"split": split, "dataset": dataset or {}, **extra, "metrics": metrics}
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{EVAL_PREFIX}{split}.json")
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=2)
+    return path
+
+
+def read_results(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Every `eval_<split>.json` of a folder, by split."""
+    results = {}
+    for path in sorted(glob.glob(os.path.join(folder, f"{EVAL_PREFIX}*.json"))):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                record = json.load(handle)
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path} is not a readable evaluation record: {error}") from error
+        split = record.get("split") or os.path.basename(path)[len(EVAL_PREFIX) : -5]
+        results[split] = record
+    return results
+
+
+def write_training_summary(folder: str | os.PathLike, summary: dict[str, Any]) -> str:
+    """Save how a model was trained as `training.json`; returns the path."""
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, TRAINING_FILE)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=2, default=str)
+    return path
+
+
+def training_summary(args: Any, state: Any = None, dataset: str | None = None) -> dict[str, Any]:
+    """The card-worthy part of `VAETrainingArguments` (and of the final `TrainerState`)."""
+    keys = (
+        "objective",
+        "beta",
+        "beta_schedule",
+        "anneal_beta_start",
+        "anneal_steps",
+        "anneal_epochs",
+        "anneal_cycles",
+        "anneal_ramp_ratio",
+        "free_bits",
+        "aggressive_max_inner_steps",
+        "aggressive_window",
+        "aggressive_patience",
+        "learning_rate",
+        "optim",
+        "lr_scheduler_type",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "num_train_epochs",
+        "max_steps",
+        "max_grad_norm",
+        "weight_decay",
+        "seed",
+        "bf16",
+    )
+    summary = {key: getattr(args, key) for key in keys if hasattr(args, key)}
+    if hasattr(args, "resolved_beta_schedule"):
+        summary["beta_schedule"] = args.resolved_beta_schedule
+    if state is not None:
+        summary["global_step"] = state.global_step
+        runtime = [e["train_runtime"] for e in state.log_history if "train_runtime" in e]
+        if runtime:
+            summary["train_runtime_seconds"] = runtime[-1]
+    if dataset:
+        summary["dataset"] = dataset
+    return summary
+
+
+# --- model cards ----------------------------------------------------------------------------
+
+
+def render_model_card(
+    folder: str | os.PathLike, repo_id: str | None = None, split: str | None = None
+) -> ModelCard:
+    """The model card of a saved vaehub model, from its config, results and training.
+
+    Args:
+        folder: a folder written by `save_pretrained` (plus `vaehub evaluate`/`train`).
+        repo_id: the Hub name the usage snippet loads; the folder path when `None`.
+        split: which evaluation to report; `test` when there is one, else the only one.
+    Raises:
+        MissingResultsError: no evaluation, or one lacking metrics the card reports;
+            the message names what is missing and how to measure it.
+    """
+    config_path = os.path.join(folder, "config.json")
+    if not os.path.isfile(config_path):
+        raise ValueError(f"{folder} holds no config.json: not a saved vaehub model.")
+    with open(config_path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    model_type = config.get("model_type")
+    if model_type not in CARD_METRICS:
+        raise ValueError(
+            f"{config_path} describes a {model_type!r} model; vaehub writes cards "
+            f"for {', '.join(map(repr, CARD_METRICS))}."
+        )
+    results = read_results(folder)
+    how_to = (
+        f"measure them with `vaehub evaluate {folder} --data ...` (it writes "
+        f"eval_<split>.json there)"
+    )
+    if not results:
+        raise MissingResultsError(
+            f"{folder} holds no evaluation results (eval_<split>.json); {how_to}."
+        )
+    if split is None:
+        split = "test" if "test" in results else sorted(results)[0]
+    if split not in results:
+        raise MissingResultsError(
+            f"{folder} holds no results for split {split!r} (it has "
+            f"{', '.join(sorted(results))}); {how_to}."
+        )
+    record = results[split]
+    metrics = record.get("metrics", {})
+    wanted = CARD_METRICS[model_type]
+    missing = [label for key, _, label in wanted if metrics.get(key) is None]
+    if missing:
+        raise MissingResultsError(
+            f"the {split} results in {folder} lack {', '.join(missing)}; {how_to}"
+            + (
+                " with --iw-samples > 0"
+                if any(
+                    k in ("nll", "ppl", "bits_per_dim") and metrics.get(k) is None
+                    for k, _, _ in wanted
+                )
+                else ""
+            )
+            + "."
+        )
+    training = {}
+    training_path = os.path.join(folder, TRAINING_FILE)
+    if os.path.isfile(training_path):
+        with open(training_path, encoding="utf-8") as handle:
+            training = json.load(handle)
+
+    dataset = record.get("dataset") or {}
+    dataset_type = dataset.get("type", "custom")
+    dataset_name = dataset.get("name", dataset_type)
+    name = repo_id.split("/")[-1] if repo_id else os.path.basename(os.path.abspath(folder))
+    eval_results = [
+        EvalResult(
+            task_type=TASKS[model_type],
+            dataset_type=dataset_type,
+            dataset_name=dataset_name,
+            dataset_split=split,
+            metric_type=metric_type,
+            metric_name=label,
+            metric_value=round(float(metrics[key]), 4),
+        )
+        for key, metric_type, label in wanted
+    ]
+    card_data = ModelCardData(
+        library_name=LIBRARY_NAME,
+        license=LICENSE,
+        model_name=name,
+        tags=TAGS[model_type]
+        + ([f"objective-{training['objective']}"] if training.get("objective") else []),
+        datasets=[dataset_type] if dataset_type != "custom" else None,
+        eval_results=eval_results,
+        pipeline_tag=TASKS[model_type],
+    )
+    template = resources.files("vaehub").joinpath("card_templates", f"{model_type}.md")
+    return ModelCard.from_template(
+        card_data,
+        template_str=template.read_text(encoding="utf-8"),
+        model_name=name,
+        repo_id=repo_id or os.fspath(folder),
+        config=config,
+        split=split,
+        dataset_name=dataset_name,
+        iw_samples=record.get("iw_samples"),
+        num_examples=metrics.get("num_examples"),
+        results=[(label, _format(metrics[key])) for key, _, label in wanted],
+        training=training,
+        vaehub_version=_version(),
+    )
+
+
+def _format(value: Any) -> str:
+    return str(value) if isinstance(value, int) else f"{float(value):.2f}"
+
+
+def _version() -> str:
+    from vaehub import __version__
+
+    return __version__
+
+
+# --- push and pull ---------------------------------------------------------------------------
+
+
+def push_folder(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    token: str | bool | None = None,
+    card: bool = True,
+    create_pr: bool = False,
+) -> str:
+    """Upload a saved model folder, with its rendered model card as README.md.
+
+    The folder itself is only read: the card is written into a staging copy, so a push
+    that fails leaves the local model complete and untouched.
+
+    Returns:
+        the URL of the commit.
+    Raises:
+        HubError: the server could not be reached, refused the token, timed out or failed.
+        MissingResultsError: `card=True` and the folder lacks evaluation results.
+    """
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        raise ValueError(f"{folder} holds no config.json: save a model there first.")
+    api = HfApi()
+    with tempfile.TemporaryDirectory(prefix="vaehub-push-") as staging:
+        upload_path = os.path.join(staging, "upload")
+        shutil.copytree(folder, upload_path, ignore=shutil.ignore_patterns("checkpoint-*", ".*"))
+        if card:
+            render_model_card(folder, repo_id=repo_id).save(os.path.join(upload_path, "README.md"))
+
+        def upload() -> Any:
+            return api.upload_folder(
+                repo_id=repo_id,
+                folder_path=upload_path,
+                revision=revision,
+                token=token,
+                commit_message=commit_message or "Upload vaehub model",
+                create_pr=create_pr,
+            )
+
+        try:
+            repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+            # Reading the repository back checks the server and the token before the upload
+            # (its main branch always exists).
+            api.model_info(repo_id, revision="main", token=token)
+            try:
+                info = upload()
+            except RevisionNotFoundError:
+                # A new branch: create it from main, then commit to it.
+                api.create_branch(repo_id, branch=revision, token=token, exist_ok=True)
+                info = upload()
+        except (httpx2.HTTPError, OSError, ValueError) as error:
+            raise HubError(
+                f"pushing {folder} to {repo_id}"
+                f"{f' (revision {revision})' if revision else ''} failed: {_describe(error)}. "
+                f"The local folder {folder} is unchanged."
+            ) from error
+    return info.commit_url
+
+
+def pull(
+    repo_id: str,
+    revision: str | None = None,
+    local_dir: str | None = None,
+    token: str | bool | None = None,
+) -> str:
+    """Download a vaehub model repository; returns the local folder.
+
+    Raises:
+        HubError: the repository or revision does not exist or cannot be reached, or it
+            holds no vaehub model (the message names the repository and what was expected).
+    """
+    try:
+        path = snapshot_download(repo_id, revision=revision, local_dir=local_dir, token=token)
+    except (httpx2.HTTPError, OSError, ValueError) as error:
+        raise HubError(
+            f"pulling {repo_id}{f' at revision {revision}' if revision else ''} "
+            f"failed: {_describe(error)}"
+        ) from error
+    config_path = os.path.join(path, "config.json")
+    model_type = None
+    if os.path.isfile(config_path):
+        with open(config_path, encoding="utf-8") as handle:
+            model_type = json.load(handle).get("model_type")
+    if model_type not in CARD_METRICS:
+        raise HubError(
+            f"{repo_id} is not a vaehub model: expected a config.json with "
+            f"model_type {' or '.join(map(repr, CARD_METRICS))}, found "
+            f"{model_type if model_type else 'none'}."
+        )
+    return path
+
+
+def _describe(error: BaseException) -> str:
+    response = getattr(error, "response", None)
+    status = getattr(response, "status_code", None)
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"HTTP {status}: {first_line}" if status else f"{type(error).__name__}: {first_line}"
+
+
+def evaluation_dataset(data: str, split: str) -> dict[str, str]:
+    """How an evaluation names its data in records and cards."""
+    if os.path.isdir(data) and os.path.isfile(os.path.join(data, "ptb.train.txt")):
+        return {"name": "Penn Treebank (Mikolov et al.)", "type": "ptb_text_only"}
+    return {"name": os.path.basename(os.path.abspath(data)), "type": "custom"}

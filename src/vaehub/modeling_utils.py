@@ -1,0 +1,147 @@
+"""What every vaehub model does the same way when it is saved, loaded and shared.
+
+- `from_pretrained` checks the folder or repository first (`vaehub.checkpoints`): a
+  missing, foreign, corrupt or mismatched checkpoint gets an error naming the file.
+- The evaluation results (`eval_<split>.json`) and training summary (`training.json`) of
+  a model travel with it: loaded into `model.evaluation_results` / `model.training_summary`
+  and written back by `save_pretrained`.
+- `push_to_hub` uploads what `save_pretrained` writes, with a model card rendered from
+  those results (`vaehub.hub`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel
+
+from vaehub import checkpoints, hub
+
+# Result files looked for on the Hub, where a folder cannot be listed cheaply.
+RESULT_FILES = ("eval_test.json", "eval_validation.json", hub.TRAINING_FILE)
+
+
+class VAEPreTrainedModel(PreTrainedModel):
+    """Base of the vaehub models: checked loading, results that travel, Hub sharing."""
+
+    def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self.evaluation_results: dict[str, dict[str, Any]] = {}
+        self.training_summary: dict[str, Any] = {}
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
+        """Write the weights (`model.safetensors`), `config.json`, `generation_config.json`,
+        and what travels with the model: its tokenizer, evaluation results and training
+        summary."""
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            for split, record in self.evaluation_results.items():
+                hub.write_results(
+                    save_directory,
+                    split,
+                    record.get("metrics", {}),
+                    record.get("dataset"),
+                    **{k: v for k, v in record.items() if k not in ("split", "dataset", "metrics")},
+                )
+            if self.training_summary:
+                hub.write_training_summary(save_directory, self.training_summary)
+            self._save_extras(save_directory)
+        return result
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike, *args: Any, **kwargs: Any
+    ) -> VAEPreTrainedModel:
+        """Load a model, and what was saved with it, from a folder or the Hub.
+
+        Raises `vaehub.CheckpointError` naming the folder, repository or file when it
+        holds no model of this kind, a corrupt weights file, or weights whose sizes differ
+        from the config.
+        """
+        hub_kwargs = {k: kwargs.get(k) for k in checkpoints.HUB_KWARGS}
+        config_dict = checkpoints.read_config_dict(
+            pretrained_model_name_or_path, cls.config_class.model_type, hub_kwargs
+        )
+        config = kwargs.get("config")
+        if not isinstance(config, cls.config_class):
+            try:
+                config = cls.config_class.from_dict(dict(config_dict))
+            except ValueError as error:
+                raise checkpoints.CheckpointError(
+                    f"the config.json of {pretrained_model_name_or_path} is not valid: {error}"
+                ) from error
+        with torch.device("meta"):
+            shapes = {k: v.shape for k, v in cls(config).state_dict().items()}
+        checkpoints.check_weights(pretrained_model_name_or_path, shapes, hub_kwargs)
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model._load_results(pretrained_model_name_or_path, hub_kwargs)
+        model._load_extras(pretrained_model_name_or_path, hub_kwargs)
+        return model
+
+    def _load_results(self, name_or_path: str | os.PathLike, hub_kwargs: dict[str, Any]) -> None:
+        if os.path.isdir(name_or_path):
+            self.evaluation_results = hub.read_results(name_or_path)
+            path = os.path.join(name_or_path, hub.TRAINING_FILE)
+            paths = [path] if os.path.isfile(path) else []
+        else:
+            paths = []
+            for filename in RESULT_FILES:
+                try:
+                    paths.append(checkpoints.resolve_file(name_or_path, filename, hub_kwargs))
+                except checkpoints.CheckpointError:
+                    continue
+            self.evaluation_results = {}
+            for path in paths:
+                if os.path.basename(path).startswith(hub.EVAL_PREFIX):
+                    with open(path, encoding="utf-8") as handle:
+                        record = json.load(handle)
+                    self.evaluation_results[record.get("split", "test")] = record
+        for path in paths:
+            if os.path.basename(path) == hub.TRAINING_FILE:
+                with open(path, encoding="utf-8") as handle:
+                    self.training_summary = json.load(handle)
+
+    def _save_extras(self, save_directory: str | os.PathLike) -> None:
+        """Files a model kind saves besides the shared ones (a tokenizer, say)."""
+
+    def _load_extras(self, name_or_path: str | os.PathLike, hub_kwargs: dict[str, Any]) -> None:
+        """Files a model kind loads besides the shared ones."""
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        card: bool = True,
+        **kwargs: Any,
+    ) -> str:
+        """Upload the model — weights, config, generation config, tokenizer, results — and
+        its model card, rendered from `evaluation_results` (see `vaehub.hub`).
+
+        Args:
+            card: render README.md from the evaluation results; refuses, naming what is
+                missing, when the model has none (pass `card=False` to push without).
+        Returns:
+            the URL of the commit.
+        Raises:
+            vaehub.hub.HubError: the upload failed; nothing local was changed.
+        """
+        with tempfile.TemporaryDirectory(prefix="vaehub-save-") as folder:
+            self.save_pretrained(folder, **kwargs)
+            return hub.push_folder(
+                folder,
+                repo_id,
+                private=private,
+                revision=revision,
+                commit_message=commit_message,
+                token=token,
+                card=card,
+                create_pr=create_pr,
+            )

@@ -1,0 +1,359 @@
+"""Sharing on the Hub, against a real Hub-API server on loopback (see hub_server.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import small_config
+from huggingface_hub import ModelCard
+from transformers import AutoModel
+
+from vaehub import CheckpointError, TextVAEModel, build_tokenizer
+from vaehub.cli import main
+from vaehub.hub import HubError, MissingResultsError, pull, render_model_card, write_results
+
+CORPUS = ["the cat sat on the mat", "a dog ate the cat", "the dog sat on a log"]
+METRICS = {
+    "nll": 31.25,
+    "ppl": 120.5,
+    "kl": 2.5,
+    "mi": 1.75,
+    "active_units": 3,
+    "neg_elbo": 33.0,
+    "reconstruction": 30.5,
+    "num_examples": 3,
+}
+
+
+def make_model(seed: int = 0, with_results: bool = True) -> TextVAEModel:
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(CORPUS)
+    model = TextVAEModel(small_config(len(tokenizer), init_range=0.3)).eval()
+    model.tokenizer = tokenizer
+    if with_results:
+        model.evaluation_results["test"] = {
+            "split": "test",
+            "dataset": {"name": "toy sentences", "type": "custom"},
+            "iw_samples": 500,
+            "metrics": dict(METRICS),
+        }
+        model.training_summary = {"objective": "aggressive", "learning_rate": 0.001}
+    return model
+
+
+def logits_of(model: TextVAEModel) -> torch.Tensor:
+    input_ids, attention_mask = model.tokenize(CORPUS)
+    z = torch.linspace(-1, 1, len(CORPUS) * model.config.latent_size).view(len(CORPUS), -1)
+    with torch.no_grad():
+        return model(input_ids, attention_mask, z=z).logits
+
+
+def folder_digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+# --- push and pull ------------------------------------------------------------------------
+
+
+def test_push_then_pull_gives_identical_logits_and_tokenizer(hub):
+    model = make_model()
+    url = model.push_to_hub("org/round-trip")
+    assert "org/round-trip" in url
+    for loader in (TextVAEModel, AutoModel):
+        pulled = loader.from_pretrained("org/round-trip")
+        assert isinstance(pulled, TextVAEModel)
+        assert torch.equal(logits_of(pulled), logits_of(model))
+        assert pulled.tokenizer.get_vocab() == model.tokenizer.get_vocab()
+        assert pulled.evaluation_results["test"]["metrics"] == METRICS
+        assert pulled.training_summary["objective"] == "aggressive"
+        assert pulled.tokenizer(CORPUS[0])["input_ids"] == model.tokenizer(CORPUS[0])["input_ids"]
+    served = hub.repo_path("org/round-trip")
+    assert {
+        "model.safetensors",
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "README.md",
+        "eval_test.json",
+    } <= set(os.listdir(served))
+
+
+def test_revision_is_honoured(hub):
+    first, second = make_model(seed=1), make_model(seed=2)
+    first.push_to_hub("org/revisions")
+    second.push_to_hub("org/revisions", revision="v2", commit_message="second version")
+    main_model = TextVAEModel.from_pretrained("org/revisions")
+    v2 = AutoModel.from_pretrained("org/revisions", revision="v2")
+    assert torch.equal(logits_of(main_model), logits_of(first))
+    assert torch.equal(logits_of(v2), logits_of(second))
+    assert not torch.equal(logits_of(main_model), logits_of(v2))
+    log = subprocess.run(
+        ["git", "log", "--format=%s", "v2"],
+        cwd=hub.repo_path("org/revisions"),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert log.splitlines()[0] == "second version"
+
+
+def test_command_line_push_pull_and_card(hub, tmp_path, capsys):
+    folder = tmp_path / "model"
+    make_model().save_pretrained(folder)
+    before = folder_digest(folder)
+    assert main(["card", str(folder), "--repo-id", "org/cli"]) == 0
+    assert (folder / "README.md").is_file()
+    (folder / "README.md").unlink()
+    assert (
+        main(
+            [
+                "push",
+                str(folder),
+                "org/cli",
+                "--revision",
+                "exp",
+                "--commit-message",
+                "from the command line",
+            ]
+        )
+        == 0
+    )
+    assert folder_digest(folder) == before  # a push only reads the folder
+    output = tmp_path / "pulled"
+    assert main(["pull", "org/cli", "--revision", "exp", "--output-dir", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "pulled org/cli (exp)" in printed and "text_vae" in printed
+    assert torch.equal(logits_of(TextVAEModel.from_pretrained(output)), logits_of(make_model()))
+
+
+def test_offline_mode_loads_from_the_populated_cache(hub, tmp_path):
+    model = make_model(seed=3)
+    model.push_to_hub("org/offline")
+    TextVAEModel.from_pretrained("org/offline")  # populates the cache
+    expected = logits_of(model)
+    torch.save(expected, tmp_path / "expected.pt")
+    script = (
+        "import sys, torch, vaehub\n"
+        "from transformers import AutoModel\n"
+        "model = AutoModel.from_pretrained('org/offline')\n"
+        "input_ids, attention_mask = model.tokenize(sys.argv[2:])\n"
+        "z = torch.linspace(-1, 1, input_ids.shape[0] * model.config.latent_size)"
+        ".view(input_ids.shape[0], -1)\n"
+        "logits = model.eval()(input_ids, attention_mask, z=z).logits\n"
+        "assert torch.equal(logits, torch.load(sys.argv[1])), 'logits differ'\n"
+        "print('loaded offline')\n"
+    )
+    # No server at all: the endpoint points at a port nothing listens on.
+    environment = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_ENDPOINT": f"http://127.0.0.1:{unused_port()}",
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "expected.pt"), *CORPUS],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "loaded offline" in completed.stdout
+
+
+# --- model cards ----------------------------------------------------------------------------
+
+
+def test_card_yaml_holds_the_numbers_vaehub_evaluate_measured(trained_ptb_model, ptb_dir, tmp_path):
+    folder = tmp_path / "ptb-model"
+    trained_ptb_model.save_pretrained(folder)
+    assert (
+        main(
+            [
+                "evaluate",
+                str(folder),
+                "--data",
+                str(ptb_dir),
+                "--split",
+                "test",
+                "--max-sentences",
+                "30",
+                "--iw-samples",
+                "4",
+            ]
+        )
+        == 0
+    )
+    measured = json.loads((folder / "eval_test.json").read_text())["metrics"]
+    card = render_model_card(folder, repo_id="org/ptb-model")
+    card.save(tmp_path / "README.md")
+    text = (tmp_path / "README.md").read_text()
+    front_matter = yaml.safe_load(text.split("---")[1])
+    assert front_matter["library_name"] == "vaehub"
+    assert front_matter["datasets"] == ["ptb_text_only"]
+    (entry,) = front_matter["model-index"]
+    results = {m["type"]: m["value"] for r in entry["results"] for m in r["metrics"]}
+    assert results == {
+        "nll": round(measured["nll"], 4),
+        "perplexity": round(measured["ppl"], 4),
+        "kl": round(measured["kl"], 4),
+        "mutual_information": round(measured["mi"], 4),
+        "active_units": measured["active_units"],
+    }
+    assert {r["dataset"]["split"] for r in entry["results"]} == {"test"}
+    loaded = ModelCard.load(tmp_path / "README.md")
+    assert {r.metric_type for r in loaded.data.eval_results} == set(results)
+    assert "K = 4 samples" in text and f"{measured['nll']:.2f}" in text
+
+
+def test_card_usage_snippet_runs(hub, tmp_path):
+    model = make_model(seed=4)
+    model.push_to_hub("org/snippet")
+    card = (hub.repo_path("org/snippet") / "README.md").read_text()
+    (snippet,) = re.findall(r"```python\n(.*?)```", card, flags=re.S)
+    assert 'AutoModel.from_pretrained("org/snippet")' in snippet
+    completed = subprocess.run(
+        [sys.executable, "-c", snippet],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "tensor(" in completed.stdout
+
+
+def test_card_with_missing_results_names_them(tmp_path):
+    folder = tmp_path / "model"
+    make_model(with_results=False).save_pretrained(folder)
+    with pytest.raises(MissingResultsError, match="holds no evaluation results"):
+        render_model_card(folder)
+    write_results(folder, "test", {"kl": 0.5, "mi": 0.2, "active_units": 1})
+    with pytest.raises(
+        MissingResultsError, match=r"lack NLL \(nats/sentence\), PPL.*--iw-samples > 0"
+    ):
+        render_model_card(folder)
+    with pytest.raises(MissingResultsError, match="no results for split 'validation'"):
+        render_model_card(folder, split="validation")
+    assert not (folder / "README.md").exists()
+
+
+# --- failures -------------------------------------------------------------------------------
+
+
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class _Answer(BaseHTTPRequestHandler):
+    status = 503
+
+    def _answer(self):
+        if self.status is None:  # never answer: the client must time out
+            threading.Event().wait(30)
+            return
+        body = json.dumps({"error": "test server"}).encode()
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_HEAD = do_PUT = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+def serving(status: int | None) -> tuple[HTTPServer, str]:
+    handler = type("Handler", (_Answer,), {"status": status})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("stopped", "failed: ConnectError"),
+        (503, "failed: HTTP 503"),
+        (401, "failed: HTTP 401"),
+        ("silent", "failed: ReadTimeout"),
+    ],
+)
+def test_a_failed_push_says_what_failed_and_leaves_the_folder_intact(tmp_path, case, message):
+    folder = tmp_path / "model"
+    make_model().save_pretrained(folder)
+    before = folder_digest(folder)
+    server = None
+    if case == "stopped":
+        endpoint = f"http://127.0.0.1:{unused_port()}"
+    else:
+        server, endpoint = serving(None if case == "silent" else case)
+    environment = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HUB_DISABLE_XET": "1"}
+    try:
+        completed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "vaehub.cli",
+                "push",
+                str(folder),
+                "org/failing",
+                "--timeout",
+                "3",
+            ],
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=300,
+        )
+    finally:
+        if server is not None:
+            server.shutdown()
+    assert completed.returncode == 1, completed.stderr[-2000:]
+    assert "pushing" in completed.stderr and "org/failing" in completed.stderr
+    assert message in completed.stderr, completed.stderr[-2000:]
+    assert "is unchanged" in completed.stderr
+    assert folder_digest(folder) == before
+
+
+def test_pulling_what_does_not_exist_names_it(hub):
+    make_model().push_to_hub("org/exists")
+    with pytest.raises(HubError, match="pulling org/missing failed"):
+        pull("org/missing")
+    with pytest.raises(HubError, match="pulling org/exists at revision nope failed"):
+        pull("org/exists", revision="nope")
+    with pytest.raises(CheckpointError, match="'org/missing'"):
+        TextVAEModel.from_pretrained("org/missing")
+    with pytest.raises(CheckpointError, match="revision nope"):
+        TextVAEModel.from_pretrained("org/exists", revision="nope")
+
+
+def test_pulling_a_repository_that_is_not_a_vaehub_model_says_so(hub):
+    hub.add_repository("org/bert-like", {"config.json": json.dumps({"model_type": "bert"})})
+    with pytest.raises(
+        HubError,
+        match="org/bert-like is not a vaehub model: expected a "
+        "config.json with model_type 'text_vae'",
+    ):
+        pull("org/bert-like")
+    with pytest.raises(CheckpointError, match="type 'bert', not a vaehub 'text_vae' model"):
+        TextVAEModel.from_pretrained("org/bert-like")
