@@ -8,7 +8,8 @@ about 0; aggressive training keeps the latents in use at an NLL no worse.
 
     python examples/ptb_collapse.py --data-dir ../shared/data/ptb --output-dir ptb-collapse
 
-Each model folder gets `eval_test.json`; `--json` writes the table's numbers.
+Each model folder gets `eval_test.json` and `training.json`, from which `vaehub card`
+writes its model card; `--json` writes the table's numbers.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 import torch
 from transformers import set_seed
 
-from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer
+from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer, hub
 from vaehub.data import TextCollator, iterate_batches, load_ptb, tokenize_corpus
 from vaehub.metrics import evaluate_vae
 from vaehub.trainer import VAETrainer, VAETrainingArguments
@@ -78,10 +79,13 @@ def main() -> None:
             metrics["aggressive_epochs"] = len(trainer.aggressive.mi_history)
             metrics["inner_steps_per_update"] = (trainer.aggressive.inner_steps_total
                                                  / max(1, trainer.aggressive.outer_steps))
-        model.save_pretrained(folder)
-        with open(os.path.join(folder, "eval_test.json"), "w", encoding="utf-8") as handle:
-            json.dump({"split": "test", "objective": objective, "iw_samples": args.iw_samples,
-                       "metrics": metrics}, handle, indent=2)
+        model.evaluation_results["test"] = {
+            "split": "test", "iw_samples": args.iw_samples, "metrics": metrics,
+            "dataset": {"name": "Penn Treebank (Mikolov et al.)", "type": "ptb_text_only"},
+        }
+        model.training_summary = hub.training_summary(
+            training_args, trainer.state, f"PTB, first {len(train)} training sentences")
+        model.save_pretrained(folder)  # with eval_test.json and training.json, for its card
         table[objective] = metrics
         print(f"{objective}: NLL {metrics['nll']:.2f}, KL {metrics['kl']:.2f}, "
               f"MI {metrics['mi']:.2f}, AU {metrics['active_units']}, {seconds:.0f} s")
