@@ -7,7 +7,8 @@ Auto classes, so `AutoModel.from_pretrained(folder)` loads a vaehub model.
 from transformers import AutoConfig, AutoModel
 
 from vaehub.checkpoints import CheckpointError
-from vaehub.configuration_vae import TextVAEConfig, VAEConfig
+from vaehub.configuration_vae import DeltaVAEConfig, TextVAEConfig, VAEConfig
+from vaehub.modeling_delta_vae import DeltaVAEModel, DeltaVAEOutput, save_image_grid
 from vaehub.modeling_text_vae import TextVAEModel, TextVAEOutput, interpolate_latents
 from vaehub.priors import (
     AR1Prior,
@@ -23,10 +24,15 @@ __version__ = "0.1.0"
 
 AutoConfig.register(TextVAEConfig.model_type, TextVAEConfig, exist_ok=True)
 AutoModel.register(TextVAEConfig, TextVAEModel, exist_ok=True)
+AutoConfig.register(DeltaVAEConfig.model_type, DeltaVAEConfig, exist_ok=True)
+AutoModel.register(DeltaVAEConfig, DeltaVAEModel, exist_ok=True)
 
 __all__ = [
     "AR1Prior",
     "CheckpointError",
+    "DeltaVAEConfig",
+    "DeltaVAEModel",
+    "DeltaVAEOutput",
     "DiagonalGaussian",
     "StandardNormalPrior",
     "TextVAEConfig",
@@ -38,4 +44,5 @@ __all__ = [
     "interpolate_latents",
     "kl_divergence",
     "prior_from_config",
+    "save_image_grid",
 ]
