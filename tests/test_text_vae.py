@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from conftest import small_config
 from transformers import AutoModel, AutoTokenizer
 
-from vaehub import TextVAEConfig, TextVAEModel, TextVAEOutput, build_tokenizer
+from vaehub import TextVAEModel, TextVAEOutput, build_tokenizer
 from vaehub.modeling_text_vae import pad_rows
 
 CORPUS = [
@@ -135,11 +135,6 @@ def test_constrained_prior_commits_to_its_rate():
     assert (out.posterior_std <= config.posterior_std_max).all()
     assert (out.kl >= 3.0 - 1e-5).all()
     assert model.prior.committed_rate == pytest.approx(3.0, abs=1e-6)
-
-
-def test_ar1_prior_is_refused_for_now():
-    with pytest.raises(ValueError, match="prior='ar1' is not available for TextVAEModel"):
-        TextVAEModel(TextVAEConfig(prior="ar1", ar1_alpha=0.5, latent_length=4))
 
 
 def test_initialisation_follows_he_et_al():

@@ -307,7 +307,11 @@ class TextVAEConfig(VAEConfig):
             Embeddings are initialised U(−embedding_init_range, embedding_init_range).
         pad_token_id, unk_token_id, bos_token_id, eos_token_id (`int`):
             Ids of `<pad>`, `<unk>`, `<s>` and `</s>`: 0, 1, 2, 3.
-        **kwargs: the latent family of `VAEConfig` (`latent_size`, `prior`, ...).
+        **kwargs: the latent family of `VAEConfig` (`latent_size`, `prior`, ...). With
+            `prior="ar1"` the text δ-VAE has one latent per decoder step (an AR(1)
+            sequence, anti-causal encoder); its committed rate is stated for sentences of
+            `latent_length` steps, by default the longest (`max_sequence_length − 1`);
+            a sentence of n steps commits to δ(n) (`TextVAEModel.committed_rate_for`).
     """
 
     model_type = "text_vae"
@@ -346,6 +350,10 @@ class TextVAEConfig(VAEConfig):
         self.pad_token_id = pad_token_id
         self.bos_token_id = bos_token_id
         self.eos_token_id = eos_token_id
+        if kwargs.get("prior") == "ar1" and "latent_length" not in kwargs:
+            # Sequential latents, one per decoder step: state the committed rate for the
+            # longest sentence unless told another length.
+            kwargs["latent_length"] = max_sequence_length - 1
         super().__init__(
             pad_token_id=pad_token_id,
             bos_token_id=bos_token_id,
@@ -453,26 +461,31 @@ class DeltaVAEConfig(VAEConfig):
         positions = image_size * image_size if encoder_type == "anticausal" else 1
         given = kwargs.pop("latent_length", positions)
         if given != positions:
-            raise _fail("latent_length", given,
-                        f"it follows from the encoder: {positions} for encoder_type="
-                        f"{encoder_type!r} at image_size={image_size}; leave it unset")
+            raise _fail(
+                "latent_length",
+                given,
+                f"it follows from the encoder: {positions} for encoder_type="
+                f"{encoder_type!r} at image_size={image_size}; leave it unset",
+            )
         super().__init__(latent_size=latent_size, latent_length=positions, **kwargs)
 
     def _validate(self) -> None:
         super()._validate()
         check_int("num_channels", self.num_channels)
         check_choice("output_distribution", self.output_distribution, OUTPUT_DISTRIBUTIONS)
-        for field in ("encoder_channels", "encoder_layers", "decoder_channels",
-                      "decoder_layers"):
+        for field in ("encoder_channels", "encoder_layers", "decoder_channels", "decoder_layers"):
             check_int(field, getattr(self, field))
-        for field in ("encoder_kernel_size", "decoder_first_kernel_size",
-                      "decoder_kernel_size"):
+        for field in ("encoder_kernel_size", "decoder_first_kernel_size", "decoder_kernel_size"):
             value = check_int(field, getattr(self, field), minimum=1)
             if value % 2 == 0:
                 raise _fail(field, value, "expected an odd kernel size")
         if self.encoder_type == "resnet" and self.prior == "ar1":
-            raise _fail("prior", self.prior, "the resnet encoder gives one latent vector; "
-                        "AR(1) latents need encoder_type='anticausal'")
+            raise _fail(
+                "prior",
+                self.prior,
+                "the resnet encoder gives one latent vector; "
+                "AR(1) latents need encoder_type='anticausal'",
+            )
 
     @property
     def latent_shape(self) -> tuple[int, ...]:

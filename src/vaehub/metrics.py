@@ -5,7 +5,9 @@ share them unchanged:
 
 - `model.encode(**batch)` → the posterior q(z|x), a distribution with `rsample`,
   `log_prob`, `entropy`, `mean` (a `vaehub.DiagonalGaussian` for the built-in models);
-- `model.prior` → p(z), with `log_prob` and `kl_divergence` from the posterior;
+- `model.prior` → p(z), with `log_prob` and `kl_divergence` from the posterior (or
+  `model.prior_for(**batch)`, where the prior depends on the batch: sequential latents
+  as long as each sentence);
 - `model.log_likelihood(**batch, z=z)` → log p(x|z) per example, for z of shape
   `(samples, batch, *latent)`;
 
@@ -51,7 +53,7 @@ def importance_weighted_log_likelihood(
     """
     _check_samples(num_samples)
     posterior = model.encode(**batch)
-    prior = model.prior
+    prior = prior_of(model, batch)
     batch_units = int(model.units_per_example(**batch).sum())
     per_chunk = max(1, max_units // max(1, batch_units))
     log_weights = []
@@ -80,7 +82,16 @@ def mutual_information_terms(posterior: Any) -> tuple[Tensor, Tensor]:
     n = z.shape[0]
     # log q(z_i | x_n) for every pair: the posterior's batch broadcasts against z[:, None].
     pairwise = posterior.log_prob(z.unsqueeze(1))  # (N, N)
-    log_aggregate = torch.logsumexp(pairwise, dim=1) - math.log(n)
+    mask = getattr(posterior, "mask", None)
+    if mask is None:
+        log_aggregate = torch.logsumexp(pairwise, dim=1) - math.log(n)
+    else:
+        # Sequential latents of varying length live in spaces of different dimension:
+        # the aggregate posterior of z_i is taken over the examples of z_i's length.
+        lengths = mask.flatten(1).sum(-1)
+        same = lengths[:, None] == lengths[None, :]
+        pairwise_same = pairwise.masked_fill(~same, -math.inf)
+        log_aggregate = torch.logsumexp(pairwise_same, dim=1) - same.sum(1).log()
     return pairwise.diagonal().mean(), log_aggregate.mean()
 
 
@@ -115,7 +126,7 @@ def evaluate_vae(
         for batch in tqdm(batches, desc="evaluating", disable=not show_progress, leave=False):
             posterior = model.encode(**batch)
             z = posterior.sample()
-            prior = model.prior
+            prior = prior_of(model, batch)
             kl_dims = prior.kl_per_dim(posterior) if hasattr(prior, "kl_per_dim") else None
             kl = kl_dims.sum(-1) if kl_dims is not None else kl_divergence(posterior, prior, z)
             reconstruction = -model.log_likelihood(**batch, z=z.unsqueeze(0))[0]
@@ -160,6 +171,12 @@ def evaluate_vae(
         else:
             results["bits_per_dim"] = bits_per_dim(totals["nll"] / count, totals["units"] / count)
     return results
+
+
+def prior_of(model: nn.Module, batch: dict[str, Tensor]) -> Any:
+    """p(z) for this batch: `model.prior_for(**batch)` where the model has it."""
+    prior_for = getattr(model, "prior_for", None)
+    return prior_for(**batch) if prior_for is not None else model.prior
 
 
 def active_unit_variance(posterior_means: Tensor) -> Tensor:

@@ -85,10 +85,15 @@ class DecoderState:
 
 
 class TextVAEEncoder(nn.Module):
-    """Embedding → LSTM → last hidden state → linear → (μ, scale parameter)."""
+    """Embedding → LSTM → last hidden state → linear → (μ, scale parameter).
+
+    With sequential (AR(1)) latents the LSTM reads each sentence right to left and every
+    position gets its own (μ, scale): the latent of decoder step t sees tokens ≥ t only.
+    """
 
     def __init__(self, config: TextVAEConfig) -> None:
         super().__init__()
+        self.sequential = config.prior == "ar1"
         self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size)
         self.lstm = nn.LSTM(config.embedding_size, config.encoder_hidden_size, batch_first=True)
         # No bias, as in He et al.: a bias lets q(z|x) settle on one input-independent
@@ -103,8 +108,20 @@ class TextVAEEncoder(nn.Module):
             input_ids: `(batch, seq_len)` right-padded.
             lengths: `(batch,)` tokens per sentence.
         Returns:
-            mean and scale parameter of q(z|x), each `(batch, latent_size)`.
+            mean and scale parameter of q(z|x), each `(batch, latent_size)`, or
+            `(batch, seq_len − 1, latent_size)` (one per decoder step) when sequential.
         """
+        if self.sequential:
+            # Reverse each sentence within its own length (padding stays put), read it
+            # left to right, and put the outputs back in order: position t then summarises
+            # tokens t … end. The permutation is its own inverse.
+            steps = torch.arange(input_ids.shape[1], device=input_ids.device)
+            last = (lengths - 1).unsqueeze(1)
+            order = torch.where(steps < lengths.unsqueeze(1), last - steps, steps)
+            outputs, _ = self.lstm(self.embed_tokens(input_ids.gather(1, order)))
+            outputs = outputs.gather(1, order.unsqueeze(-1).expand_as(outputs))
+            mean, scale = self.to_posterior(outputs[:, :-1]).chunk(2, dim=-1)
+            return mean, scale
         outputs, _ = self.lstm(self.embed_tokens(input_ids))
         # The LSTM reads left to right, so its output at a sentence's last token is the
         # sentence's own, whatever padding follows (and cheaper than packing).
@@ -128,8 +145,9 @@ class TextVAEDecoder(nn.Module):
         self.lm_head = nn.Linear(config.decoder_hidden_size, config.vocab_size, bias=False)
 
     def initial_state(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """`(1, batch, hidden)` twice: c₀ = W z + b, h₀ = tanh(c₀) (He et al.)."""
-        c = self.latent_to_state(z).unsqueeze(0)
+        """`(1, batch, hidden)` twice: c₀ = W z, h₀ = tanh(c₀) (He et al.); from the first
+        step's latent when z is a sequence."""
+        c = self.latent_to_state(z if z.dim() == 2 else z[:, 0]).unsqueeze(0)
         return torch.tanh(c), c
 
     def hidden_states(
@@ -138,13 +156,16 @@ class TextVAEDecoder(nn.Module):
         """
         Args:
             input_ids: `(batch, steps)` decoder inputs.
-            z: `(batch, latent_size)`.
+            z: `(batch, latent_size)`, fed at every step, or `(batch, steps, latent_size)`,
+                one latent per step.
             state: (h, c) to continue from; the state built from z when `None`.
         Returns:
             outputs `(batch, steps, decoder_hidden_size)` after dropout, and the new (h, c).
         """
         embeddings = self.embedding_dropout(self.embed_tokens(input_ids))
-        latent = z.unsqueeze(1).expand(-1, input_ids.shape[1], -1).to(embeddings.dtype)
+        steps = input_ids.shape[1]
+        latent = z.unsqueeze(1).expand(-1, steps, -1) if z.dim() == 2 else z[:, :steps]
+        latent = latent.to(embeddings.dtype)
         outputs, state = self.lstm(
             torch.cat([embeddings, latent], dim=-1),
             state if state is not None else self.initial_state(z),
@@ -180,11 +201,6 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
 
     def __init__(self, config: TextVAEConfig) -> None:
         super().__init__(config)
-        if config.prior == "ar1":
-            raise ValueError(
-                "prior='ar1' is not available for TextVAEModel: sequential AR(1) latents need a "
-                "latent per token. Use prior='standard' or 'constrained'."
-            )
         self.encoder = TextVAEEncoder(config)
         self.decoder = TextVAEDecoder(config)
         self.tokenizer: PreTrainedTokenizerBase | None = None
@@ -194,10 +210,38 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
     # --- the three pieces every objective and metric uses -----------------------------
 
     @property
+    def sequential(self) -> bool:
+        """One latent per decoder step (AR(1) prior), rather than one per sentence."""
+        return self.config.prior == "ar1"
+
+    @property
     def prior(self) -> LatentPrior:
-        """p(z), a distribution over `(latent_size,)`."""
+        """p(z): over `(latent_size,)`, or for sequential latents over
+        `(max_sequence_length − 1, latent_size)`, the most decoder steps."""
+        return self._prior()
+
+    def prior_for(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> LatentPrior:
+        """p(z) for a batch: for sequential latents, each sentence's own number of steps."""
+        if not self.sequential:
+            return self.prior
+        input_ids, attention_mask = self._check_ids(input_ids, attention_mask)
+        return self._prior(attention_mask.sum(-1) - 1, input_ids.shape[1] - 1)
+
+    def _prior(self, steps: Tensor | None = None, length: int | None = None) -> LatentPrior:
         weight = self.decoder.latent_to_state.weight
-        return prior_from_config(self.config, device=weight.device, dtype=weight.dtype)
+        if not self.sequential:
+            return prior_from_config(self.config, device=weight.device, dtype=weight.dtype)
+        return prior_from_config(
+            self.config,
+            latent_length=length or self.config.max_sequence_length - 1,
+            device=weight.device,
+            dtype=weight.dtype,
+            lengths=steps,
+        )
+
+    def committed_rate_for(self, steps: int) -> float:
+        """δ for a sentence of `steps` decoder steps (its tokens, `<s>` included, minus 1)."""
+        return self._prior(length=max(1, steps)).committed_rate
 
     def encode(
         self, input_ids: str | Sequence[str] | Tensor, attention_mask: Tensor | None = None
@@ -209,11 +253,17 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
                 (`<s> … </s>`, right-padded).
             attention_mask: `(batch, seq_len)` 1 on tokens, 0 on padding (ids only).
         Returns:
-            a `DiagonalGaussian` with `.mean` and `.std` of shape `(batch, latent_size)`.
+            a `DiagonalGaussian` with `.mean` and `.std` of shape `(batch, latent_size)`,
+            or `(batch, seq_len − 1, latent_size)` for sequential latents (masked past each
+            sentence's steps).
         """
         input_ids, attention_mask = self._as_ids(input_ids, attention_mask)
-        mean, scale = self.encoder(input_ids, attention_mask.sum(-1))
-        return self.prior.posterior(mean, scale)
+        lengths = attention_mask.sum(-1)
+        mean, scale = self.encoder(input_ids, lengths)
+        if not self.sequential:
+            return self.prior.posterior(mean, scale)
+        steps = torch.arange(mean.shape[1], device=mean.device)
+        return self.prior.posterior(mean, scale, mask=steps < (lengths - 1).unsqueeze(1))
 
     def log_likelihood(self, input_ids: Tensor, attention_mask: Tensor | None, z: Tensor) -> Tensor:
         """log p(x|z) in nats, summed over target tokens.
@@ -221,17 +271,19 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
         Args:
             input_ids: `(batch, seq_len)`.
             attention_mask: `(batch, seq_len)` or `None` for no padding.
-            z: `(batch, latent_size)` or `(samples, batch, latent_size)`.
+            z: `(batch, latent_size)` or `(samples, batch, latent_size)`; sequential
+                latents add a steps axis before `latent_size`.
         Returns:
             `(batch,)` or `(samples, batch)`.
         """
         input_ids, attention_mask = self._check_ids(input_ids, attention_mask)
-        lead = z.shape[:-2]
+        event = 2 if self.sequential else 1
+        lead = z.shape[: z.dim() - event - 1]
         batch = input_ids.shape[0]
-        if z.shape[-2] != batch:
-            raise ValueError(f"z has {z.shape[-2]} rows for a batch of {batch} sentences.")
+        if z.shape[len(lead)] != batch:
+            raise ValueError(f"z has {z.shape[len(lead)]} rows for a batch of {batch} sentences.")
         samples = math.prod(lead)
-        flat_z = z.reshape(samples * batch, -1)
+        flat_z = z.reshape(samples * batch, *z.shape[len(lead) + 1 :])
         ids = input_ids.repeat(samples, 1)
         mask = attention_mask.repeat(samples, 1)
         nll, _ = self._reconstruction_nll(ids, mask, flat_z, keep_logits=False)
@@ -277,7 +329,7 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
             raise ValueError(
                 f"z must have shape {tuple(posterior.mean.shape)}, got {tuple(z.shape)}."
             )
-        kl_per_dim = self.prior.kl_per_dim(posterior)
+        kl_per_dim = self.prior_for(input_ids, attention_mask).kl_per_dim(posterior)
         kl = kl_per_dim.sum(-1)
         decoder_ids = self._word_dropout(input_ids[:, :-1], attention_mask[:, :-1])
         nll, logits = self._reconstruction_nll(
@@ -347,7 +399,8 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
             # generate feeds only the newest token once a state exists.
             z, previous, length = state.z, (state.h, state.c), state.length
             input_ids = input_ids[:, -1:]
-        hidden, (h, c) = self.decoder.hidden_states(input_ids, z, previous)
+        step_latent = z if z.dim() == 2 else z[:, length : length + input_ids.shape[1]]
+        hidden, (h, c) = self.decoder.hidden_states(input_ids, step_latent, previous)
         logits = self.decoder.lm_head(hidden).float()
         return CausalLMOutputWithPast(
             logits=logits, past_key_values=DecoderState(h, c, z, length + input_ids.shape[1])
@@ -416,7 +469,15 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
         """
         posterior = self.encode(texts)
         z = posterior.sample() if sample else posterior.mean
-        return self.generate_sentences(z, **generation_kwargs)
+        return self.generate_sentences(self._continued(z, posterior), **generation_kwargs)
+
+    def _continued(self, z: Tensor, posterior: DiagonalGaussian) -> Tensor:
+        """Sequential latents of encoded sentences, continued past each one's own steps
+        with the AR(1) conditional mean, for generations longer than the sentence."""
+        if not self.sequential:
+            return z
+        steps = posterior.mask[..., 0].sum(-1).long()
+        return self.prior.continue_mean(z, steps, self.config.max_sequence_length - 1)
 
     def interpolate(
         self, text_a: str, text_b: str, steps: int = 5, **generation_kwargs: Any
@@ -429,7 +490,8 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
                 raise ValueError(
                     f"{name} must be one sentence as a string, got {type(text).__name__}."
                 )
-        means = self.encode([text_a, text_b]).mean
+        posterior = self.encode([text_a, text_b])
+        means = self._continued(posterior.mean, posterior)
         return self.generate_sentences(
             interpolate_latents(means[0], means[1], steps), **generation_kwargs
         )
@@ -454,10 +516,18 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
             return self.prior.sample((num_samples,))
         if num_samples is not None:
             raise ValueError("give either z or num_samples, not both.")
-        if not isinstance(z, Tensor) or z.dim() != 2 or z.shape[1] != self.config.latent_size:
+        d = self.config.latent_size
+        expected = f"(batch, steps, {d})" if self.sequential else f"(batch, {d})"
+        if not isinstance(z, Tensor) or z.dim() != 2 + self.sequential or z.shape[-1] != d:
             shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
-            raise ValueError(f"z must be a (batch, {self.config.latent_size}) tensor, got {shape}.")
-        return z.to(self.decoder.latent_to_state.weight)
+            raise ValueError(f"z must be a {expected} tensor, got {shape}.")
+        z = z.to(self.decoder.latent_to_state.weight)
+        if self.sequential:
+            # As many latents as the longest generation has steps; beyond the given ones,
+            # the AR(1) prior's conditional mean.
+            lengths = torch.full((z.shape[0],), z.shape[1], device=z.device)
+            z = self.prior.continue_mean(z, lengths, self.config.max_sequence_length - 1)
+        return z
 
     # --- text in ----------------------------------------------------------------------
 
@@ -553,13 +623,14 @@ def interpolate_latents(z_a: Tensor, z_b: Tensor, steps: int) -> Tensor:
     """z(t) = (1 − t)·z_a + t·z_b for `steps` evenly spaced t in [0, 1].
 
     Args:
-        z_a, z_b: `(latent_size,)`.
+        z_a, z_b: latents of one example, any shape (`(latent_size,)`, `(steps, latent_size)`).
     Returns:
-        `(steps, latent_size)`.
+        `(steps, *z_a.shape)`.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
         raise ValueError(f"steps must be an integer >= 2 (both ends included), got {steps!r}.")
-    t = torch.linspace(0, 1, steps, device=z_a.device, dtype=z_a.dtype).unsqueeze(-1)
+    t = torch.linspace(0, 1, steps, device=z_a.device, dtype=z_a.dtype)
+    t = t.view(steps, *([1] * z_a.dim()))
     return (1 - t) * z_a + t * z_b
 
 

@@ -33,6 +33,10 @@ class VAEPreTrainedModel(PreTrainedModel):
         self.evaluation_results: dict[str, dict[str, Any]] = {}
         self.training_summary: dict[str, Any] = {}
 
+    def prior_for(self, **batch: Any) -> Any:
+        """p(z) for a batch; the same for every batch unless a model says otherwise."""
+        return self.prior
+
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
         """Write the weights (`model.safetensors`), `config.json`, `generation_config.json`,
         and what travels with the model: its tokenizer, evaluation results and training

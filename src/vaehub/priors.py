@@ -39,12 +39,49 @@ class DiagonalGaussian(Independent):
         event_ndims: 1 for a latent vector `(d,)`, 2 for a sequence `(n, d)`.
     """
 
-    def __init__(self, mean: Tensor, std: Tensor, event_ndims: int = 1) -> None:
+    def __init__(
+        self, mean: Tensor, std: Tensor, event_ndims: int = 1, mask: Tensor | None = None
+    ) -> None:
+        """
+        Args:
+            mask: `(*batch, n)` for a sequence `(n, d)` of varying length: 1 where a
+                position belongs to the example. Positions outside count nothing in
+                `log_prob` and `entropy`, and are 0 in samples.
+        """
         super().__init__(Normal(mean, std, validate_args=False), event_ndims, validate_args=False)
+        if mask is not None and (event_ndims != 2 or mask.shape != mean.shape[:-1]):
+            raise ValueError(
+                f"mask must have shape {tuple(mean.shape[:-1])} for a sequence "
+                f"latent, got {tuple(mask.shape)}."
+            )
+        self.mask = None if mask is None else mask.to(mean.dtype).unsqueeze(-1)
 
     @property
     def std(self) -> Tensor:
         return self.base_dist.scale
+
+    @property
+    def mean(self) -> Tensor:
+        mean = self.base_dist.loc
+        return mean if self.mask is None else mean * self.mask
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if self.mask is None:
+            return super().log_prob(value)
+        return (self.base_dist.log_prob(value) * self.mask).sum((-2, -1))
+
+    def entropy(self) -> Tensor:
+        if self.mask is None:
+            return super().entropy()
+        return (self.base_dist.entropy() * self.mask).sum((-2, -1))
+
+    def rsample(self, sample_shape: Sequence[int] = ()) -> Tensor:
+        sample = super().rsample(torch.Size(sample_shape))
+        return sample if self.mask is None else sample * self.mask
+
+    def sample(self, sample_shape: Sequence[int] = ()) -> Tensor:
+        with torch.no_grad():
+            return self.rsample(sample_shape)
 
     @property
     def log_var(self) -> Tensor:
@@ -71,14 +108,17 @@ class LatentPrior(Distribution):
     def event_ndims(self) -> int:
         return len(self.event_shape)
 
-    def posterior(self, mean: Tensor, scale_param: Tensor) -> DiagonalGaussian:
+    def posterior(
+        self, mean: Tensor, scale_param: Tensor, mask: Tensor | None = None
+    ) -> DiagonalGaussian:
         """Build q(z|x) from the encoder's outputs; `scale_param` is a log-variance.
 
         Args:
             mean: `(*batch, *event)`.
             scale_param: `(*batch, *event)` unconstrained; see the family for its meaning.
+            mask: `(*batch, n)` positions of a sequence latent of varying length.
         """
-        return DiagonalGaussian(mean, torch.exp(0.5 * scale_param), self.event_ndims)
+        return DiagonalGaussian(mean, torch.exp(0.5 * scale_param), self.event_ndims, mask)
 
     def kl_per_dim(self, posterior: DiagonalGaussian) -> Tensor:
         """KL(q‖p) split over latent channels, summed over positions: `(*batch, d)`."""
@@ -151,9 +191,11 @@ class VarianceConstrainedPrior(StandardNormalPrior):
         super().__init__(latent_size, latent_length, device, dtype)
         self.std_min, self.std_max = std_min, std_max
 
-    def posterior(self, mean: Tensor, scale_param: Tensor) -> DiagonalGaussian:
+    def posterior(
+        self, mean: Tensor, scale_param: Tensor, mask: Tensor | None = None
+    ) -> DiagonalGaussian:
         std = self.std_min + (self.std_max - self.std_min) * torch.sigmoid(scale_param)
-        return DiagonalGaussian(mean, std, self.event_ndims)
+        return DiagonalGaussian(mean, std, self.event_ndims, mask)
 
     @property
     def committed_rate(self) -> float:
@@ -249,6 +291,25 @@ class AR1Prior(LatentPrior):
     @property
     def committed_rate(self) -> float:
         return ar1_committed_rate(self.alpha.tolist(), self.latent_length)
+
+    def continue_mean(self, z: Tensor, lengths: Tensor, total: int) -> Tensor:
+        """Extend latent sequences past their lengths with the prior's conditional mean,
+        z_t = α z_{t−1}: how a sequence goes on when nothing more is known of it.
+
+        Args:
+            z: `(batch, n, d)`, valid up to `lengths` `(batch,)`.
+            total: the length wanted, ≥ n.
+        Returns:
+            `(batch, total, d)`.
+        """
+        batch, n, d = z.shape
+        out = torch.cat([z, z.new_zeros(batch, max(0, total - n), d)], dim=1)[:, :total]
+        alpha = self.alpha.to(z)
+        steps = [out[:, 0]]
+        for t in range(1, total):
+            inside = (t < lengths.to(z.device)).unsqueeze(-1)
+            steps.append(torch.where(inside, out[:, t], alpha * steps[-1]))
+        return torch.stack(steps, dim=1)
 
     def committed_rate_per_example(self) -> Tensor:
         """δ for each example's own length: `(batch,)`."""
