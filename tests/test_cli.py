@@ -95,3 +95,26 @@ def test_evaluate_prints_a_table_and_writes_json(trained_ptb_model, ptb_dir, tmp
     assert record["metrics"]["nll"] <= record["metrics"]["neg_elbo"] + 1.0
     assert main(["evaluate", str(tmp_path / "nothing"), "--data", str(ptb_dir)]) == 1
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_train_and_evaluate_the_image_delta_vae(tmp_path, capsys):
+    out = tmp_path / "digits"
+    code = main(["train", "--model_type", "delta_vae", "--dataset", "digits", "--prior", "ar1",
+                 "--committed_rate", "4", "--encoder_channels", "8", "--decoder_channels", "8",
+                 "--decoder_layers", "2", "--output_dir", str(out), "--max_steps", "3",
+                 "--per_device_train_batch_size", "32", "--use_cpu", "--report_to", "none",
+                 "--disable_tqdm", "true", "--save_strategy", "no", "--max_eval_sentences",
+                 "32"])
+    assert code == 0
+    training = json.loads((out / "training.json").read_text())
+    assert training["dataset"] == "scikit-learn digits 8x8" and training["global_step"] == 3
+    record = json.loads((out / "eval_test.json").read_text())
+    assert record["metrics"]["kl"] >= 4 - 1e-4
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--data", "digits", "--max-sentences", "32",
+                 "--iw-samples", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "NLL (nats/image)" in printed and "bits/dim" in printed
+    assert main(["train", "--model_type", "delta_vae", "--dataset", "ptb", "--output_dir",
+                 str(tmp_path / "x"), "--use_cpu"]) == 1
+    assert "trains on images" in capsys.readouterr().err

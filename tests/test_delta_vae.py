@@ -176,6 +176,7 @@ def test_save_and_load_through_auto_model(tmp_path):
     loaded = AutoModel.from_pretrained(tmp_path)
     assert isinstance(loaded, DeltaVAEModel) and loaded.config == model.config
     assert torch.equal(loaded(x, z=z).logits, model(x, z=z).logits)
+    assert torch.equal(loaded.encode(x).mean, model.encode(x).mean)
     assert loaded.committed_rate == pytest.approx(2.5, abs=1e-6)
     with pytest.raises(CheckpointError, match="type 'delta_vae', not a vaehub 'text_vae'"):
         from vaehub import TextVAEModel

@@ -13,6 +13,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from transformers.utils import cached_file
 
+VAEHUB_MODEL_TYPES = ("text_vae", "delta_vae")
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 # Keyword arguments of `from_pretrained` that say where files come from.
@@ -68,9 +69,10 @@ def resolve_file(name_or_path: str | os.PathLike, filename: str, hub_kwargs: dic
 
 
 def read_config_dict(
-    name_or_path: str | os.PathLike, expected_model_type: str, hub_kwargs: dict[str, Any]
+    name_or_path: str | os.PathLike, expected_model_type: str | None, hub_kwargs: dict[str, Any]
 ) -> dict[str, Any]:
-    """The checkpoint's `config.json`, checked to describe a model of `expected_model_type`."""
+    """The checkpoint's `config.json`, checked to describe a model of `expected_model_type`
+    (`None`: any vaehub model)."""
     path = resolve_file(name_or_path, CONFIG_NAME, hub_kwargs)
     try:
         with open(path, encoding="utf-8") as handle:
@@ -78,10 +80,11 @@ def read_config_dict(
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{path} is not a readable JSON config: {error}") from error
     model_type = config.get("model_type") if isinstance(config, dict) else None
-    if model_type != expected_model_type:
+    accepted = VAEHUB_MODEL_TYPES if expected_model_type is None else (expected_model_type,)
+    if model_type not in accepted:
         raise CheckpointError(
             f"{path} describes a model of type {model_type!r}, not a vaehub "
-            f"{expected_model_type!r} model; load it with the library it was saved by."
+            f"{' or '.join(map(repr, accepted))} model; load it with the library it was saved by."
         )
     return config
 

@@ -18,14 +18,20 @@ from typing import Any
 from vaehub import hub
 
 TEXT_PRESETS = ("ptb", "yahoo", "yelp", "synthetic")
+TEXT_DATASETS = ("ptb", "files", "synthetic")
+IMAGE_DATASETS = ("mnist", "omniglot", "digits")
 
 
 @dataclass
 class ModelArguments:
     """Which model to train: a paper preset, with any size overridden, or a saved model."""
 
+    model_type: str = field(
+        default="text_vae",
+        metadata={"help": "text_vae or delta_vae (images).", "choices": ("text_vae", "delta_vae")},
+    )
     preset: str = field(
-        default="ptb", metadata={"help": "Paper configuration.", "choices": TEXT_PRESETS}
+        default="ptb", metadata={"help": "Text paper configuration.", "choices": TEXT_PRESETS}
     )
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "Continue from a saved model folder instead."}
@@ -46,19 +52,41 @@ class ModelArguments:
     max_sequence_length: int | None = field(
         default=None, metadata={"help": "Longest sentence in tokens."}
     )
+    ar1_alpha: float | None = field(default=None, metadata={"help": "AR(1) α, for prior=ar1."})
+    encoder_type: str | None = field(
+        default=None, metadata={"help": "δ-VAE encoder: anticausal or resnet."}
+    )
+    encoder_channels: int | None = field(default=None, metadata={"help": "δ-VAE encoder width."})
+    encoder_layers: int | None = field(default=None, metadata={"help": "δ-VAE encoder depth."})
+    decoder_channels: int | None = field(default=None, metadata={"help": "PixelCNN width."})
+    decoder_layers: int | None = field(default=None, metadata={"help": "PixelCNN gated layers."})
+
+    TEXT_FIELDS = (
+        "embedding_size",
+        "encoder_hidden_size",
+        "decoder_hidden_size",
+        "word_dropout",
+        "max_sequence_length",
+    )
+    IMAGE_FIELDS = (
+        "encoder_type",
+        "encoder_channels",
+        "encoder_layers",
+        "decoder_channels",
+        "decoder_layers",
+    )
+    SHARED_FIELDS = ("latent_size", "prior", "committed_rate", "ar1_alpha")
 
     def overrides(self) -> dict[str, Any]:
-        names = (
-            "latent_size",
-            "embedding_size",
-            "encoder_hidden_size",
-            "decoder_hidden_size",
-            "prior",
-            "committed_rate",
-            "word_dropout",
-            "max_sequence_length",
-        )
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        """The sizes given on the command line, for this model type; others refused."""
+        own = self.TEXT_FIELDS if self.model_type == "text_vae" else self.IMAGE_FIELDS
+        other = self.IMAGE_FIELDS if self.model_type == "text_vae" else self.TEXT_FIELDS
+        stray = [n for n in other if getattr(self, n) is not None]
+        if stray:
+            raise ValueError(f"--{stray[0]} is not a {self.model_type} setting.")
+        return {
+            n: getattr(self, n) for n in own + self.SHARED_FIELDS if getattr(self, n) is not None
+        }
 
 
 @dataclass
@@ -67,10 +95,14 @@ class DataArguments:
 
     dataset: str = field(
         default="ptb",
-        metadata={"help": "ptb, files or synthetic.", "choices": ("ptb", "files", "synthetic")},
+        metadata={
+            "help": "Text: ptb, files or synthetic; images: mnist, omniglot or digits.",
+            "choices": TEXT_DATASETS + IMAGE_DATASETS,
+        },
     )
     data_dir: str | None = field(
-        default=None, metadata={"help": "Folder of ptb.{train,valid,test}.txt."}
+        default=None,
+        metadata={"help": "Folder of ptb.*.txt, of MNIST's IDX files, or of Omniglot's npz files."},
     )
     train_file: str | None = field(default=None, metadata={"help": "For --dataset files."})
     validation_file: str | None = field(default=None, metadata={"help": "For --dataset files."})
@@ -129,8 +161,35 @@ def load_corpus(data_args: DataArguments):
     return corpus
 
 
+IMAGE_DATASET_NAMES = {
+    "mnist": {"name": "MNIST, dynamically binarized", "type": "mnist"},
+    "omniglot": {"name": "Omniglot 28x28 (resized from 105x105)", "type": "omniglot"},
+    "digits": {"name": "scikit-learn digits 8x8", "type": "custom"},
+}
+
+
+def load_images(dataset: str, data_dir: str | None, split: str):
+    """Grey-level images of a named dataset split (`train`, `validation` = the last 5% of
+    the training images, or `test`)."""
+    from vaehub.data import load_digits, load_mnist, load_omniglot
+
+    if dataset != "digits" and data_dir is None:
+        raise ValueError(f"--dataset {dataset} needs --data_dir, the folder of its files.")
+    source = "test" if split == "test" else "train"
+    images = {
+        "mnist": lambda: load_mnist(data_dir, source),
+        "omniglot": lambda: load_omniglot(data_dir, source),
+        "digits": lambda: load_digits(source),
+    }[dataset]()
+    if split == "test":
+        return images
+    cut = len(images) - max(1, len(images) // 20)
+    return images.select(range(cut) if split == "train" else range(cut, len(images)))
+
+
 def train(argv: Sequence[str]) -> int:
-    """`vaehub train`: train a text VAE with any objective, save it and its evaluation."""
+    """`vaehub train`: train a text VAE or δ-VAE with any objective, save it and its
+    evaluation."""
     from transformers import HfArgumentParser
 
     from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer
@@ -141,6 +200,10 @@ def train(argv: Sequence[str]) -> int:
         (ModelArguments, DataArguments, VAETrainingArguments), prog="vaehub train"
     )
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(list(argv))
+    if model_args.model_type == "delta_vae":
+        return _train_images(model_args, data_args, training_args)
+    if data_args.dataset in IMAGE_DATASETS:
+        raise ValueError(f"--dataset {data_args.dataset} holds images: use --model_type delta_vae.")
     corpus = load_corpus(data_args)
     if model_args.model_name_or_path:
         model = TextVAEModel.from_pretrained(model_args.model_name_or_path)
@@ -167,19 +230,68 @@ def train(argv: Sequence[str]) -> int:
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     dataset = DATASET_NAMES.get(data_args.dataset, {"name": "custom", "type": "custom"})
+    _record(model, trainer, training_args, data, dataset)
+    if trainer.is_world_process_zero():
+        model.save_pretrained(training_args.output_dir)
+    return 0
+
+
+def _train_images(model_args: ModelArguments, data_args: DataArguments, training_args) -> int:
+    from vaehub import DeltaVAEConfig, DeltaVAEModel
+    from vaehub.data import ImageCollator
+    from vaehub.trainer import VAETrainer
+
+    if data_args.dataset not in IMAGE_DATASETS:
+        raise ValueError(
+            f"--model_type delta_vae trains on images: --dataset "
+            f"{' / '.join(IMAGE_DATASETS)}, not {data_args.dataset}."
+        )
+    splits = {
+        s: load_images(data_args.dataset, data_args.data_dir, s)
+        for s in ("train", "validation", "test")
+    }
+    if data_args.max_train_sentences is not None:
+        splits["train"] = splits["train"].select(
+            range(min(data_args.max_train_sentences, len(splits["train"])))
+        )
+    if data_args.max_eval_sentences is not None:
+        for name in ("validation", "test"):
+            splits[name] = splits[name].select(
+                range(min(data_args.max_eval_sentences, len(splits[name])))
+            )
+    if model_args.model_name_or_path:
+        model = DeltaVAEModel.from_pretrained(model_args.model_name_or_path)
+    else:
+        size = splits["train"][0]["pixel_values"].shape[-1]
+        model = DeltaVAEModel(DeltaVAEConfig(image_size=int(size), **model_args.overrides()))
+    trainer = VAETrainer(
+        model=model,
+        args=training_args,
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"],
+        data_collator=ImageCollator(),
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    _record(model, trainer, training_args, splits, IMAGE_DATASET_NAMES[data_args.dataset])
+    if trainer.is_world_process_zero():
+        model.save_pretrained(training_args.output_dir)
+    return 0
+
+
+def _record(
+    model: Any, trainer: Any, training_args: Any, splits: dict, dataset: dict[str, str]
+) -> None:
+    """Evaluate the validation and test splits into the model's results."""
     model.training_summary = hub.training_summary(training_args, trainer.state, dataset["name"])
-    for split in [s for s in ("validation", "test") if s in data]:
+    for split in [s for s in ("validation", "test") if s in splits]:
         prefix = f"{split}_"
-        metrics = trainer.evaluate(data[split], metric_key_prefix=split)
+        metrics = trainer.evaluate(splits[split], metric_key_prefix=split)
         model.evaluation_results[split] = {
             "split": split,
             "dataset": dataset,
             "iw_samples": training_args.iw_samples if training_args.eval_iw_nll else None,
             "metrics": {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)},
         }
-    if trainer.is_world_process_zero():
-        model.save_pretrained(training_args.output_dir)
-    return 0
 
 
 DATASET_NAMES = {
@@ -189,7 +301,7 @@ DATASET_NAMES = {
 
 
 TABLE_ROWS = (
-    ("nll", "NLL (nats/sentence)"),
+    ("nll", "NLL (nats/{unit})"),
     ("ppl", "PPL"),
     ("bits_per_dim", "bits/dim"),
     ("neg_elbo", "−ELBO"),
@@ -204,47 +316,58 @@ def evaluate(args: argparse.Namespace) -> int:
     """`vaehub evaluate`: the collapse metrics of a saved model on a corpus."""
     import torch
 
-    from vaehub import TextVAEModel
-    from vaehub.data import iterate_batches, load_ptb, load_text_corpus, tokenize_corpus
+    from vaehub import DeltaVAEModel, TextVAEModel, checkpoints
+    from vaehub.data import (
+        image_batches,
+        iterate_batches,
+        load_ptb,
+        load_text_corpus,
+        tokenize_corpus,
+    )
     from vaehub.metrics import evaluate_vae
 
-    model = TextVAEModel.from_pretrained(args.model_dir)
-    if model.tokenizer is None:
-        raise ValueError(f"{args.model_dir} holds no tokenizer to read the corpus with.")
-    if os.path.isdir(args.data):
-        corpus = load_ptb(args.data)
-        if args.split not in corpus:
-            raise ValueError(f"split {args.split!r} not in {args.data}: {', '.join(corpus)}.")
-        sentences = corpus[args.split]
+    config = checkpoints.read_config_dict(args.model_dir, None, {})
+    if config.get("model_type") == "delta_vae":
+        model = DeltaVAEModel.from_pretrained(args.model_dir)
+        kind = _image_dataset_kind(args.data)
+        images = load_images(kind, None if kind == "digits" else args.data, args.split)
+        if args.max_sentences is not None:
+            images = images.select(range(min(args.max_sentences, len(images))))
+        batches, unit = image_batches(images, args.batch_size, seed=args.seed), "images"
+        dataset = IMAGE_DATASET_NAMES[kind]
     else:
-        sentences = load_text_corpus(args.data)["train"]
-    if args.max_sentences is not None:
-        sentences = sentences.select(range(min(args.max_sentences, len(sentences))))
-    data = tokenize_corpus(sentences, model.tokenizer, model.config.max_sequence_length)
+        model = TextVAEModel.from_pretrained(args.model_dir)
+        if model.tokenizer is None:
+            raise ValueError(f"{args.model_dir} holds no tokenizer to read the corpus with.")
+        if os.path.isdir(args.data):
+            corpus = load_ptb(args.data)
+            if args.split not in corpus:
+                raise ValueError(f"split {args.split!r} not in {args.data}: {', '.join(corpus)}.")
+            sentences = corpus[args.split]
+            dataset = DATASET_NAMES["ptb"]
+        else:
+            sentences = load_text_corpus(args.data)["train"]
+            dataset = {"name": os.path.basename(os.path.abspath(args.data)), "type": "custom"}
+        if args.max_sentences is not None:
+            sentences = sentences.select(range(min(args.max_sentences, len(sentences))))
+        data = tokenize_corpus(sentences, model.tokenizer, model.config.max_sequence_length)
+        batches = iterate_batches(data, args.batch_size, model.config.pad_token_id)
+        unit = "sentences"
     torch.manual_seed(args.seed)
-    results = evaluate_vae(
-        model,
-        iterate_batches(data, args.batch_size, model.config.pad_token_id),
-        iw_samples=args.iw_samples or None,
-        show_progress=True,
-    )
+    results = evaluate_vae(model, batches, iw_samples=args.iw_samples or None, show_progress=True)
     print(
-        f"{args.model_dir} on {args.data} ({args.split}, {results['num_examples']} sentences"
+        f"{args.model_dir} on {args.data} ({args.split}, {results['num_examples']} {unit}"
         f"{f', K={args.iw_samples}' if args.iw_samples else ''}):"
     )
     for key, label in TABLE_ROWS:
         if key in results:
             value = results[key]
+            label = label.format(unit=unit[:-1])
             print(
                 f"  {label:<22}{value:>10d}"
                 if isinstance(value, int)
                 else f"  {label:<22}{value:>10.3f}"
             )
-    dataset = (
-        DATASET_NAMES["ptb"]
-        if os.path.isdir(args.data)
-        else {"name": os.path.basename(os.path.abspath(args.data)), "type": "custom"}
-    )
     extra = {"iw_samples": args.iw_samples or None, "data": os.path.abspath(args.data)}
     if args.output:
         record = {"split": args.split, "dataset": dataset, **extra, "metrics": results}
@@ -255,6 +378,17 @@ def evaluate(args: argparse.Namespace) -> int:
         output = hub.write_results(args.model_dir, args.split, results, dataset, **extra)
     print(f"wrote {output}")
     return 0
+
+
+def _image_dataset_kind(data: str) -> str:
+    """Which image set `--data` names: `digits`, or a folder of MNIST or Omniglot files."""
+    if data == "digits":
+        return "digits"
+    if os.path.isfile(os.path.join(data, "t10k-images-idx3-ubyte.gz")):
+        return "mnist"
+    if os.path.isfile(os.path.join(data, "images_evaluation.npz")):
+        return "omniglot"
+    raise ValueError(f"--data {data} is neither 'digits' nor a folder of MNIST or Omniglot files.")
 
 
 def push(args: argparse.Namespace) -> int:

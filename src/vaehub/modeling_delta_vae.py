@@ -70,14 +70,21 @@ class MaskedConv2d(nn.Conv2d):
         if mask_type not in ("A", "B"):
             raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}.")
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
-        mask = torch.ones(kernel_size, kernel_size)
-        centre = kernel_size // 2
-        mask[centre, centre + (mask_type == "B") :] = 0
+        self.mask_type = mask_type
+
+    def kernel_mask(self) -> Tensor:
+        """`(k, k)`: 1 on the kernel positions before the centre (and on it, for "B")."""
+        k = self.kernel_size[0]
+        mask = torch.ones(k, k, device=self.weight.device, dtype=self.weight.dtype)
+        centre = k // 2
+        mask[centre, centre + (self.mask_type == "B") :] = 0
         mask[centre + 1 :] = 0
-        self.register_buffer("mask", mask, persistent=False)
+        return mask
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight * self.mask, self.bias, self.stride, self.padding)
+        # Built on each call rather than kept as a buffer: a few dozen numbers, and nothing
+        # for loading to leave uninitialised.
+        return F.conv2d(x, self.weight * self.kernel_mask(), self.bias, self.stride, self.padding)
 
 
 def _down_shift(x: Tensor) -> Tensor:
