@@ -50,8 +50,10 @@ def main() -> None:
     train = data["train"].select(range(min(args.train_sentences, len(data["train"]))))
     valid = data["validation"].select(range(args.validation_sentences))
     test = data["test"].select(range(args.test_sentences))
-    print(f"PTB: {len(train)} training, {len(valid)} validation, {len(test)} test sentences; "
-          f"vocabulary {len(tokenizer)}; {args.epochs} epochs per objective.")
+    print(
+        f"PTB: {len(train)} training, {len(valid)} validation, {len(test)} test sentences; "
+        f"vocabulary {len(tokenizer)}; {args.epochs} epochs per objective."
+    )
 
     table = {}
     for objective in args.objectives:
@@ -60,41 +62,67 @@ def main() -> None:
         model.tokenizer = tokenizer
         folder = os.path.join(args.output_dir, objective)
         training_args = VAETrainingArguments(
-            output_dir=folder, objective=objective, num_train_epochs=args.epochs,
-            per_device_train_batch_size=32, learning_rate=args.learning_rate,
-            lr_scheduler_type="constant", max_grad_norm=5.0, logging_steps=50,
-            save_strategy="no", report_to="none", use_cpu=True, seed=args.seed,
-            eval_strategy="epoch", disable_tqdm=True,
+            output_dir=folder,
+            objective=objective,
+            num_train_epochs=args.epochs,
+            per_device_train_batch_size=32,
+            learning_rate=args.learning_rate,
+            lr_scheduler_type="constant",
+            max_grad_norm=5.0,
+            logging_steps=50,
+            save_strategy="no",
+            report_to="none",
+            use_cpu=True,
+            seed=args.seed,
+            eval_strategy="epoch",
+            disable_tqdm=True,
         )
-        trainer = VAETrainer(model=model, args=training_args, train_dataset=train,
-                             eval_dataset=valid, data_collator=TextCollator())
+        trainer = VAETrainer(
+            model=model,
+            args=training_args,
+            train_dataset=train,
+            eval_dataset=valid,
+            data_collator=TextCollator(),
+        )
         start = time.time()
         trainer.train()
         seconds = time.time() - start
         torch.manual_seed(args.seed)
-        metrics = evaluate_vae(model, iterate_batches(test, 64, config.pad_token_id),
-                               iw_samples=args.iw_samples, show_progress=True)
+        metrics = evaluate_vae(
+            model,
+            iterate_batches(test, 64, config.pad_token_id),
+            iw_samples=args.iw_samples,
+            show_progress=True,
+        )
         metrics["train_seconds"] = seconds
         if objective == "aggressive":
             metrics["aggressive_epochs"] = len(trainer.aggressive.mi_history)
-            metrics["inner_steps_per_update"] = (trainer.aggressive.inner_steps_total
-                                                 / max(1, trainer.aggressive.outer_steps))
+            metrics["inner_steps_per_update"] = trainer.aggressive.inner_steps_total / max(
+                1, trainer.aggressive.outer_steps
+            )
         model.evaluation_results["test"] = {
-            "split": "test", "iw_samples": args.iw_samples, "metrics": metrics,
+            "split": "test",
+            "iw_samples": args.iw_samples,
+            "metrics": metrics,
             "dataset": {"name": "Penn Treebank (Mikolov et al.)", "type": "ptb_text_only"},
         }
         model.training_summary = hub.training_summary(
-            training_args, trainer.state, f"PTB, first {len(train)} training sentences")
+            training_args, trainer.state, f"PTB, first {len(train)} training sentences"
+        )
         model.save_pretrained(folder)  # with eval_test.json and training.json, for its card
         table[objective] = metrics
-        print(f"{objective}: NLL {metrics['nll']:.2f}, KL {metrics['kl']:.2f}, "
-              f"MI {metrics['mi']:.2f}, AU {metrics['active_units']}, {seconds:.0f} s")
+        print(
+            f"{objective}: NLL {metrics['nll']:.2f}, KL {metrics['kl']:.2f}, "
+            f"MI {metrics['mi']:.2f}, AU {metrics['active_units']}, {seconds:.0f} s"
+        )
 
     print(f"\nPTB test ({len(test)} sentences), NLL importance-weighted with K={args.iw_samples}:")
     print(f"  {'objective':<12}{'NLL':>9}{'PPL':>9}{'KL':>8}{'MI':>8}{'AU':>5}{'train s':>9}")
     for objective, m in table.items():
-        print(f"  {objective:<12}{m['nll']:>9.2f}{m['ppl']:>9.1f}{m['kl']:>8.2f}{m['mi']:>8.2f}"
-              f"{m['active_units']:>5d}{m['train_seconds']:>9.0f}")
+        print(
+            f"  {objective:<12}{m['nll']:>9.2f}{m['ppl']:>9.1f}{m['kl']:>8.2f}{m['mi']:>8.2f}"
+            f"{m['active_units']:>5d}{m['train_seconds']:>9.0f}"
+        )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(table, handle, indent=2)
