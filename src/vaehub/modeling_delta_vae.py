@@ -340,12 +340,7 @@ class DeltaVAEModel(DeltaVAEPreTrainedModel):
         """
         targets = self._check_pixels(pixel_values)
         posterior = self.encode(targets)
-        if z is None:
-            z = posterior.rsample()
-        elif z.shape != posterior.mean.shape:
-            raise ValueError(
-                f"z must have shape {tuple(posterior.mean.shape)}, got {tuple(z.shape)}."
-            )
+        z = self.latent_for(posterior, z)
         kl_per_dim = self.prior.kl_per_dim(posterior)
         kl = kl_per_dim.sum(-1)
         nll, logits = self._reconstruction_nll(targets, z)
@@ -488,10 +483,7 @@ class DeltaVAEModel(DeltaVAEPreTrainedModel):
             `(num_samples, channels, H, W)`.
         """
         if z is None:
-            count = 1 if num_samples is None else num_samples
-            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-                raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
-            z = self.prior.sample((count,))
+            z = self.sample_prior(num_samples)
         elif num_samples is not None:
             raise ValueError("give either z or num_samples, not both.")
         return self.decode(z, greedy=greedy, generator=generator)

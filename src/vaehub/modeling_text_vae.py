@@ -323,12 +323,7 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
             return self._decoder_step(input_ids, decoder_latent, past_key_values)
         input_ids, attention_mask = self._check_ids(input_ids, attention_mask)
         posterior = self.encode(input_ids, attention_mask)
-        if z is None:
-            z = posterior.rsample()
-        elif z.shape != posterior.mean.shape:
-            raise ValueError(
-                f"z must have shape {tuple(posterior.mean.shape)}, got {tuple(z.shape)}."
-            )
+        z = self.latent_for(posterior, z)
         kl_per_dim = self.prior_for(input_ids, attention_mask).kl_per_dim(posterior)
         kl = kl_per_dim.sum(-1)
         decoder_ids = self._word_dropout(input_ids[:, :-1], attention_mask[:, :-1])
@@ -509,11 +504,7 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
 
     def _latents(self, z: Tensor | None, num_samples: int | None) -> Tensor:
         if z is None:
-            if num_samples is None:
-                num_samples = 1
-            if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-                raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
-            return self.prior.sample((num_samples,))
+            return self.sample_prior(num_samples)
         if num_samples is not None:
             raise ValueError("give either z or num_samples, not both.")
         d = self.config.latent_size

@@ -17,6 +17,7 @@ import tempfile
 from typing import Any
 
 import torch
+from torch import Tensor
 from transformers import PreTrainedModel
 
 from vaehub import checkpoints, hub
@@ -32,6 +33,25 @@ class VAEPreTrainedModel(PreTrainedModel):
         super().__init__(config, *args, **kwargs)
         self.evaluation_results: dict[str, dict[str, Any]] = {}
         self.training_summary: dict[str, Any] = {}
+
+    def sample_prior(self, num_samples: int | None) -> Tensor:
+        """`num_samples` (default 1) latents from p(z): `(num_samples, *latent_shape)`."""
+        count = 1 if num_samples is None else num_samples
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
+        return self.prior.sample((count,))
+
+    @staticmethod
+    def latent_for(posterior: Any, z: Tensor | None) -> Tensor:
+        """The latent a forward pass decodes: a reparameterised sample of q(z|x), or the
+        caller's `z`, checked to have the posterior's shape."""
+        if z is None:
+            return posterior.rsample()
+        if z.shape != posterior.mean.shape:
+            raise ValueError(
+                f"z must have shape {tuple(posterior.mean.shape)}, got {tuple(z.shape)}."
+            )
+        return z
 
     def prior_for(self, **batch: Any) -> Any:
         """p(z) for a batch; the same for every batch unless a model says otherwise."""
