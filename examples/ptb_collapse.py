@@ -8,6 +8,9 @@ about 0; aggressive training keeps the latents in use at an NLL no worse.
 
     python examples/ptb_collapse.py --data-dir ../shared/data/ptb --output-dir ptb-collapse
 
+    # He et al.'s optimiser: plain SGD at learning rate 1.0, gradient norm clipped at 5
+    python examples/ptb_collapse.py --optim sgd --learning-rate 1.0
+
 Each model folder gets `eval_test.json` and `training.json`, from which `vaehub card`
 writes its model card; `--json` writes the table's numbers.
 """
@@ -37,6 +40,11 @@ def main() -> None:
     parser.add_argument("--validation-sentences", type=int, default=1000)
     parser.add_argument("--test-sentences", type=int, default=1000)
     parser.add_argument("--epochs", type=float, default=3)
+    parser.add_argument(
+        "--optim",
+        default="adamw_torch",
+        help="any TrainingArguments optimiser; He et al. use `sgd` with --learning-rate 1.0",
+    )
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--iw-samples", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
@@ -66,6 +74,7 @@ def main() -> None:
             objective=objective,
             num_train_epochs=args.epochs,
             per_device_train_batch_size=32,
+            optim=args.optim,
             learning_rate=args.learning_rate,
             lr_scheduler_type="constant",
             max_grad_norm=5.0,

@@ -60,6 +60,27 @@ def test_train_saves_a_model_and_its_evaluation(tmp_path, capsys):
         assert key in metrics
 
 
+def test_paper_training_sets_he_et_al_optimisation_and_explicit_flags_win(tmp_path, capsys):
+    out = tmp_path / "paper"
+    common = ["--dataset", "synthetic", "--synthetic_sentences", "300", "--preset", "synthetic",
+              "--use_cpu", "--report_to", "none", "--disable_tqdm", "true",
+              "--save_strategy", "no"]  # fmt: skip
+    code = main(
+        ["train", "--paper_training", *common, "--output_dir", str(out), "--learning_rate",
+         "0.5", "--num_train_epochs", "2"]  # fmt: skip
+    )
+    assert code == 0
+    training = json.loads((out / "training.json").read_text())
+    assert training["optim"] == "sgd" and training["learning_rate"] == 0.5
+    assert training["max_grad_norm"] == 5.0 and training["per_device_train_batch_size"] == 32
+    assert training["lr_scheduler_type"] == "reduce_lr_on_plateau"
+    assert (out / "eval_validation.json").is_file()  # evaluated every epoch, then recorded
+    code = main(["train", "--paper_training", "--model_type", "delta_vae", "--dataset", "digits",
+                 "--output_dir", str(tmp_path / "images"), "--use_cpu"])  # fmt: skip
+    assert code == 1
+    assert "--paper_training is He et al.'s text VAE" in capsys.readouterr().err
+
+
 def test_train_refuses_bad_flags(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--output_dir", str(tmp_path), "--objective", "magic"])

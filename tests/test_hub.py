@@ -20,9 +20,10 @@ from conftest import small_config
 from huggingface_hub import ModelCard
 from transformers import AutoModel
 
-from vaehub import CheckpointError, TextVAEModel, build_tokenizer
+from vaehub import CheckpointError, DeltaVAEConfig, DeltaVAEModel, TextVAEModel, build_tokenizer
 from vaehub.cli import main
 from vaehub.hub import HubError, MissingResultsError, pull, render_model_card, write_results
+from vaehub.metrics import evaluate_vae
 
 CORPUS = ["the cat sat on the mat", "a dog ate the cat", "the dog sat on a log"]
 METRICS = {
@@ -140,6 +141,31 @@ def test_command_line_push_pull_and_card(hub, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "pulled org/cli (exp)" in printed and "text_vae" in printed
     assert torch.equal(logits_of(TextVAEModel.from_pretrained(output)), logits_of(make_model()))
+
+
+def test_command_line_pulls_a_delta_vae(hub, tmp_path, capsys):
+    torch.manual_seed(0)
+    config = DeltaVAEConfig(
+        image_size=8, latent_size=2, encoder_channels=8, encoder_layers=2,
+        decoder_channels=8, decoder_layers=2, prior="ar1", committed_rate=3.0,
+    )
+    model = DeltaVAEModel(config).eval()
+    images = (torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+    model.evaluation_results["test"] = {  # a card needs measured results
+        "split": "test",
+        "dataset": {"name": "random binary images", "type": "custom"},
+        "iw_samples": 2,
+        "metrics": evaluate_vae(model, [{"pixel_values": images}], iw_samples=2),
+    }
+    model.push_to_hub("org/images")
+    output = tmp_path / "pulled"
+    assert main(["pull", "org/images", "--output-dir", str(output)]) == 0
+    assert "a delta_vae model" in capsys.readouterr().out
+    pulled = DeltaVAEModel.from_pretrained(output).eval()
+    z = torch.randn(3, *config.latent_shape, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.equal(pulled(images, z=z).logits, model(images, z=z).logits)
+    assert pulled.committed_rate == pytest.approx(3.0)
 
 
 def test_offline_mode_loads_from_the_populated_cache(hub, tmp_path):

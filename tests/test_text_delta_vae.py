@@ -95,3 +95,23 @@ def test_metrics_and_save_load(model, tmp_path):
     z = torch.randn(len(CORPUS), input_ids.shape[1] - 1, 8)
     assert torch.equal(loaded(input_ids, attention_mask, z=z).logits,
                        model(input_ids, attention_mask, z=z).logits)
+
+
+def test_active_units_pool_every_position_over_batches_of_different_widths(model):
+    # Batches of different widths: a unit is a latent channel, its posterior mean taken at
+    # every valid position of every sentence.
+    batches = []
+    for sentences in (CORPUS[:2], CORPUS[2:]):
+        input_ids, attention_mask = model.tokenize(sentences)
+        batches.append({"input_ids": input_ids, "attention_mask": attention_mask})
+    assert batches[0]["input_ids"].shape[1] != batches[1]["input_ids"].shape[1]
+    results = evaluate_vae(model, batches)
+    rows = []
+    for batch in batches:
+        mean = model.encode(**batch).mean  # (batch, steps, d)
+        steps = batch["attention_mask"].sum(-1) - 1
+        rows += [mean[i, :n] for i, n in enumerate(steps.tolist())]
+    expected = torch.cat(rows).double().var(dim=0)
+    assert len(results["au_variance"]) == model.config.latent_size
+    torch.testing.assert_close(torch.tensor(results["au_variance"], dtype=torch.float64), expected)
+    assert results["active_units"] == int((expected > 0.01).sum())

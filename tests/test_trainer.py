@@ -71,6 +71,8 @@ def changed(before: dict, after: dict) -> set[str]:
         ({"objective": "anneal", "beta_schedule": "cosine"}, "beta_schedule='cosine'"),
         ({"objective": "anneal", "anneal_steps": 5, "anneal_epochs": 1.0}, "not both"),
         ({"free_bits": -0.5}, "free_bits=-0.5"),
+        ({"objective": "free_bits"}, "objective='free_bits' needs λ > 0"),
+        ({"objective": "free_bits", "free_bits": 0.5, "beta_schedule": "sigmoid"}, "anneal"),
         ({"aggressive_window": 0}, "aggressive_window=0"),
         ({"objective": "anneal", "anneal_beta_start": 2.0}, "beta_start=2.0"),
     ],
@@ -105,6 +107,19 @@ def test_loss_is_reconstruction_plus_beta_kl_with_free_bits(data, tmp_path):
         outputs.reconstruction_nll.mean()
         + 0.3 * torch.clamp(outputs.kl_per_dim.mean(0), min=0.25).sum()
     )
+    torch.testing.assert_close(loss, expected)
+
+
+def test_free_bits_objective_is_the_elbo_with_clamped_kl(data, tmp_path):
+    trainer = make_trainer(data, tmp_path, objective="free_bits", free_bits=0.5)
+    batch = TextCollator()(data[1].select(range(16)))
+    torch.manual_seed(2)
+    loss = trainer.compute_loss(trainer.model, batch)
+    torch.manual_seed(2)
+    outputs = trainer.model(**batch)
+    kl = outputs.kl_per_dim.mean(0)
+    assert (kl < 0.5).any()  # a fresh model's KL is small: the clamp is exercised
+    expected = outputs.reconstruction_nll.mean() + torch.clamp(kl, min=0.5).sum()
     torch.testing.assert_close(loss, expected)
 
 

@@ -138,7 +138,7 @@ def evaluate_vae(
             totals["units"] += model.units_per_example(**batch).sum().item()
             mi_terms.append(torch.stack(mutual_information_terms(posterior)))
             mi_weights.append(n)
-            means.append(posterior.mean.flatten(1))
+            means.append(posterior_mean_units(posterior))
             if iw_samples is not None:
                 log_px = importance_weighted_log_likelihood(model, batch, iw_samples, max_units)
                 totals["nll"] += -log_px.sum().item()
@@ -177,6 +177,22 @@ def prior_of(model: nn.Module, batch: dict[str, Tensor]) -> Any:
     """p(z) for this batch: `model.prior_for(**batch)` where the model has it."""
     prior_for = getattr(model, "prior_for", None)
     return prior_for(**batch) if prior_for is not None else model.prior
+
+
+def posterior_mean_units(posterior: Any) -> Tensor:
+    """E_q(z|x)[z] as rows of the units whose spread AU measures.
+
+    A latent vector or a fixed-size latent map gives one row `(batch, dims)` per example.
+    A sequence of latents of varying length (the text δ-VAE) has no fixed set of
+    positions, so each latent channel is a unit and every valid position of every
+    sentence is a row `(valid positions, d)`: a channel counts as active when its
+    posterior mean moves with the input anywhere in the sequence.
+    """
+    mask = getattr(posterior, "mask", None)
+    if mask is None:
+        return posterior.mean.flatten(1)
+    valid = mask.squeeze(-1) > 0  # (batch, n)
+    return posterior.mean[valid]  # (valid positions, d)
 
 
 def active_unit_variance(posterior_means: Tensor) -> Tensor:

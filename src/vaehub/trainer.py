@@ -29,12 +29,15 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.utils import logging
 
 from vaehub.data import length_bucketed_batches
 from vaehub.metrics import evaluate_vae, mutual_information_terms
 from vaehub.objectives import SCHEDULES, BetaSchedule, kl_term
 
-OBJECTIVES = ("elbo", "beta", "anneal", "aggressive")
+logger = logging.get_logger(__name__)
+
+OBJECTIVES = ("elbo", "beta", "anneal", "free_bits", "aggressive")
 STATE_FILE = "vae_trainer_state.json"
 ENCODER_OPTIMIZER_FILE = "encoder_optimizer.pt"
 
@@ -53,7 +56,9 @@ class VAETrainingArguments(TrainingArguments):
     objective: str = field(
         default="elbo",
         metadata={
-            "help": "elbo, beta (constant β), anneal (β₀ → 1) or aggressive (He et al.).",
+            "help": "elbo, beta (constant β), anneal (β₀ → 1), free_bits (the ELBO with "
+            "--free_bits λ > 0) or aggressive (He et al.). --free_bits also combines with "
+            "any of the others.",
             "choices": OBJECTIVES,
         },
     )
@@ -118,10 +123,16 @@ class VAETrainingArguments(TrainingArguments):
                 f"beta_schedule={self.beta_schedule!r} is not valid: expected one "
                 f"of {', '.join(map(repr, SCHEDULES))}."
             )
-        if self.objective in ("elbo", "beta") and self.beta_schedule not in (None, "constant"):
+        if self.objective == "free_bits" and self.free_bits <= 0:
+            raise ValueError(
+                "objective='free_bits' needs λ > 0 nats per latent dimension: pass "
+                "free_bits=λ (--free_bits λ)."
+            )
+        constant = ("elbo", "beta", "free_bits")
+        if self.objective in constant and self.beta_schedule not in (None, "constant"):
             raise ValueError(
                 f"objective={self.objective!r} keeps β constant; use "
-                "objective='anneal' for beta_schedule={self.beta_schedule!r}."
+                f"objective='anneal' for beta_schedule={self.beta_schedule!r}."
             )
         if self.objective == "anneal" and self.beta_schedule == "constant":
             raise ValueError(
@@ -421,9 +432,19 @@ class VAETrainer(Trainer):
             optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(
                 self.args, self.model
             )
-            self._encoder_optimizer = optimizer_cls(
-                list(self.model.encoder.parameters()), **optimizer_kwargs
-            )
+            # Weight decay as the Trainer's own optimiser applies it: through parameter
+            # groups (the optimiser's default would otherwise apply to every weight).
+            decay = set(self.get_decay_parameter_names(self.model))
+            named = [(f"encoder.{n}", p) for n, p in self.model.encoder.named_parameters()]
+            groups = [
+                {
+                    "params": [p for n, p in named if n in decay],
+                    "weight_decay": self.args.weight_decay,
+                },
+                {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0},
+            ]
+            groups = [group for group in groups if group["params"]]
+            self._encoder_optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return self._encoder_optimizer
 
     def _random_training_batch(self) -> dict[str, Tensor]:
@@ -459,7 +480,7 @@ class VAETrainer(Trainer):
         was_training = model.training
         model.eval()
         total = weight = 0.0
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        with torch.no_grad(), _forked_rng():
             torch.manual_seed(self.args.seed + int(self.state.global_step))
             for batch in self._evaluation_batches(self.eval_dataset):
                 negative_entropy, log_aggregate = mutual_information_terms(model.encode(**batch))
@@ -473,14 +494,20 @@ class VAETrainer(Trainer):
         return mi.item()
 
     def _evaluation_batches(self, dataset: Any):
-        """The whole dataset on every process, in order, collated as for training."""
+        """The whole dataset on every process, collated as for training.
+
+        Sentences (a `length` column) come in batches of similar length, as `vaehub
+        evaluate` makes them: less padding, and MI's aggregate posterior for sequence
+        latents is taken over same-length sentences, which needs them batched together.
+        """
         collator = self._get_collator_with_removed_columns(self.data_collator, "evaluation")
-        loader = DataLoader(
-            dataset,
-            batch_size=self.args.per_device_eval_batch_size,
-            collate_fn=collator,
-            shuffle=False,
-        )
+        batch_size = self.args.per_device_eval_batch_size
+        column_names = getattr(dataset, "column_names", None) or []
+        if "length" in column_names:
+            batches = length_bucketed_batches(dataset["length"], batch_size)
+            loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collator)
+        else:
+            loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collator, shuffle=False)
         for batch in loader:
             yield self._prepare_inputs(batch)
 
@@ -497,7 +524,7 @@ class VAETrainer(Trainer):
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         if dataset is None:
             raise ValueError("evaluate() needs an eval_dataset.")
-        with torch.random.fork_rng(devices=[]):
+        with _forked_rng():
             torch.manual_seed(self.args.seed)
             results = evaluate_vae(
                 self.model,
@@ -560,6 +587,11 @@ class VAETrainer(Trainer):
             return
         path = os.path.join(checkpoint, STATE_FILE)
         if not os.path.isfile(path):
+            logger.warning(
+                f"{path} is missing: resuming with a fresh objective state (β schedule from "
+                "the step count, aggressive training on, no MI history). Checkpoints "
+                "written by VAETrainer carry this file."
+            )
             return
         with open(path, encoding="utf-8") as handle:
             saved = json.load(handle)
@@ -570,3 +602,9 @@ class VAETrainer(Trainer):
             self._get_encoder_optimizer().load_state_dict(
                 torch.load(optimizer_path, map_location="cpu", weights_only=True)
             )
+
+
+def _forked_rng():
+    """A scope whose random draws leave the training streams (CPU and CUDA) untouched."""
+    devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
+    return torch.random.fork_rng(devices=devices)
