@@ -279,6 +279,17 @@ def test_card_with_missing_results_names_them(tmp_path):
     assert not (folder / "README.md").exists()
 
 
+def test_card_says_when_no_latent_is_in_use(tmp_path):
+    folder = tmp_path / "model"
+    make_model(with_results=False).save_pretrained(folder)
+    collapsed = {**METRICS, "kl": 0.01, "mi": 0.004, "active_units": 0}
+    write_results(folder, "test", collapsed, iw_samples=500)
+    text = str(render_model_card(folder))
+    assert "no latent dimension is active and the MI is 0.00 nats" in text
+    write_results(folder, "test", METRICS, iw_samples=500)
+    assert "no latent dimension is active" not in str(render_model_card(folder))
+
+
 # --- failures -------------------------------------------------------------------------------
 
 

@@ -32,6 +32,10 @@ EVAL_PREFIX = "eval_"
 LIBRARY_NAME = "vaehub"
 LICENSE = "apache-2.0"
 
+SAMPLES_FILE = "samples.png"  # a grid of generated images, shown in the card when present
+CONFIG_NOT_IN_CARD = (
+    "architectures", "transformers_version", "dtype", "_name_or_path", "use_cache"
+)  # fmt: skip
 # What a card needs, per model type: (key in eval metrics, metric type, display name).
 CARD_METRICS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "text_vae": (
@@ -250,9 +254,21 @@ def render_model_card(
         iw_samples=record.get("iw_samples"),
         num_examples=metrics.get("num_examples"),
         results=[(label, _format(metrics[key])) for key, _, label in wanted],
-        training=training,
+        metrics=metrics,
+        config_table={
+            key: _short(value)
+            for key, value in config.items()
+            if key not in CONFIG_NOT_IN_CARD and value is not None
+        },
+        samples_image=SAMPLES_FILE if os.path.isfile(os.path.join(folder, SAMPLES_FILE)) else None,
+        training={key: _short(value) for key, value in training.items()},
         vaehub_version=_version(),
     )
+
+
+def _short(value: Any) -> Any:
+    # Six significant digits: 9.99999999999992 from a solver reads as the 10 it is.
+    return float(f"{value:.6g}") if isinstance(value, float) else value
 
 
 def _format(value: Any) -> str:
