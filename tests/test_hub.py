@@ -301,10 +301,11 @@ def unused_port() -> int:
 
 class _Answer(BaseHTTPRequestHandler):
     status = 503
+    release = threading.Event()  # set when the test is over, so the server can stop
 
     def _answer(self):
         if self.status is None:  # never answer: the client must time out
-            threading.Event().wait(30)
+            self.release.wait(30)
             return
         body = json.dumps({"error": "test server"}).encode()
         self.send_response(self.status)
@@ -320,7 +321,7 @@ class _Answer(BaseHTTPRequestHandler):
 
 
 def serving(status: int | None) -> tuple[HTTPServer, str]:
-    handler = type("Handler", (_Answer,), {"status": status})
+    handler = type("Handler", (_Answer,), {"status": status, "release": threading.Event()})
     server = HTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
@@ -364,6 +365,7 @@ def test_a_failed_push_says_what_failed_and_leaves_the_folder_intact(tmp_path, c
         )
     finally:
         if server is not None:
+            server.RequestHandlerClass.release.set()
             server.shutdown()
     assert completed.returncode == 1, completed.stderr[-2000:]
     assert "pushing" in completed.stderr and "org/failing" in completed.stderr
