@@ -11,7 +11,7 @@ from conftest import small_config
 from transformers import AutoModel, AutoTokenizer
 
 from vaehub import TextVAEModel, TextVAEOutput, build_tokenizer
-from vaehub.modeling_text_vae import pad_rows
+from vaehub.modeling_text_vae import SCORING_BLOCK_ROWS, pad_rows
 
 CORPUS = [
     "the cat sat on the mat",
@@ -54,12 +54,15 @@ def test_terms_match_their_closed_forms(model):
     assert (out.kl > 0).all() and (out.reconstruction_nll > 0).all()
 
 
-def test_log_likelihood_is_minus_the_reconstruction_for_the_same_z(model):
+@pytest.mark.parametrize("samples", [4, 40])  # 40 × 5 sentences: more token rows than a block
+def test_log_likelihood_is_minus_the_reconstruction_for_the_same_z(model, samples):
     input_ids, attention_mask = model.tokenize(CORPUS)
-    z = torch.randn(4, len(CORPUS), model.config.latent_size)
+    if samples == 40:
+        assert samples * int(attention_mask[:, 1:].sum()) > 2 * SCORING_BLOCK_ROWS
+    z = torch.randn(samples, len(CORPUS), model.config.latent_size)
     log_likelihood = model.log_likelihood(input_ids, attention_mask, z)
-    assert log_likelihood.shape == (4, len(CORPUS))
-    for k in range(4):
+    assert log_likelihood.shape == (samples, len(CORPUS))
+    for k in range(samples):
         out = model(input_ids, attention_mask, z=z[k])
         torch.testing.assert_close(log_likelihood[k], -out.reconstruction_nll)
 

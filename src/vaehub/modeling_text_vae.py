@@ -34,6 +34,8 @@ from vaehub.priors import DiagonalGaussian, LatentPrior, prior_from_config
 from vaehub.tokenization import truncate_rows
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+# Token rows scored per output-layer pass when no logits are returned (see _reconstruction_nll).
+SCORING_BLOCK_ROWS = 512
 
 
 @dataclass
@@ -365,9 +367,21 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
             token_nll = F.cross_entropy(logits.float(), targets.reshape(-1), reduction="none")
             nll = (token_nll.view(batch, steps) * mask).sum(-1)
             return nll, logits.view(batch, steps, -1)
-        # Without logits to return, score the real tokens only: padding costs nothing.
-        logits = self.decoder.lm_head(hidden[mask])
-        token_nll = F.cross_entropy(logits.float(), targets[mask], reduction="none")
+        # Without logits to return, score the real tokens only (padding costs nothing), a
+        # block of rows at a time: a block's logits stay small enough to be reused while
+        # still in cache, where one (tokens, vocabulary) matrix of hundreds of MB would be
+        # written and read back from memory by the loss (~25% of the output layer's time).
+        hidden, real_targets = hidden[mask], targets[mask]
+        token_nll = torch.cat(
+            [
+                F.cross_entropy(
+                    self.decoder.lm_head(hidden[i : i + SCORING_BLOCK_ROWS]).float(),
+                    real_targets[i : i + SCORING_BLOCK_ROWS],
+                    reduction="none",
+                )
+                for i in range(0, hidden.shape[0], SCORING_BLOCK_ROWS)
+            ]
+        )
         rows = (
             torch.arange(input_ids.shape[0], device=input_ids.device).unsqueeze(1).expand_as(mask)
         )
