@@ -9,7 +9,8 @@ from transformers import AutoConfig, AutoModel
 from vaehub.checkpoints import CheckpointError
 from vaehub.configuration_vae import DeltaVAEConfig, TextVAEConfig, VAEConfig
 from vaehub.modeling_delta_vae import DeltaVAEModel, DeltaVAEOutput, save_image_grid
-from vaehub.modeling_text_vae import TextVAEModel, TextVAEOutput, interpolate_latents
+from vaehub.modeling_text_vae import TextVAEModel, TextVAEOutput
+from vaehub.modeling_utils import interpolate_latents
 from vaehub.priors import (
     AR1Prior,
     DiagonalGaussian,

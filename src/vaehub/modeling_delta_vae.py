@@ -29,7 +29,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from vaehub.configuration_vae import DeltaVAEConfig
-from vaehub.modeling_utils import VAEPreTrainedModel
+from vaehub.modeling_utils import VAEPreTrainedModel, interpolate_latents
 from vaehub.priors import DiagonalGaussian, LatentPrior, prior_from_config
 
 
@@ -482,10 +482,7 @@ class DeltaVAEModel(DeltaVAEPreTrainedModel):
         Returns:
             `(num_samples, channels, H, W)`.
         """
-        if z is None:
-            z = self.sample_prior(num_samples)
-        elif num_samples is not None:
-            raise ValueError("give either z or num_samples, not both.")
+        z = self.latents_to_decode(z, num_samples)
         return self.decode(z, greedy=greedy, generator=generator)
 
     @torch.no_grad()
@@ -512,15 +509,12 @@ class DeltaVAEModel(DeltaVAEPreTrainedModel):
         Returns:
             `(steps, channels, H, W)`.
         """
-        from vaehub.modeling_text_vae import interpolate_latents
-
         means = self.encode(
             torch.stack(
                 [self._check_pixels(image_a[None])[0], self._check_pixels(image_b[None])[0]]
             )
         ).mean
-        path = interpolate_latents(means[0].flatten(), means[1].flatten(), steps)
-        z = path.view(steps, *self.config.latent_shape)
+        z = interpolate_latents(means[0], means[1], steps)  # (steps, *latent_shape)
         images = [
             self.decode(
                 z[i : i + 1],

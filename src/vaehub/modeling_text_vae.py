@@ -29,7 +29,7 @@ from transformers.utils import ModelOutput
 
 from vaehub import checkpoints
 from vaehub.configuration_vae import TextVAEConfig
-from vaehub.modeling_utils import VAEPreTrainedModel
+from vaehub.modeling_utils import VAEPreTrainedModel, interpolate_latents
 from vaehub.priors import DiagonalGaussian, LatentPrior, prior_from_config
 from vaehub.tokenization import truncate_rows
 
@@ -517,10 +517,10 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
         return sentences
 
     def _latents(self, z: Tensor | None, num_samples: int | None) -> Tensor:
-        if z is None:
-            return self.sample_prior(num_samples)
-        if num_samples is not None:
-            raise ValueError("give either z or num_samples, not both.")
+        given = z is not None
+        z = self.latents_to_decode(z, num_samples)
+        if not given:
+            return z
         d = self.config.latent_size
         expected = f"(batch, steps, {d})" if self.sequential else f"(batch, {d})"
         if not isinstance(z, Tensor) or z.dim() != 2 + self.sequential or z.shape[-1] != d:
@@ -623,20 +623,6 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
     def _load_extras(self, name_or_path: str | os.PathLike, hub_kwargs: dict[str, Any]) -> None:
         self.tokenizer = load_tokenizer(name_or_path, hub_kwargs)
 
-
-def interpolate_latents(z_a: Tensor, z_b: Tensor, steps: int) -> Tensor:
-    """z(t) = (1 − t)·z_a + t·z_b for `steps` evenly spaced t in [0, 1].
-
-    Args:
-        z_a, z_b: latents of one example, any shape (`(latent_size,)`, `(steps, latent_size)`).
-    Returns:
-        `(steps, *z_a.shape)`.
-    """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"steps must be an integer >= 2 (both ends included), got {steps!r}.")
-    t = torch.linspace(0, 1, steps, device=z_a.device, dtype=z_a.dtype)
-    t = t.view(steps, *([1] * z_a.dim()))
-    return (1 - t) * z_a + t * z_b
 
 
 def check_texts(texts: Any) -> list[str]:

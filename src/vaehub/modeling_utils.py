@@ -41,6 +41,14 @@ class VAEPreTrainedModel(PreTrainedModel):
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
         return self.prior.sample((count,))
 
+    def latents_to_decode(self, z: Tensor | None, num_samples: int | None) -> Tensor:
+        """The caller's `z`, or `num_samples` (default 1) draws from p(z) when none is given."""
+        if z is None:
+            return self.sample_prior(num_samples)
+        if num_samples is not None:
+            raise ValueError("give either z or num_samples, not both.")
+        return z
+
     @staticmethod
     def latent_for(posterior: Any, z: Tensor | None) -> Tensor:
         """The latent a forward pass decodes: a reparameterised sample of q(z|x), or the
@@ -169,3 +177,18 @@ class VAEPreTrainedModel(PreTrainedModel):
                 card=card,
                 create_pr=create_pr,
             )
+
+
+def interpolate_latents(z_a: Tensor, z_b: Tensor, steps: int) -> Tensor:
+    """z(t) = (1 − t)·z_a + t·z_b for `steps` evenly spaced t in [0, 1].
+
+    Args:
+        z_a, z_b: latents of one example, any shape (`(latent_size,)`, `(steps, latent_size)`).
+    Returns:
+        `(steps, *z_a.shape)`.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise ValueError(f"steps must be an integer >= 2 (both ends included), got {steps!r}.")
+    t = torch.linspace(0, 1, steps, device=z_a.device, dtype=z_a.dtype)
+    t = t.view(steps, *([1] * z_a.dim()))
+    return (1 - t) * z_a + t * z_b

@@ -450,16 +450,7 @@ class VAETrainer(Trainer):
     def _random_training_batch(self) -> dict[str, Tensor]:
         dataset = self.train_dataset
         if self._inner_batches is None:
-            if "length" in getattr(dataset, "column_names", []):
-                self._inner_batches = length_bucketed_batches(
-                    dataset["length"], self.args.per_device_train_batch_size
-                )
-            else:
-                size = self.args.per_device_train_batch_size
-                self._inner_batches = [
-                    list(range(i, min(i + size, len(dataset))))
-                    for i in range(0, len(dataset), size)
-                ]
+            self._inner_batches = _index_batches(dataset, self.args.per_device_train_batch_size)
         index = int(torch.randint(len(self._inner_batches), (1,), generator=self._inner_generator))
         rows = [dataset[i] for i in self._inner_batches[index]]
         collator = self._get_collator_with_removed_columns(self.data_collator, "training")
@@ -501,14 +492,8 @@ class VAETrainer(Trainer):
         latents is taken over same-length sentences, which needs them batched together.
         """
         collator = self._get_collator_with_removed_columns(self.data_collator, "evaluation")
-        batch_size = self.args.per_device_eval_batch_size
-        column_names = getattr(dataset, "column_names", None) or []
-        if "length" in column_names:
-            batches = length_bucketed_batches(dataset["length"], batch_size)
-            loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collator)
-        else:
-            loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collator, shuffle=False)
-        for batch in loader:
+        batches = _index_batches(dataset, self.args.per_device_eval_batch_size)
+        for batch in DataLoader(dataset, batch_sampler=batches, collate_fn=collator):
             yield self._prepare_inputs(batch)
 
     # --- evaluation -------------------------------------------------------------------
@@ -602,6 +587,15 @@ class VAETrainer(Trainer):
             self._get_encoder_optimizer().load_state_dict(
                 torch.load(optimizer_path, map_location="cpu", weights_only=True)
             )
+
+
+def _index_batches(dataset: Any, batch_size: int) -> list[list[int]]:
+    """Row indices in batches: sentences (a `length` column) grouped by length, anything
+    else in order."""
+    if "length" in (getattr(dataset, "column_names", None) or []):
+        return length_bucketed_batches(dataset["length"], batch_size)
+    size = len(dataset)
+    return [list(range(i, min(i + batch_size, size))) for i in range(0, size, batch_size)]
 
 
 def _forked_rng():
