@@ -1,16 +1,19 @@
 # Set-up and the two everyday jobs. Each target builds .venv from scratch when it is missing.
-# torch is pinned to the CPU build so that no multi-GB CUDA wheel is ever pulled.
-PYTHON ?= python3.11
-VENV   ?= .venv
-TORCH  ?= torch==2.13.0
+# torch is pinned to the CPU build so that no multi-GB CUDA wheel is ever pulled; every other
+# package comes at the version recorded in constraints.txt, the set the suite last passed with.
+PYTHON      ?= python3.11
+VENV        ?= .venv
+TORCH       ?= torch==2.13.0
+CONSTRAINTS ?= constraints.txt
+LATEST      ?= .venv-latest
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet "$(TORCH)" -e ".[test]"
+	$(VENV)/bin/pip install --quiet -c $(CONSTRAINTS) "$(TORCH)" -e ".[test]"
 	touch $@
 
-.PHONY: demo test lint
+.PHONY: demo test lint lock
 demo: $(VENV)/.installed
 	$(VENV)/bin/vaehub demo
 
@@ -20,3 +23,15 @@ test: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+
+# The newest releases pyproject.toml's ranges allow, in a venv of their own: ruff and the
+# whole suite run there, and only when both pass is constraints.txt rewritten from it.
+lock:
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/pip install --quiet --upgrade pip
+	$(LATEST)/bin/pip install --quiet "$(TORCH)" -e ".[test]"
+	$(LATEST)/bin/ruff check .
+	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider
+	$(LATEST)/bin/pip freeze --exclude-editable | grep -v '^torch==' > $(CONSTRAINTS)
+	@echo "constraints.txt now holds the versions above; commit it."

@@ -306,7 +306,7 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
         attention_mask: Tensor | None = None,
         z: Tensor | None = None,
         decoder_latent: Tensor | None = None,
-        past_key_values: DecoderState | None = None,
+        cache: DecoderState | None = None,
         use_cache: bool | None = None,
         return_dict: bool | None = None,
         **kwargs: Any,
@@ -319,10 +319,11 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
             z: `(batch, latent_size)` a latent to decode instead of a sample of q(z|x).
             decoder_latent: `(batch, latent_size)`; when given, run only the decoder as a
                 language model conditioned on it, the step `generate` takes. Returns
-                `CausalLMOutputWithPast` whose `past_key_values` is the decoder state.
+                `CausalLMOutputWithPast` whose `cache` is the decoder state.
+            cache: the decoder state `generate` hands back after the first step.
         """
-        if decoder_latent is not None or past_key_values is not None:
-            return self._decoder_step(input_ids, decoder_latent, past_key_values)
+        if decoder_latent is not None or cache is not None:
+            return self._decoder_step(input_ids, decoder_latent, cache)
         input_ids, attention_mask = self._check_ids(input_ids, attention_mask)
         posterior = self.encode(input_ids, attention_mask)
         z = self.latent_for(posterior, z)
@@ -412,7 +413,7 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
         hidden, (h, c) = self.decoder.hidden_states(input_ids, step_latent, previous)
         logits = self.decoder.lm_head(hidden).float()
         return CausalLMOutputWithPast(
-            logits=logits, past_key_values=DecoderState(h, c, z, length + input_ids.shape[1])
+            logits=logits, cache=DecoderState(h, c, z, length + input_ids.shape[1])
         )
 
     @classmethod
