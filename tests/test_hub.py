@@ -20,7 +20,14 @@ from conftest import small_config
 from huggingface_hub import ModelCard
 from transformers import AutoModel
 
-from vaehub import CheckpointError, DeltaVAEConfig, DeltaVAEModel, TextVAEModel, build_tokenizer
+from vaehub import (
+    CheckpointError,
+    DeltaVAEConfig,
+    DeltaVAEModel,
+    TextVAEModel,
+    build_tokenizer,
+    network,
+)
 from vaehub.cli import main
 from vaehub.hub import HubError, MissingResultsError, pull, render_model_card, write_results
 from vaehub.metrics import evaluate_vae
@@ -146,8 +153,14 @@ def test_command_line_push_pull_and_card(hub, tmp_path, capsys):
 def test_command_line_pulls_a_delta_vae(hub, tmp_path, capsys):
     torch.manual_seed(0)
     config = DeltaVAEConfig(
-        image_size=8, latent_size=2, encoder_channels=8, encoder_layers=2,
-        decoder_channels=8, decoder_layers=2, prior="ar1", committed_rate=3.0,
+        image_size=8,
+        latent_size=2,
+        encoder_channels=8,
+        encoder_layers=2,
+        decoder_channels=8,
+        decoder_layers=2,
+        prior="ar1",
+        committed_rate=3.0,
     )
     model = DeltaVAEModel(config).eval()
     images = (torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(1)) > 0.5).float()
@@ -333,7 +346,7 @@ def serving(status: int | None) -> tuple[HTTPServer, str]:
         ("stopped", "failed: ConnectError"),
         (503, "failed: HTTP 503"),
         (401, "failed: HTTP 401"),
-        ("silent", "failed: ReadTimeout"),
+        ("silent", "did not answer within 3 s"),
     ],
 )
 def test_a_failed_push_says_what_failed_and_leaves_the_folder_intact(tmp_path, case, message):
@@ -374,13 +387,113 @@ def test_a_failed_push_says_what_failed_and_leaves_the_folder_intact(tmp_path, c
     assert folder_digest(folder) == before
 
 
+SILENT_SERVER_SCRIPT = """
+import sys, vaehub
+from transformers import AutoModel
+from vaehub.cli import main
+sys.path.insert(0, sys.argv[1])
+from test_hub import make_model
+
+def attempt(what, call):
+    try:
+        call()
+    except Exception as error:
+        print(what, type(error).__name__, str(error).replace(chr(10), " "))
+    else:
+        print(what, "did not fail")
+
+print("pull", main(["pull", "org/x", "--timeout", "1", "--output-dir", sys.argv[2]]))
+vaehub.network.set_hub_timeout(1)
+attempt("from_pretrained", lambda: vaehub.TextVAEModel.from_pretrained("org/x"))
+attempt("auto", lambda: AutoModel.from_pretrained("org/x"))
+attempt("push_to_hub", lambda: make_model().push_to_hub("org/x"))
+"""
+
+
+def run_against(endpoint: str, *args: str) -> subprocess.CompletedProcess:
+    """A Python process whose Hub is `endpoint`."""
+    environment = {**os.environ, "HF_ENDPOINT": endpoint}
+    return subprocess.run(
+        [sys.executable, "-c", *args], capture_output=True, text=True, env=environment, timeout=300
+    )
+
+
+def test_a_silent_server_is_named_and_nothing_waits_on_it(tmp_path):
+    server, endpoint = serving(None)
+    try:
+        completed = run_against(
+            endpoint, SILENT_SERVER_SCRIPT, str(Path(__file__).parent), str(tmp_path / "x")
+        )
+    finally:
+        server.RequestHandlerClass.release.set()
+        server.shutdown()
+    lines = {line.split(" ", 1)[0]: line for line in completed.stdout.splitlines()}
+    silent = f"the Hub server {endpoint.removeprefix('http://')} did not answer within 1 s"
+    assert f"pulling org/x failed: {silent}" in completed.stderr, completed.stderr[-3000:]
+    assert "Nothing local was changed" in completed.stderr and lines["pull"] == "pull 1"
+    assert not (tmp_path / "x").exists()
+    assert f"'org/x' (revision main): {silent}" in lines["from_pretrained"]
+    assert "CheckpointError" in lines["from_pretrained"]
+    # AutoModel reads config.json through transformers, whose message names the server.
+    assert f"couldn't connect to '{endpoint}'" in lines["auto"]
+    assert f"pushing this TextVAEModel to org/x failed: {silent}" in lines["push_to_hub"]
+    assert "Nothing local was changed" in lines["push_to_hub"]
+
+
+def test_a_cached_model_loads_while_the_server_is_silent(hub, tmp_path):
+    model = make_model(seed=4)
+    model.push_to_hub("org/cached")
+    TextVAEModel.from_pretrained("org/cached")  # populates the cache
+    torch.save(logits_of(model), tmp_path / "expected.pt")
+    script = (
+        "import sys, torch, vaehub\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from test_hub import logits_of\n"
+        "vaehub.network.set_hub_timeout(1)\n"
+        "model = vaehub.TextVAEModel.from_pretrained('org/cached')\n"
+        "assert torch.equal(logits_of(model), torch.load(sys.argv[2])), 'logits differ'\n"
+        "print('loaded from the cache')\n"
+    )
+    server, endpoint = serving(None)
+    try:
+        completed = run_against(
+            endpoint, script, str(Path(__file__).parent), str(tmp_path / "expected.pt")
+        )
+    finally:
+        server.RequestHandlerClass.release.set()
+        server.shutdown()
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "loaded from the cache" in completed.stdout
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [({}, 10.0), ({"HF_HUB_DOWNLOAD_TIMEOUT": "7"}, 7.0), ({"VAEHUB_HUB_TIMEOUT": "2.5"}, 2.5)],
+)
+def test_the_timeout_comes_from_the_flag_then_the_environment(monkeypatch, environment, expected):
+    for name in ("VAEHUB_HUB_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert network.resolve_timeout() == expected
+    assert network.resolve_timeout(4) == 4.0
+    for bad in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match="--timeout must be a positive number"):
+            network.resolve_timeout(bad)
+    monkeypatch.setenv("VAEHUB_HUB_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="VAEHUB_HUB_TIMEOUT='soon' is not a number"):
+        network.resolve_timeout()
+
+
 def test_pulling_what_does_not_exist_names_it(hub):
     make_model().push_to_hub("org/exists")
-    with pytest.raises(HubError, match="pulling org/missing failed"):
+    with pytest.raises(
+        HubError, match="pulling org/missing failed: the repository org/missing was not found on"
+    ):
         pull("org/missing")
     with pytest.raises(HubError, match="pulling org/exists at revision nope failed"):
         pull("org/exists", revision="nope")
-    with pytest.raises(CheckpointError, match="'org/missing'"):
+    with pytest.raises(CheckpointError, match="the repository org/missing was not found on http"):
         TextVAEModel.from_pretrained("org/missing")
     with pytest.raises(CheckpointError, match="revision nope"):
         TextVAEModel.from_pretrained("org/exists", revision="nope")

@@ -1,11 +1,15 @@
 """vaehub: variational autoencoders whose latent code is used, the Hugging Face way.
 
 Importing vaehub registers its configs, models and tokenizers with transformers'
-Auto classes, so `AutoModel.from_pretrained(folder)` loads a vaehub model.
+Auto classes, so `AutoModel.from_pretrained(folder)` loads a vaehub model, and gives every
+Hub request a timeout (`vaehub.network`).
 """
+
+import warnings
 
 from transformers import AutoConfig, AutoModel
 
+from vaehub import network
 from vaehub.checkpoints import CheckpointError
 from vaehub.configuration_vae import DeltaVAEConfig, TextVAEConfig, VAEConfig
 from vaehub.modeling_delta_vae import DeltaVAEModel, DeltaVAEOutput, save_image_grid
@@ -27,6 +31,12 @@ AutoConfig.register(TextVAEConfig.model_type, TextVAEConfig, exist_ok=True)
 AutoModel.register(TextVAEConfig, TextVAEModel, exist_ok=True)
 AutoConfig.register(DeltaVAEConfig.model_type, DeltaVAEConfig, exist_ok=True)
 AutoModel.register(DeltaVAEConfig, DeltaVAEModel, exist_ok=True)
+
+try:
+    network.set_hub_timeout()
+except ValueError as error:  # a bad environment variable must not make the import fail
+    seconds = network.set_hub_timeout(network.DEFAULT_TIMEOUT)
+    warnings.warn(f"{error} Using {seconds:g} s.", stacklevel=2)
 
 __all__ = [
     "AR1Prior",

@@ -9,9 +9,12 @@ import json
 import os
 from typing import Any
 
+import httpx2
 import torch
 from safetensors import SafetensorError, safe_open
 from transformers.utils import cached_file
+
+from vaehub import network
 
 VAEHUB_MODEL_TYPES = ("text_vae", "delta_vae")
 WEIGHTS_NAME = "model.safetensors"
@@ -61,10 +64,12 @@ def resolve_file(name_or_path: str | os.PathLike, filename: str, hub_kwargs: dic
         )
     try:
         return cached_file(name, filename, **{k: v for k, v in hub_kwargs.items() if v is not None})
-    except OSError as error:
+    except (OSError, httpx2.HTTPError) as error:
+        reason = network.explain(error, name) or str(error)
         raise CheckpointError(
             f"could not get {filename} of {name!r} "
-            f"(revision {hub_kwargs.get('revision') or 'main'}): {error}"
+            f"(revision {hub_kwargs.get('revision') or 'main'}): {reason}. "
+            "Nothing local was changed."
         ) from error
 
 

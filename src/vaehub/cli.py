@@ -421,10 +421,9 @@ def _image_dataset_kind(data: str) -> str:
 
 def push(args: argparse.Namespace) -> int:
     """`vaehub push`: upload a model folder with its card."""
-    from huggingface_hub import get_session
+    from vaehub import network
 
-    # huggingface_hub waits forever on a silent server unless its client has a timeout.
-    get_session().timeout = args.timeout
+    network.set_hub_timeout(args.timeout)
     url = hub.push_folder(
         args.model_dir,
         args.repo_id,
@@ -441,8 +440,9 @@ def pull(args: argparse.Namespace) -> int:
     """`vaehub pull`: download a model repository and check that it loads."""
     from transformers import AutoModel
 
-    import vaehub  # noqa: F401  (registers the vaehub model types with the Auto classes)
+    from vaehub import network  # vaehub registers its model types with the Auto classes
 
+    network.set_hub_timeout(args.timeout)
     path = hub.pull(args.repo_id, revision=args.revision, local_dir=args.output_dir)
     model = AutoModel.from_pretrained(path)
     print(
@@ -474,6 +474,16 @@ def _demo(args: argparse.Namespace) -> int:
         iw_samples=args.iw_samples,
     )
     return 0
+
+
+def add_timeout_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds to wait on the Hub server before giving up (default: $VAEHUB_HUB_TIMEOUT, "
+        "else $HF_HUB_DOWNLOAD_TIMEOUT, else 10)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -544,9 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     pushing.add_argument("--revision", default=None, help="branch to push to (created)")
     pushing.add_argument("--commit-message", default=None)
     pushing.add_argument("--no-card", action="store_true", help="push without a model card")
-    pushing.add_argument(
-        "--timeout", type=float, default=60.0, help="seconds to wait on the server before giving up"
-    )
+    add_timeout_flag(pushing)
     pushing.set_defaults(run=push)
 
     pulling = commands.add_parser(
@@ -559,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     pulling.add_argument(
         "--output-dir", default=None, help="a folder to place the files in (default: the Hub cache)"
     )
+    add_timeout_flag(pulling)
     pulling.set_defaults(run=pull)
 
     carding = commands.add_parser(

@@ -27,6 +27,8 @@ import httpx2
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, snapshot_download
 from huggingface_hub.errors import RevisionNotFoundError
 
+from vaehub import network
+
 TRAINING_FILE = "training.json"
 EVAL_PREFIX = "eval_"
 LIBRARY_NAME = "vaehub"
@@ -294,11 +296,15 @@ def push_folder(
     token: str | bool | None = None,
     card: bool = True,
     create_pr: bool = False,
+    source: str | None = None,
 ) -> str:
     """Upload a saved model folder, with its rendered model card as README.md.
 
     The folder itself is only read: the card is written into a staging copy, so a push
     that fails leaves the local model complete and untouched.
+
+    Args:
+        source: how an error names what was pushed (default: the folder).
 
     Returns:
         the URL of the commit.
@@ -337,10 +343,14 @@ def push_folder(
                 api.create_branch(repo_id, branch=revision, token=token, exist_ok=True)
                 info = upload()
         except (httpx2.HTTPError, OSError, ValueError) as error:
+            unchanged = (
+                f"The local folder {folder} is unchanged." if source is None
+                else "Nothing local was changed."
+            )  # fmt: skip
             raise HubError(
-                f"pushing {folder} to {repo_id}"
-                f"{f' (revision {revision})' if revision else ''} failed: {_describe(error)}. "
-                f"The local folder {folder} is unchanged."
+                f"pushing {source or folder} to {repo_id}"
+                f"{f' (revision {revision})' if revision else ''} failed: "
+                f"{_describe(error, repo_id)}. {unchanged}"
             ) from error
     return info.commit_url
 
@@ -362,7 +372,7 @@ def pull(
     except (httpx2.HTTPError, OSError, ValueError) as error:
         raise HubError(
             f"pulling {repo_id}{f' at revision {revision}' if revision else ''} "
-            f"failed: {_describe(error)}"
+            f"failed: {_describe(error, repo_id)}. Nothing local was changed."
         ) from error
     config_path = os.path.join(path, "config.json")
     model_type = None
@@ -378,7 +388,12 @@ def pull(
     return path
 
 
-def _describe(error: BaseException) -> str:
+def _describe(error: BaseException, repo_id: str | None = None) -> str:
+    """What went wrong, in one line: the silent server or the missing repository when it is
+    one of those, else the error's type (or HTTP status) and first line."""
+    known = network.explain(error, repo_id)
+    if known:
+        return known
     response = getattr(error, "response", None)
     status = getattr(response, "status_code", None)
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

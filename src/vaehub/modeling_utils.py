@@ -176,6 +176,7 @@ class VAEPreTrainedModel(PreTrainedModel):
                 token=token,
                 card=card,
                 create_pr=create_pr,
+                source=f"this {type(self).__name__}",
             )
 
 
