@@ -150,6 +150,37 @@ def test_command_line_push_pull_and_card(hub, tmp_path, capsys):
     assert torch.equal(logits_of(TextVAEModel.from_pretrained(output)), logits_of(make_model()))
 
 
+def test_pulling_into_a_folder_that_holds_a_model_is_refused_or_replaces_it_whole(
+    hub, tmp_path, capsys
+):
+    first, second = make_model(seed=5), make_model(seed=6, with_results=False)
+    first.push_to_hub("org/first")
+    second.push_to_hub("org/second", card=False)
+    folder = tmp_path / "model"
+    assert main(["pull", "org/first", "--output-dir", str(folder)]) == 0
+    (folder / "notes.txt").write_text("mine", encoding="utf-8")
+    before = folder_digest(folder)
+    assert "eval_test.json" in before
+
+    assert main(["pull", "org/second", "--output-dir", str(folder)]) == 1
+    error = capsys.readouterr().err
+    assert f"{folder} is not empty (it holds" in error and "--force" in error
+    assert folder_digest(folder) == before
+    # A pull that fails, even with --force, leaves the folder and its parent as they were.
+    assert main(["pull", "org/missing", "--output-dir", str(folder), "--force"]) == 1
+    assert folder_digest(folder) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+    assert main(["pull", "org/second", "--output-dir", str(folder), "--force"]) == 0
+    after = folder_digest(folder)
+    assert "eval_test.json" not in after and "notes.txt" not in after  # nothing of the first
+    assert torch.equal(logits_of(TextVAEModel.from_pretrained(folder)), logits_of(second))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    with pytest.raises(HubError, match="is a file, not a folder"):
+        pull("org/second", local_dir=tmp_path / "file")
+
+
 def test_command_line_pulls_a_delta_vae(hub, tmp_path, capsys):
     torch.manual_seed(0)
     config = DeltaVAEConfig(

@@ -443,7 +443,9 @@ def pull(args: argparse.Namespace) -> int:
     from vaehub import network  # vaehub registers its model types with the Auto classes
 
     network.set_hub_timeout(args.timeout)
-    path = hub.pull(args.repo_id, revision=args.revision, local_dir=args.output_dir)
+    path = hub.pull(
+        args.repo_id, revision=args.revision, local_dir=args.output_dir, force=args.force
+    )
     model = AutoModel.from_pretrained(path)
     print(
         f"pulled {args.repo_id}{f' ({args.revision})' if args.revision else ''} to {path}: "
@@ -566,6 +568,11 @@ def build_parser() -> argparse.ArgumentParser:
     pulling.add_argument("--revision", default=None)
     pulling.add_argument(
         "--output-dir", default=None, help="a folder to place the files in (default: the Hub cache)"
+    )
+    pulling.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a non-empty --output-dir as a whole (refused without it)",
     )
     add_timeout_flag(pulling)
     pulling.set_defaults(run=pull)

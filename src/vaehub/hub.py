@@ -358,22 +358,61 @@ def push_folder(
 def pull(
     repo_id: str,
     revision: str | None = None,
-    local_dir: str | None = None,
+    local_dir: str | os.PathLike | None = None,
     token: str | bool | None = None,
+    force: bool = False,
 ) -> str:
     """Download a vaehub model repository; returns the local folder.
 
+    With `local_dir`, the files go into a new folder beside it, are checked, and only then
+    take its place, so a folder never mixes two models' files and a failed pull leaves it
+    as it was. A `local_dir` that already holds files is refused unless `force=True`,
+    which replaces it as a whole.
+
     Raises:
-        HubError: the repository or revision does not exist or cannot be reached, or it
-            holds no vaehub model (the message names the repository and what was expected).
+        HubError: `local_dir` is not empty (without `force`), the repository or revision
+            does not exist or cannot be reached, or it holds no vaehub model (the message
+            names the repository and what was expected).
     """
+    where = f"{repo_id}{f' at revision {revision}' if revision else ''}"
+    if local_dir is None:
+        return _checked(_download(repo_id, revision, None, token, where), repo_id)
+    target = os.path.abspath(local_dir)
+    if os.path.exists(target) and not os.path.isdir(target):
+        raise HubError(f"{local_dir} is a file, not a folder: give a folder to pull into.")
+    present = sorted(os.listdir(target)) if os.path.isdir(target) else []
+    if present and not force:
+        more = len(present) - 4
+        shown = ", ".join(present[:4]) + (f" and {more} more" if more > 0 else "")
+        raise HubError(
+            f"{local_dir} is not empty (it holds {shown}): pulling {repo_id} into it would mix "
+            "two models' files. Give a new or empty folder, or pass --force (force=True) to "
+            "replace the folder as a whole."
+        )
+    parent, name = os.path.split(target)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=parent, prefix=f".{name}.pull-")
     try:
-        path = snapshot_download(repo_id, revision=revision, local_dir=local_dir, token=token)
+        _checked(_download(repo_id, revision, staging, token, where), repo_id)
+        _replace(target, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _download(
+    repo_id: str, revision: str | None, local_dir: str | None, token: str | bool | None, where: str
+) -> str:
+    try:
+        return snapshot_download(repo_id, revision=revision, local_dir=local_dir, token=token)
     except (httpx2.HTTPError, OSError, ValueError) as error:
         raise HubError(
-            f"pulling {repo_id}{f' at revision {revision}' if revision else ''} "
-            f"failed: {_describe(error, repo_id)}. Nothing local was changed."
+            f"pulling {where} failed: {_describe(error, repo_id)}. Nothing local was changed."
         ) from error
+
+
+def _checked(path: str, repo_id: str) -> str:
     config_path = os.path.join(path, "config.json")
     model_type = None
     if os.path.isfile(config_path):
@@ -383,9 +422,24 @@ def pull(
         raise HubError(
             f"{repo_id} is not a vaehub model: expected a config.json with "
             f"model_type {' or '.join(map(repr, CARD_METRICS))}, found "
-            f"{model_type if model_type else 'none'}."
+            f"{model_type if model_type else 'none'}. Nothing local was changed."
         )
     return path
+
+
+def _replace(target: str, staging: str) -> None:
+    """Put the folder `staging` in place of `target` (which may not exist) as a whole."""
+    if not os.path.exists(target):
+        os.rename(staging, target)
+        return
+    old = f"{staging}.old"
+    os.rename(target, old)
+    try:
+        os.rename(staging, target)
+    except OSError:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _describe(error: BaseException, repo_id: str | None = None) -> str:
