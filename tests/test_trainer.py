@@ -9,7 +9,7 @@ import torch
 from conftest import small_config
 from transformers import TrainerCallback
 
-from vaehub import TextVAEModel
+from vaehub import CheckpointError, TextVAEModel
 from vaehub.data import TextCollator
 from vaehub.trainer import AggressiveState, InnerLoopStop, VAETrainer, VAETrainingArguments
 
@@ -286,6 +286,57 @@ def test_resume_mid_aggressive_continues_exactly(data, tmp_path):
     betas = {e["step"]: e["beta"] for e in resumed.state.log_history if "beta" in e}
     expected = {e["step"]: e["beta"] for e in uninterrupted.state.log_history if "beta" in e}
     assert betas == expected and len(betas) == 6
+
+
+def test_a_checkpoint_holds_vaehubs_state_before_it_counts_as_complete(
+    data, tmp_path, monkeypatch
+):
+    from transformers import TrainerState
+
+    def killed(self, path):  # the process dies as transformers seals the checkpoint
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrainerState, "save_to_json", killed)
+    trainer = make_trainer(
+        data, tmp_path, objective="aggressive", max_steps=2, save_strategy="steps", save_steps=2
+    )
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    checkpoint = tmp_path / "run" / "checkpoint-2"
+    assert json.loads((checkpoint / "vae_trainer_state.json").read_text())["global_step"] == 2
+    assert (checkpoint / "encoder_optimizer.pt").is_file()
+    assert not (checkpoint / "trainer_state.json").exists()
+    assert not list(checkpoint.glob("*.partial"))
+
+
+def test_resuming_from_a_damaged_checkpoint_names_the_file_and_the_one_before(data, tmp_path):
+    settings = dict(objective="aggressive", max_steps=4, save_strategy="steps", save_steps=2)
+    make_trainer(data, tmp_path, **settings).train()
+    run = tmp_path / "run"
+    last, previous = run / "checkpoint-4", run / "checkpoint-2"
+    weights = (last / "model.safetensors").read_bytes()
+    damages = {
+        "model.safetensors": lambda: (last / "model.safetensors").write_bytes(weights[:-64]),
+        "encoder_optimizer.pt": lambda: torch.save(
+            {"step": InnerLoopStop}, last / "encoder_optimizer.pt"  # a pickled class
+        ),
+        "vae_trainer_state.json": lambda: (last / "vae_trainer_state.json").write_text("{"),
+        "trainer_state.json": lambda: (last / "trainer_state.json").unlink(),
+    }
+    for filename, damage in damages.items():
+        damage()
+        for resume in (True, str(last)):
+            with pytest.raises(CheckpointError) as caught:
+                make_trainer(data, tmp_path, **settings).train(resume_from_checkpoint=resume)
+            message = str(caught.value)
+            assert f"cannot resume from {last}: it holds no" in message or (
+                f"{filename} is truncated or unreadable" in message
+            ), message
+            assert filename in message
+            assert f"--resume_from_checkpoint {previous}" in message
+    (previous / "trainer_state.json").unlink()
+    with pytest.raises(CheckpointError, match="no earlier complete checkpoint"):
+        make_trainer(data, tmp_path, **settings).train(resume_from_checkpoint=str(last))
 
 
 # --- evaluation --------------------------------------------------------------------------

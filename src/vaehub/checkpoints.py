@@ -128,3 +128,95 @@ def check_weights(
             + "\n  ".join(lines[:10])
             + "\nThe config and the weights come from different models; save the model again."
         )
+
+
+# --- training checkpoints ---------------------------------------------------------------------
+
+TRAINER_STATE_NAME = "trainer_state.json"  # transformers writes it last: a checkpoint's seal
+
+
+def check_training_checkpoint(folder: str | os.PathLike, extra_files: dict[str, str]) -> None:
+    """Check that a `checkpoint-N` folder written by the Trainer is complete and readable
+    before a run resumes from it.
+
+    Args:
+        extra_files: file name → "json" or "torch", files that are checked when present
+            (vaehub's objective state and encoder optimiser).
+    Raises:
+        CheckpointError: naming the file that is missing, truncated or unreadable, and the
+            newest earlier checkpoint beside it that passes these checks (if any).
+    """
+    problem = _training_checkpoint_problem(os.fspath(folder), extra_files)
+    if problem is None:
+        return
+    folder = os.fspath(folder)
+    parent, name = os.path.split(os.path.abspath(folder))
+    step = _checkpoint_step(name)
+    earlier = sorted(
+        (
+            entry
+            for entry in os.listdir(parent)
+            if _checkpoint_step(entry) is not None
+            and (step is None or _checkpoint_step(entry) < step)
+        ),
+        key=_checkpoint_step,
+        reverse=True,
+    )
+    usable = next(
+        (
+            os.path.join(parent, entry)
+            for entry in earlier
+            if _training_checkpoint_problem(os.path.join(parent, entry), extra_files) is None
+        ),
+        None,
+    )
+    advice = (
+        f"resume from the previous checkpoint instead: --resume_from_checkpoint {usable}"
+        if usable
+        else "there is no earlier complete checkpoint beside it: train from the start"
+    )
+    raise CheckpointError(f"cannot resume from {folder}: {problem}; {advice}.")
+
+
+def _checkpoint_step(name: str) -> int | None:
+    prefix = "checkpoint-"
+    digits = name[len(prefix) :]
+    return int(digits) if name.startswith(prefix) and digits.isdigit() else None
+
+
+def _training_checkpoint_problem(folder: str, extra_files: dict[str, str]) -> str | None:
+    if not os.path.isdir(folder):
+        return "it is not a folder"
+    state = os.path.join(folder, TRAINER_STATE_NAME)
+    if not os.path.isfile(state):
+        return (
+            f"it holds no {TRAINER_STATE_NAME}, which the Trainer writes last: the checkpoint "
+            "was not finished"
+        )
+    checks = {TRAINER_STATE_NAME: "json", **extra_files}
+    if os.path.isfile(os.path.join(folder, WEIGHTS_NAME)):
+        checks[WEIGHTS_NAME] = "safetensors"
+    if os.path.isfile(os.path.join(folder, "optimizer.pt")):
+        checks["optimizer.pt"] = "torch"
+    for filename, kind in checks.items():
+        path = os.path.join(folder, filename)
+        if not os.path.isfile(path):
+            continue
+        try:
+            if kind == "json":
+                with open(path, encoding="utf-8") as handle:
+                    json.load(handle)
+            elif kind == "safetensors":
+                with safe_open(path, framework="pt") as handle:
+                    for key in handle.keys():
+                        handle.get_slice(key)
+            else:
+                # Tensors and plain containers only: a pickled object is refused, not run.
+                torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - any failure means the file cannot be used
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            return (
+                f"{filename} is truncated or unreadable ({type(error).__name__}: "
+                f"{first_line[:200]})"
+            )
+    return None

@@ -29,8 +29,10 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
+from vaehub.checkpoints import check_training_checkpoint
 from vaehub.data import length_bucketed_batches
 from vaehub.metrics import evaluate_vae, mutual_information_terms
 from vaehub.objectives import SCHEDULES, BetaSchedule, kl_term
@@ -553,18 +555,40 @@ class VAETrainer(Trainer):
         }
 
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
-        super()._save_checkpoint(model, trial)
+        # vaehub's state goes in first: transformers writes trainer_state.json last, and
+        # only then rotates old checkpoints, so a checkpoint that has it is complete.
         folder = os.path.join(
             self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}"
         )
         if self.args.should_save:
-            with open(os.path.join(folder, STATE_FILE), "w", encoding="utf-8") as handle:
-                json.dump(self.trainer_decisions(), handle, indent=2)
+            os.makedirs(folder, exist_ok=True)
+            _write_atomically(
+                os.path.join(folder, STATE_FILE),
+                lambda path: _dump_json(self.trainer_decisions(), path),
+            )
             if self._encoder_optimizer is not None:
-                torch.save(
-                    self._encoder_optimizer.state_dict(),
+                state = self._encoder_optimizer.state_dict()
+                _write_atomically(
                     os.path.join(folder, ENCODER_OPTIMIZER_FILE),
+                    lambda path: torch.save(state, path),
                 )
+        super()._save_checkpoint(model, trial)
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
+        """`Trainer.train`, after checking that the checkpoint to resume from is complete
+        (raises `vaehub.CheckpointError` naming the bad file and an earlier checkpoint)."""
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(
+                    f"resume_from_checkpoint=True, but {self.args.output_dir} holds no "
+                    "checkpoint-N folder: train without it to start afresh."
+                )
+        if resume_from_checkpoint:
+            check_training_checkpoint(
+                resume_from_checkpoint, {STATE_FILE: "json", ENCODER_OPTIMIZER_FILE: "torch"}
+            )
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
         super()._load_optimizer_and_scheduler(checkpoint)
@@ -587,6 +611,18 @@ class VAETrainer(Trainer):
             self._get_encoder_optimizer().load_state_dict(
                 torch.load(optimizer_path, map_location="cpu", weights_only=True)
             )
+
+
+def _dump_json(value: Any, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(value, handle, indent=2)
+
+
+def _write_atomically(path: str, write: Any) -> None:
+    """`write(temporary_path)`, then rename it to `path`: never a half-written `path`."""
+    temporary = f"{path}.partial"
+    write(temporary)
+    os.replace(temporary, path)
 
 
 def _index_batches(dataset: Any, batch_size: int) -> list[list[int]]:
