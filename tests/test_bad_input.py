@@ -158,3 +158,88 @@ def test_failed_loads_leave_the_folder_as_it_was(saved):
         TextVAEModel.from_pretrained(saved)
     after = {p.name: p.read_bytes() for p in saved.iterdir()}
     assert set(after) == set(before) and after["model.safetensors"] == before["model.safetensors"]
+
+
+# --- numbers that are not numbers ---------------------------------------------------------
+
+
+def test_weights_holding_nan_or_infinity_are_refused_naming_the_tensors(saved):
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(saved / "model.safetensors")
+    names = sorted(weights)
+    weights[names[0]][0] = float("nan")
+    weights[names[-1]].fill_(float("inf"))
+    save_file(weights, saved / "model.safetensors", metadata={"format": "pt"})
+    for loader in (TextVAEModel, AutoModel):
+        with pytest.raises(CheckpointError, match="hold NaN or infinite values in 2 tensors") as e:
+            loader.from_pretrained(saved)
+        assert names[0] in str(e.value) and names[-1] in str(e.value)
+
+
+def test_results_holding_nan_are_never_written_into_a_file_or_a_card(saved, capsys):
+    from vaehub.cli import main
+    from vaehub.hub import render_model_card, write_results
+
+    metrics = {"nll": 30.0, "ppl": 100.0, "kl": float("nan"), "mi": 0.5, "active_units": 2}
+    with pytest.raises(ValueError, match=r"non-finite values \(kl = nan\)"):
+        write_results(saved, "test", metrics)
+    assert not (saved / "eval_test.json").exists()
+    # A results file written by hand (or by an older version) is refused by the card.
+    record = {"split": "test", "dataset": {}, "metrics": {**metrics, "ppl": float("inf")}}
+    (saved / "eval_test.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=r"non-finite values \(ppl = inf, kl = nan\)"):
+        render_model_card(saved)
+    assert main(["card", str(saved)]) == 1
+    assert "kl = nan" in capsys.readouterr().err
+    assert not (saved / "README.md").exists()
+
+
+def test_a_latent_holding_nan_or_infinity_is_refused(model):
+    from vaehub import DeltaVAEConfig, DeltaVAEModel
+
+    z = torch.zeros(2, model.config.latent_size)
+    z[1, 3] = float("nan")
+    input_ids, attention_mask = model.tokenize(CORPUS)
+    for call in (
+        lambda: model.generate_sentences(z),
+        lambda: model.generate(z),
+        lambda: model(input_ids, attention_mask, z=z),
+    ):
+        with pytest.raises(ValueError, match="z holds 1 NaN or infinite value;"):
+            call()
+    images = DeltaVAEModel(
+        DeltaVAEConfig(image_size=8, latent_size=2, encoder_channels=8, decoder_channels=8,
+                       decoder_layers=2)
+    ).eval()  # fmt: skip
+    with pytest.raises(ValueError, match="z holds 2 NaN or infinite values"):
+        images.generate(z=torch.full((1, 2), float("inf")))
+
+
+@pytest.mark.parametrize("prior", ["standard", "ar1", "constrained"])
+def test_extreme_encoder_outputs_keep_kl_and_loss_finite(prior):
+    from vaehub import DeltaVAEConfig, DeltaVAEModel
+    from vaehub.data import ImageCollator, load_digits
+
+    torch.manual_seed(0)
+    extra = {"committed_rate": 2.0} if prior != "standard" else {}
+    images = DeltaVAEModel(
+        DeltaVAEConfig(image_size=8, latent_size=4, encoder_channels=16, decoder_channels=8,
+                       decoder_layers=2, prior=prior, **extra)
+    )  # fmt: skip
+    tokenizer = build_tokenizer(CORPUS)
+    text = TextVAEModel(small_config(len(tokenizer), prior=prior, **extra))
+    text.tokenizer = tokenizer
+    batch = ImageCollator()([load_digits("test")[i] for i in range(32)])
+    input_ids, attention_mask = text.tokenize(CORPUS)
+    for model, inputs in ((images, batch), (text, {"input_ids": input_ids,
+                                                   "attention_mask": attention_mask})):  # fmt: skip
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                if name.startswith("encoder"):
+                    parameter.mul_(10 if model is images else 1000)
+        outputs = model(**inputs)
+        for key in ("kl", "reconstruction_nll"):
+            assert torch.isfinite(getattr(outputs, key)).all(), (type(model).__name__, key)
+        outputs.loss.backward()
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -130,6 +130,22 @@ def check_weights(
         )
 
 
+def check_finite_weights(model: torch.nn.Module, name_or_path: str | os.PathLike) -> None:
+    """Refuse a loaded model whose weights hold NaN or infinity, naming the tensors."""
+    bad = [
+        name
+        for name, tensor in model.state_dict().items()
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+    ]
+    if bad:
+        raise CheckpointError(
+            f"the weights of {name_or_path} hold NaN or infinite values in {len(bad)} "
+            f"tensor{'s' if len(bad) > 1 else ''}: {', '.join(bad[:8])}"
+            f"{', ...' if len(bad) > 8 else ''}. The training run that wrote them diverged; "
+            "use an earlier checkpoint or train again (a lower learning rate, bf16 off)."
+        )
+
+
 # --- training checkpoints ---------------------------------------------------------------------
 
 TRAINER_STATE_NAME = "trainer_state.json"  # transformers writes it last: a checkpoint's seal

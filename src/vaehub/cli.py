@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -397,13 +396,9 @@ def evaluate(args: argparse.Namespace) -> int:
                 else f"  {label:<22}{value:>10.3f}"
             )
     extra = {"iw_samples": args.iw_samples or None, "data": os.path.abspath(args.data)}
-    if args.output:
-        record = {"split": args.split, "dataset": dataset, **extra, "metrics": results}
-        with open(args.output, "w", encoding="utf-8") as handle:
-            json.dump(record, handle, indent=2)
-        output = args.output
-    else:
-        output = hub.write_results(args.model_dir, args.split, results, dataset, **extra)
+    output = hub.write_results(
+        args.model_dir, args.split, results, dataset, path=args.output, **extra
+    )
     print(f"wrote {output}")
     return 0
 

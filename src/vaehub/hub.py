@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -78,15 +79,37 @@ def write_results(
     split: str,
     metrics: dict[str, Any],
     dataset: dict[str, str] | None = None,
+    path: str | os.PathLike | None = None,
     **extra: Any,
 ) -> str:
-    """Save what was measured on `split` as `eval_<split>.json`; returns the path."""
+    """Save what was measured on `split` as `eval_<split>.json` (or at `path`); returns the
+    path.
+
+    Raises:
+        ValueError: a metric is NaN or infinite (named); nothing is written.
+    """
+    check_finite_metrics(metrics, f"the {split} results")
     record = {"split": split, "dataset": dataset or {}, **extra, "metrics": metrics}
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{EVAL_PREFIX}{split}.json")
+    if path is None:
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"{EVAL_PREFIX}{split}.json")
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=2)
-    return path
+        json.dump(record, handle, indent=2, allow_nan=False)
+    return os.fspath(path)
+
+
+def check_finite_metrics(metrics: dict[str, Any], what: str) -> None:
+    """Refuse results holding a NaN or infinite number: a card or file must never carry one."""
+    bad = [
+        f"{key} = {value}"
+        for key, value in metrics.items()
+        if isinstance(value, (int, float)) and not math.isfinite(value)
+    ]
+    if bad:
+        raise ValueError(
+            f"{what} hold non-finite values ({', '.join(bad)}): the model or the run that "
+            "measured them diverged. Nothing was written; check the weights and measure again."
+        )
 
 
 def read_results(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
@@ -197,6 +220,7 @@ def render_model_card(
         )
     record = results[split]
     metrics = record.get("metrics", {})
+    check_finite_metrics(metrics, f"the {split} results in {folder}")
     wanted = CARD_METRICS[model_type]
     missing = [label for key, _, label in wanted if metrics.get(key) is None]
     if missing:

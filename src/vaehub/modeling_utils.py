@@ -47,6 +47,7 @@ class VAEPreTrainedModel(PreTrainedModel):
             return self.sample_prior(num_samples)
         if num_samples is not None:
             raise ValueError("give either z or num_samples, not both.")
+        check_finite_latent(z)
         return z
 
     @staticmethod
@@ -59,6 +60,7 @@ class VAEPreTrainedModel(PreTrainedModel):
             raise ValueError(
                 f"z must have shape {tuple(posterior.mean.shape)}, got {tuple(z.shape)}."
             )
+        check_finite_latent(z)
         return z
 
     def prior_for(self, **batch: Any) -> Any:
@@ -110,6 +112,7 @@ class VAEPreTrainedModel(PreTrainedModel):
             shapes = {k: v.shape for k, v in cls(config).state_dict().items()}
         checkpoints.check_weights(pretrained_model_name_or_path, shapes, hub_kwargs)
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        checkpoints.check_finite_weights(model, pretrained_model_name_or_path)
         model._load_results(pretrained_model_name_or_path, hub_kwargs)
         model._load_extras(pretrained_model_name_or_path, hub_kwargs)
         return model
@@ -178,6 +181,16 @@ class VAEPreTrainedModel(PreTrainedModel):
                 create_pr=create_pr,
                 source=f"this {type(self).__name__}",
             )
+
+
+def check_finite_latent(z: Tensor) -> None:
+    """Refuse a latent holding NaN or infinity: it would decode to nothing, silently."""
+    if isinstance(z, Tensor) and z.is_floating_point() and not torch.isfinite(z).all():
+        count = int((~torch.isfinite(z)).sum())
+        raise ValueError(
+            f"z holds {count} NaN or infinite value{'s' if count > 1 else ''}; give finite "
+            "latents, e.g. posterior.mean or model.sample_prior(n)."
+        )
 
 
 def interpolate_latents(z_a: Tensor, z_b: Tensor, steps: int) -> Tensor:

@@ -28,6 +28,9 @@ from torch.distributions import Distribution, Independent, Normal, constraints, 
 from torch.distributions import kl_divergence as _registered_kl
 
 LOG_2PI = math.log(2 * math.pi)
+# |log σ²| beyond this is clamped: e^30 ≈ 1e13 keeps σ², KL and log q finite in float32 and
+# bfloat16, where e^(s/2) of an encoder's large output would overflow to inf (KL = NaN).
+LOG_VARIANCE_LIMIT = 30.0
 
 
 class DiagonalGaussian(Independent):
@@ -111,14 +114,16 @@ class LatentPrior(Distribution):
     def posterior(
         self, mean: Tensor, scale_param: Tensor, mask: Tensor | None = None
     ) -> DiagonalGaussian:
-        """Build q(z|x) from the encoder's outputs; `scale_param` is a log-variance.
+        """Build q(z|x) from the encoder's outputs; `scale_param` is a log-variance,
+        clamped to ±`LOG_VARIANCE_LIMIT` so that no encoder output overflows.
 
         Args:
             mean: `(*batch, *event)`.
             scale_param: `(*batch, *event)` unconstrained; see the family for its meaning.
             mask: `(*batch, n)` positions of a sequence latent of varying length.
         """
-        return DiagonalGaussian(mean, torch.exp(0.5 * scale_param), self.event_ndims, mask)
+        log_var = scale_param.clamp(-LOG_VARIANCE_LIMIT, LOG_VARIANCE_LIMIT)
+        return DiagonalGaussian(mean, torch.exp(0.5 * log_var), self.event_ndims, mask)
 
     def kl_per_dim(self, posterior: DiagonalGaussian) -> Tensor:
         """KL(q‖p) split over latent channels, summed over positions: `(*batch, d)`."""
