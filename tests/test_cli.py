@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from vaehub import TextVAEModel
 from vaehub.cli import main
@@ -58,6 +59,32 @@ def test_train_saves_a_model_and_its_evaluation(tmp_path, capsys):
     assert metrics["num_examples"] == 40
     for key in ("nll", "ppl", "kl", "mi", "active_units", "reconstruction"):
         assert key in metrics
+
+
+@pytest.mark.parametrize("model_type", ["text_vae", "delta_vae"])
+def test_the_same_seed_gives_bit_identical_weights(tmp_path, model_type):
+    from safetensors.torch import load_file
+
+    data = (
+        ["--dataset", "synthetic", "--synthetic_sentences", "200", "--preset", "synthetic"]
+        if model_type == "text_vae"
+        else ["--model_type", "delta_vae", "--dataset", "digits", "--encoder_channels", "8",
+              "--decoder_channels", "8", "--decoder_layers", "2", "--max_train_sentences",
+              "64", "--max_eval_sentences", "16"]
+    )  # fmt: skip
+    weights = []
+    for run, seed in (("a", "0"), ("b", "0"), ("c", "1")):
+        argv = [
+            "train", *data, "--output_dir", str(tmp_path / run), "--max_steps", "3",
+            "--per_device_train_batch_size", "16", "--use_cpu", "--report_to", "none",
+            "--disable_tqdm", "true", "--save_strategy", "no", "--seed", seed,
+        ]  # fmt: skip
+        assert main(argv) == 0
+        weights.append(load_file(tmp_path / run / "model.safetensors"))
+    first, again, other = weights
+    assert first.keys() == again.keys()
+    assert all(torch.equal(first[name], again[name]) for name in first)
+    assert not all(torch.equal(first[name], other[name]) for name in first)
 
 
 def test_paper_training_sets_he_et_al_optimisation_and_explicit_flags_win(tmp_path, capsys):

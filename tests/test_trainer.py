@@ -74,6 +74,10 @@ def changed(before: dict, after: dict) -> set[str]:
         ({"objective": "free_bits"}, "objective='free_bits' needs λ > 0"),
         ({"objective": "free_bits", "free_bits": 0.5, "beta_schedule": "sigmoid"}, "anneal"),
         ({"aggressive_window": 0}, "aggressive_window=0"),
+        ({"objective": "anneal", "anneal_steps": 0}, "anneal_steps=0 is not valid"),
+        ({"objective": "anneal", "anneal_steps": -5}, "anneal_steps=-5 is not valid"),
+        ({"objective": "anneal", "anneal_epochs": -1.0}, "anneal_epochs=-1.0 is not valid"),
+        ({"objective": "anneal", "anneal_epochs": 0.0}, "anneal_epochs=0.0 is not valid"),
         ({"objective": "anneal", "anneal_beta_start": 2.0}, "beta_start=2.0"),
     ],
 )

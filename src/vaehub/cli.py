@@ -209,7 +209,7 @@ def load_images(dataset: str, data_dir: str | None, split: str):
 def train(argv: Sequence[str]) -> int:
     """`vaehub train`: train a text VAE or δ-VAE with any objective, save it and its
     evaluation."""
-    from transformers import HfArgumentParser
+    from transformers import HfArgumentParser, set_seed
 
     from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer
     from vaehub.data import TextCollator, tokenize_corpus
@@ -223,6 +223,8 @@ def train(argv: Sequence[str]) -> int:
         # Prepended, so that a flag the user gives explicitly comes later and wins.
         argv = [*PAPER_TRAINING, *argv]
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(argv)
+    # Before any model is built, so that --seed fixes its initial weights too.
+    set_seed(training_args.seed)
     if model_args.paper_training and model_args.model_type != "text_vae":
         raise ValueError(
             "--paper_training is He et al.'s text VAE optimisation; drop it for images."

@@ -144,6 +144,22 @@ class VAETrainingArguments(TrainingArguments):
             raise ValueError(f"beta={self.beta} is used only by objective='beta'.")
         if self.anneal_steps is not None and self.anneal_epochs is not None:
             raise ValueError("give anneal_steps or anneal_epochs, not both.")
+        if self.anneal_steps is not None and (
+            isinstance(self.anneal_steps, bool)
+            or not isinstance(self.anneal_steps, int)
+            or self.anneal_steps < 1
+        ):
+            raise ValueError(
+                f"anneal_steps={self.anneal_steps!r} is not valid: expected an integer >= 1 "
+                "(optimiser steps over which β rises)."
+            )
+        if self.anneal_epochs is not None and not (
+            math.isfinite(self.anneal_epochs) and self.anneal_epochs > 0
+        ):
+            raise ValueError(
+                f"anneal_epochs={self.anneal_epochs!r} is not valid: expected a number of "
+                "epochs > 0."
+            )
         for name in (
             "aggressive_max_inner_steps",
             "aggressive_window",
