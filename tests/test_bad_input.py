@@ -243,3 +243,35 @@ def test_extreme_encoder_outputs_keep_kl_and_loss_finite(prior):
             assert torch.isfinite(getattr(outputs, key)).all(), (type(model).__name__, key)
         outputs.loss.backward()
         assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"num_beams": 0}, "num_beams=0 is not valid: expected an integer >= 1"),
+        ({"num_beams": -1}, "num_beams=-1 is not valid"),
+        ({"num_beams": 2.5}, "num_beams=2.5 is not valid"),
+        ({"max_new_tokens": 0}, "max_new_tokens=0 is not valid"),
+        ({"do_sample": True, "temperature": 0.0}, "temperature=0.0 is not valid"),
+        ({"do_sample": True, "top_p": 1.5}, r"top_p=1.5 is not valid: .* in \(0, 1\]"),
+        ({"do_sample": True, "top_k": -2}, "top_k=-2 is not valid: expected an integer >= 0"),
+        ({"num_return_sequences": 3}, "num_return_sequences=3 needs num_beams >= 3"),
+    ],
+)
+def test_bad_generation_options_are_refused_before_transformers_sees_them(
+    model, options, message
+):
+    with pytest.raises(ValueError, match=message):
+        model.generate_sentences(num_samples=2, **options)
+    with pytest.raises(ValueError, match=message):
+        model.reconstruct(CORPUS[0], **options)
+
+
+def test_a_tokenizer_larger_than_the_vocabulary_is_refused_on_load(saved):
+    bigger = build_tokenizer(CORPUS + ["zebras graze near the river bank at dawn"])
+    bigger.save_pretrained(saved)
+    with pytest.raises(CheckpointError, match=r"has \d+ tokens, but its config.json gives "
+                       r"vocab_size=12"):  # fmt: skip
+        TextVAEModel.from_pretrained(saved)
+    with pytest.raises(CheckpointError, match="vocab_size=12"):
+        AutoModel.from_pretrained(saved)

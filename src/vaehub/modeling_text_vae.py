@@ -444,6 +444,9 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
             `(batch · num_return_sequences, steps)` token ids starting with `<s>`.
         """
         z = self._latents(z, num_samples)
+        check_generation_options(
+            {**(generation_config.to_dict() if generation_config is not None else {}), **kwargs}
+        )
         kwargs.pop("input_ids", None)
         if "max_new_tokens" in kwargs and "max_length" not in kwargs:
             # The generation config's max_length is the model's; let max_new_tokens rule alone.
@@ -622,8 +625,67 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
             self.tokenizer.save_pretrained(save_directory)
 
     def _load_extras(self, name_or_path: str | os.PathLike, hub_kwargs: dict[str, Any]) -> None:
-        self.tokenizer = load_tokenizer(name_or_path, hub_kwargs)
+        tokenizer = load_tokenizer(name_or_path, hub_kwargs)
+        if tokenizer is not None:
+            check_tokenizer_fits(tokenizer, self.config, name_or_path)
+        self.tokenizer = tokenizer
 
+
+
+def check_tokenizer_fits(
+    tokenizer: PreTrainedTokenizerBase, config: TextVAEConfig, name_or_path: Any
+) -> None:
+    """Refuse a tokenizer that gives ids the model has no embedding for, or whose special
+    tokens are not the config's."""
+    if len(tokenizer) > config.vocab_size:
+        raise checkpoints.CheckpointError(
+            f"the tokenizer of {name_or_path} has {len(tokenizer)} tokens, but its config.json "
+            f"gives vocab_size={config.vocab_size}: ids from {config.vocab_size} on have no "
+            "embedding. The tokenizer and the weights come from different models; save the "
+            "model with its own tokenizer again."
+        )
+    for role in ("pad", "bos", "eos", "unk"):
+        token_id = getattr(tokenizer, f"{role}_token_id", None)
+        expected = getattr(config, f"{role}_token_id", None)
+        if token_id is not None and expected is not None and token_id != expected:
+            raise checkpoints.CheckpointError(
+                f"the tokenizer of {name_or_path} gives {role}_token_id={token_id}, its "
+                f"config.json {role}_token_id={expected}: they come from different models."
+            )
+
+
+# Generation options that must be whole numbers ≥ their minimum, and numbers in a range.
+WHOLE_OPTIONS = {
+    "num_beams": 1, "num_return_sequences": 1, "max_new_tokens": 1, "max_length": 1,
+    "min_new_tokens": 0, "min_length": 0, "top_k": 0, "no_repeat_ngram_size": 0,
+}  # fmt: skip
+POSITIVE_OPTIONS = ("temperature", "repetition_penalty")
+
+
+def check_generation_options(options: dict[str, Any]) -> None:
+    """Refuse generation options transformers would fail on deep inside (a division by
+    zero for `num_beams=0`, a tensor error for `-1`) or silently misuse."""
+    for name, minimum in WHOLE_OPTIONS.items():
+        value = options.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(
+                f"{name}={value!r} is not valid: expected an integer >= {minimum}."
+            )
+    for name in POSITIVE_OPTIONS:
+        value = options.get(name)
+        if value is not None and not (isinstance(value, (int, float)) and value > 0):
+            raise ValueError(f"{name}={value!r} is not valid: expected a number > 0.")
+    top_p = options.get("top_p")
+    if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
+        raise ValueError(f"top_p={top_p!r} is not valid: expected a number in (0, 1].")
+    beams, returned = options.get("num_beams") or 1, options.get("num_return_sequences") or 1
+    if not options.get("do_sample") and returned > beams:
+        raise ValueError(
+            f"num_return_sequences={returned} needs num_beams >= {returned} (or do_sample=True): "
+            "greedy and beam search return at most num_beams sequences per latent."
+        )
 
 
 def check_texts(texts: Any) -> list[str]:
