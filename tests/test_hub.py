@@ -29,7 +29,14 @@ from vaehub import (
     network,
 )
 from vaehub.cli import main
-from vaehub.hub import HubError, MissingResultsError, pull, render_model_card, write_results
+from vaehub.hub import (
+    HubError,
+    MissingResultsError,
+    fixed,
+    pull,
+    render_model_card,
+    write_results,
+)
 from vaehub.metrics import evaluate_vae
 
 CORPUS = ["the cat sat on the mat", "a dog ate the cat", "the dog sat on a log"]
@@ -289,6 +296,22 @@ def test_card_yaml_holds_the_numbers_vaehub_evaluate_measured(trained_ptb_model,
     loaded = ModelCard.load(tmp_path / "README.md")
     assert {r.metric_type for r in loaded.data.eval_results} == set(results)
     assert "K = 4 samples" in text and f"{measured['nll']:.2f}" in text
+
+
+def test_card_prints_counts_as_whole_numbers_and_no_negative_zero(tmp_path):
+    folder = tmp_path / "model"
+    model = make_model()
+    # What a Trainer's evaluation logs: counts as floats, a tiny negative MI estimate.
+    metrics = {**METRICS, "num_examples": 60.0, "active_units": 0.0, "mi": -0.0004}
+    model.evaluation_results["test"]["metrics"] = metrics
+    model.save_pretrained(folder)
+    card = render_model_card(folder)
+    text = str(card)
+    assert "(test, 60 sentences)" in text and "60.0" not in text
+    assert "| active units | 0 |" in text and "| MI (nats) | 0.00 |" in text
+    values = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert values["active_units"] == 0 and isinstance(values["active_units"], int)
+    assert fixed(-0.0004, 3) == "0.000" and fixed(-0.0006, 3) == "-0.001"  # vaehub evaluate
 
 
 def test_card_usage_snippet_runs(hub, tmp_path):

@@ -220,3 +220,14 @@ def test_text_vae_metrics_are_consistent(trained_ptb_model, ptb_slice):
     assert 0 <= results["active_units"] <= model.config.latent_size
     assert results["mi"] > 0.5
     assert model.training is False
+
+
+def test_evaluation_shows_progress_with_a_total_and_a_rate(trained_ptb_model, ptb_slice, capsys):
+    model = trained_ptb_model
+    data = ptb_slice["data"]["validation"].select(range(48))
+    batches = iterate_batches(data, 16, model.config.pad_token_id)
+    evaluate_vae(model, batches, iw_samples=2, show_progress=True, total=len(data))
+    bar = capsys.readouterr().err
+    assert "evaluating (IW-NLL, K=2)" in bar and "/48 [" in bar and "sentence/s" in bar
+    evaluate_vae(model, iterate_batches(data, 16, model.config.pad_token_id))
+    assert capsys.readouterr().err == ""  # off unless asked for

@@ -383,7 +383,13 @@ def evaluate(args: argparse.Namespace) -> int:
         batches = iterate_batches(data, args.batch_size, model.config.pad_token_id)
         unit = "sentences"
     torch.manual_seed(args.seed)
-    results = evaluate_vae(model, batches, iw_samples=args.iw_samples or None, show_progress=True)
+    results = evaluate_vae(
+        model,
+        batches,
+        iw_samples=args.iw_samples or None,
+        show_progress=not args.no_progress and sys.stderr.isatty(),
+        total=len(images) if unit == "images" else len(data),
+    )
     print(
         f"{args.model_dir} on {args.data} ({args.split}, {results['num_examples']} {unit}"
         f"{f', K={args.iw_samples}' if args.iw_samples else ''}):"
@@ -392,11 +398,8 @@ def evaluate(args: argparse.Namespace) -> int:
         if key in results:
             value = results[key]
             label = label.format(unit=unit[:-1])
-            print(
-                f"  {label:<22}{value:>10d}"
-                if isinstance(value, int)
-                else f"  {label:<22}{value:>10.3f}"
-            )
+            shown = str(round(value)) if key in hub.COUNTS else hub.fixed(value, 3)
+            print(f"  {label:<22}{shown:>10}")
     extra = {"iw_samples": args.iw_samples or None, "data": os.path.abspath(args.data)}
     output = hub.write_results(
         args.model_dir, args.split, results, dataset, path=args.output, **extra
@@ -535,6 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--batch-size", type=int, default=64)
     evaluation.add_argument("--max-sentences", type=int, default=None)
     evaluation.add_argument("--seed", type=int, default=0)
+    evaluation.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (shown in a terminal)"
+    )
     evaluation.add_argument(
         "--output", default=None, help="JSON path (default MODEL_DIR/eval_<split>.json)"
     )

@@ -254,7 +254,7 @@ def render_model_card(
             dataset_split=split,
             metric_type=metric_type,
             metric_name=label,
-            metric_value=round(float(metrics[key]), 4),
+            metric_value=round(metrics[key]) if key in COUNTS else round(float(metrics[key]), 4),
         )
         for key, metric_type, label in wanted
     ]
@@ -278,8 +278,10 @@ def render_model_card(
         split=split,
         dataset_name=dataset_name,
         iw_samples=record.get("iw_samples"),
-        num_examples=metrics.get("num_examples"),
-        results=[(label, _format(metrics[key])) for key, _, label in wanted],
+        num_examples=_format(metrics["num_examples"], "num_examples")
+        if metrics.get("num_examples") is not None
+        else None,
+        results=[(label, _format(metrics[key], key)) for key, _, label in wanted],
         metrics=metrics,
         config_table={
             key: _short(value)
@@ -297,8 +299,19 @@ def _short(value: Any) -> Any:
     return float(f"{value:.6g}") if isinstance(value, float) else value
 
 
-def _format(value: Any) -> str:
-    return str(value) if isinstance(value, int) else f"{float(value):.2f}"
+COUNTS = ("active_units", "num_examples")  # whole numbers, even when a Trainer logs floats
+
+
+def _format(value: Any, key: str = "") -> str:
+    if key in COUNTS or isinstance(value, int):
+        return str(round(value))
+    return fixed(value, 2)
+
+
+def fixed(value: float, digits: int) -> str:
+    """`value` to `digits` decimals, never "-0.00" for a tiny negative estimate."""
+    text = f"{float(value):.{digits}f}"
+    return f"{0.0:.{digits}f}" if float(text) == 0 else text
 
 
 def _version() -> str:

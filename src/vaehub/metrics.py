@@ -103,11 +103,14 @@ def evaluate_vae(
     max_units: int = 4096,
     active_unit_threshold: float = AU_THRESHOLD,
     show_progress: bool = False,
+    total: int | None = None,
 ) -> dict[str, Any]:
     """Every collapse metric over a dataset, in one pass.
 
     Args:
         batches: dicts of tensors, as `model.forward` takes them.
+        show_progress: a progress bar counting examples (with a rate, and with a total and
+            a time left when `total` examples are announced).
         iw_samples: K for the importance-weighted NLL; `None` skips it (it is costly).
         max_units: scored tokens or pixels (samples × the batch's) per decoder pass of
             the IW-NLL; bounds its memory.
@@ -122,8 +125,17 @@ def evaluate_vae(
     kl_per_dim = None
     mi_terms, mi_weights, means = [], [], []
     count = 0
+    unit = "image" if "pixel_values" in getattr(model, "main_input_name", "") else "sentence"
+    progress = tqdm(
+        total=total,
+        desc="evaluating" + (f" (IW-NLL, K={iw_samples})" if iw_samples else ""),
+        unit=unit,
+        disable=not show_progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
     try:
-        for batch in tqdm(batches, desc="evaluating", disable=not show_progress, leave=False):
+        for batch in batches:
             posterior = model.encode(**batch)
             z = posterior.sample()
             prior = prior_of(model, batch)
@@ -143,7 +155,9 @@ def evaluate_vae(
                 log_px = importance_weighted_log_likelihood(model, batch, iw_samples, max_units)
                 totals["nll"] += -log_px.sum().item()
             count += n
+            progress.update(n)
     finally:
+        progress.close()
         model.train(was_training)
     if count == 0:
         raise ValueError("cannot evaluate on an empty dataset.")

@@ -534,6 +534,8 @@ class VAETrainer(Trainer):
                 self._evaluation_batches(dataset),
                 iw_samples=self.args.iw_samples if self.args.eval_iw_nll else None,
                 max_units=self.args.eval_max_units,
+                show_progress=not self.args.disable_tqdm and self.is_world_process_zero(),
+                total=len(dataset),
             )
         metrics = {f"{metric_key_prefix}_loss": results["neg_elbo"]}
         for key, value in results.items():
