@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -166,3 +167,34 @@ def test_train_and_evaluate_the_image_delta_vae(tmp_path, capsys):
     assert main(["train", "--model_type", "delta_vae", "--dataset", "ptb", "--output_dir",
                  str(tmp_path / "x"), "--use_cpu"]) == 1
     assert "trains on images" in capsys.readouterr().err
+
+
+def test_every_flag_has_one_style_with_the_other_as_an_alias(capsys):
+    from vaehub.cli import build_parser
+
+    parser = build_parser()
+    for command in ("demo", "evaluate", "push", "pull", "card"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "--help"])
+        text = capsys.readouterr().out
+        for flag in re.findall(r"--[a-z]+[-_][a-z_-]+", text):
+            other = flag.replace("_", "-") if "_" in flag else "--" + flag[2:].replace("-", "_")
+            assert other in text, (command, flag)
+    dashed = parser.parse_args(["pull", "org/x", "--output-dir", "a"])
+    underscored = parser.parse_args(["pull", "org/x", "--output_dir", "a"])
+    assert dashed.output_dir == underscored.output_dir == "a"
+    evaluation = parser.parse_args(["evaluate", "m", "--data", "d", "--max-sentences", "3"])
+    assert evaluation.max_examples == 3  # the old name still works
+
+
+def test_help_describes_both_models_and_every_prior(capsys):
+    from vaehub.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    assert "train a text VAE or an image δ-VAE" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    assert "standard, constrained or ar1" in text and "--max_train_examples" in text
+    assert "for prior=constrained or ar1" in text

@@ -63,9 +63,9 @@ class ModelArguments:
     decoder_hidden_size: int | None = field(
         default=None, metadata={"help": "Overrides the preset."}
     )
-    prior: str | None = field(default=None, metadata={"help": "standard or constrained."})
+    prior: str | None = field(default=None, metadata={"help": "standard, constrained or ar1."})
     committed_rate: float | None = field(
-        default=None, metadata={"help": "δ in nats, for prior=constrained."}
+        default=None, metadata={"help": "δ in nats, for prior=constrained or ar1."}
     )
     word_dropout: float | None = field(default=None, metadata={"help": "Bowman's word dropout."})
     max_sequence_length: int | None = field(
@@ -130,11 +130,19 @@ class DataArguments:
         default=None, metadata={"help": "Largest vocabulary (specials included); default all."}
     )
     min_frequency: int = field(default=1, metadata={"help": "Rarer words become <unk>."})
-    max_train_sentences: int | None = field(
-        default=None, metadata={"help": "Train on the first N sentences only (short runs)."}
+    max_train_examples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Train on the first N sentences or images only (short runs).",
+            "aliases": ["--max_train_sentences", "--max-train-sentences"],
+        },
     )
-    max_eval_sentences: int | None = field(
-        default=None, metadata={"help": "Evaluate on the first N sentences only."}
+    max_eval_examples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Evaluate on the first N sentences or images only.",
+            "aliases": ["--max_eval_sentences", "--max-eval-sentences"],
+        },
     )
     synthetic_sentences: int = field(
         default=20000, metadata={"help": "Size of the synthetic corpus."}
@@ -168,14 +176,14 @@ def load_corpus(data_args: DataArguments):
         whole = synthetic_corpus(data_args.synthetic_sentences, seed=0)
         split = whole.train_test_split(test_size=0.1, seed=0)
         corpus = DatasetDict(train=split["train"], validation=split["test"])
-    if data_args.max_train_sentences is not None:
+    if data_args.max_train_examples is not None:
         corpus["train"] = corpus["train"].select(
-            range(min(data_args.max_train_sentences, len(corpus["train"])))
+            range(min(data_args.max_train_examples, len(corpus["train"])))
         )
-    if data_args.max_eval_sentences is not None:
+    if data_args.max_eval_examples is not None:
         for name in [n for n in corpus if n != "train"]:
             corpus[name] = corpus[name].select(
-                range(min(data_args.max_eval_sentences, len(corpus[name])))
+                range(min(data_args.max_eval_examples, len(corpus[name])))
             )
     return corpus
 
@@ -279,14 +287,14 @@ def _train_images(model_args: ModelArguments, data_args: DataArguments, training
         s: load_images(data_args.dataset, data_args.data_dir, s)
         for s in ("train", "validation", "test")
     }
-    if data_args.max_train_sentences is not None:
+    if data_args.max_train_examples is not None:
         splits["train"] = splits["train"].select(
-            range(min(data_args.max_train_sentences, len(splits["train"])))
+            range(min(data_args.max_train_examples, len(splits["train"])))
         )
-    if data_args.max_eval_sentences is not None:
+    if data_args.max_eval_examples is not None:
         for name in ("validation", "test"):
             splits[name] = splits[name].select(
-                range(min(data_args.max_eval_sentences, len(splits[name])))
+                range(min(data_args.max_eval_examples, len(splits[name])))
             )
     if model_args.model_name_or_path:
         model = DeltaVAEModel.from_pretrained(model_args.model_name_or_path)
@@ -360,8 +368,8 @@ def evaluate(args: argparse.Namespace) -> int:
         model = DeltaVAEModel.from_pretrained(args.model_dir)
         kind = _image_dataset_kind(args.data)
         images = load_images(kind, None if kind == "digits" else args.data, args.split)
-        if args.max_sentences is not None:
-            images = images.select(range(min(args.max_sentences, len(images))))
+        if args.max_examples is not None:
+            images = images.select(range(min(args.max_examples, len(images))))
         batches, unit = image_batches(images, args.batch_size, seed=args.seed), "images"
         dataset = IMAGE_DATASET_NAMES[kind]
     else:
@@ -377,8 +385,8 @@ def evaluate(args: argparse.Namespace) -> int:
         else:
             sentences = load_text_corpus(args.data)["train"]
             dataset = {"name": os.path.basename(os.path.abspath(args.data)), "type": "custom"}
-        if args.max_sentences is not None:
-            sentences = sentences.select(range(min(args.max_sentences, len(sentences))))
+        if args.max_examples is not None:
+            sentences = sentences.select(range(min(args.max_examples, len(sentences))))
         data = tokenize_corpus(sentences, model.tokenizer, model.config.max_sequence_length)
         batches = iterate_batches(data, args.batch_size, model.config.pad_token_id)
         unit = "sentences"
@@ -478,6 +486,24 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class FlagParser(argparse.ArgumentParser):
+    """Every `--long_flag` is also `--long-flag`: one style, `vaehub train`'s and
+    transformers' (underscores), with the other kept as an alias."""
+
+    def add_argument(self, *names: Any, **kwargs: Any) -> argparse.Action:
+        spelled: list[str] = []
+        for name in names:
+            forms = (
+                ["--" + name[2:].replace("-", "_"), "--" + name[2:].replace("_", "-")]
+                if isinstance(name, str) and name.startswith("--")
+                else [name]
+            )
+            for form in forms:
+                if form not in spelled:
+                    spelled.append(form)
+        return super().add_argument(*spelled, **kwargs)
+
+
 def add_timeout_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
@@ -489,7 +515,7 @@ def add_timeout_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = FlagParser(
         prog="vaehub", description="Variational autoencoders whose latent code is used."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -517,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser(
         "train",
-        help="train a text VAE (see `vaehub train --help`)",
+        help="train a text VAE or an image δ-VAE (see `vaehub train --help`)",
         add_help=False,
         description="Every TrainingArguments flag works, plus the model, data and objective flags.",
     ).set_defaults(run=None)
@@ -525,18 +551,28 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation = commands.add_parser(
         "evaluate",
         help="IW-NLL, PPL, KL, MI and active units of a saved model",
-        description="Evaluate a saved text VAE on a corpus; prints a table and writes JSON.",
+        description="Evaluate a saved text VAE on a corpus, or an image δ-VAE on an image "
+        "set; prints a table and writes JSON.",
     )
     evaluation.add_argument("model_dir", help="a folder saved by vaehub")
     evaluation.add_argument(
-        "--data", required=True, help="a PTB folder (with --split) or a one-sentence-per-line file"
+        "--data",
+        required=True,
+        help="a PTB folder (with --split) or a one-sentence-per-line file; for a δ-VAE, "
+        "'digits' or an MNIST or Omniglot folder",
     )
     evaluation.add_argument("--split", default="test", help="train, validation or test")
     evaluation.add_argument(
         "--iw-samples", type=int, default=500, help="K of the importance-weighted NLL; 0 skips it"
     )
     evaluation.add_argument("--batch-size", type=int, default=64)
-    evaluation.add_argument("--max-sentences", type=int, default=None)
+    evaluation.add_argument(
+        "--max_examples",
+        "--max_sentences",
+        type=int,
+        default=None,
+        help="evaluate the first N sentences or images only",
+    )
     evaluation.add_argument("--seed", type=int, default=0)
     evaluation.add_argument(
         "--no-progress", action="store_true", help="no progress bar (shown in a terminal)"
