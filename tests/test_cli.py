@@ -198,3 +198,54 @@ def test_help_describes_both_models_and_every_prior(capsys):
     text = capsys.readouterr().out
     assert "standard, constrained or ar1" in text and "--max_train_examples" in text
     assert "for prior=constrained or ar1" in text
+
+
+def test_generate_and_interpolate_commands_decode_as_the_model_does(
+    trained_ptb_model, tmp_path, capsys
+):
+    folder = tmp_path / "text"
+    trained_ptb_model.save_pretrained(folder)
+    assert main(["generate", str(folder), "--num_samples", "3", "--do_sample", "--top_k",
+                 "20", "--seed", "1", "--max_new_tokens", "12"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out.splitlines()
+    torch.manual_seed(1)
+    expected = trained_ptb_model.generate_sentences(
+        num_samples=3, do_sample=True, top_k=20, max_new_tokens=12
+    )
+    assert printed == expected and len(printed) == 3
+    a, b = "the company said it expects higher sales", "the stock fell sharply"
+    assert main(["interpolate", str(folder), a, b, "--steps", "4", "--num-beams", "2"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    path = trained_ptb_model.interpolate(a, b, 4, num_beams=2)
+    steps = ("0.00", "0.33", "0.67", "1.00")
+    assert printed == [f"{t}  {s}" for t, s in zip(steps, path, strict=True)]
+    assert main(["generate", str(folder), "--num_beams", "0"]) == 1
+    assert "num_beams=0 is not valid" in capsys.readouterr().err
+
+
+def test_generate_and_interpolate_write_image_grids_for_a_delta_vae(tmp_path, capsys):
+    from vaehub import DeltaVAEConfig, DeltaVAEModel, save_image_grid
+    from vaehub.data import image_batches, load_digits
+
+    torch.manual_seed(0)
+    config = DeltaVAEConfig(image_size=8, latent_size=2, encoder_channels=8,
+                            decoder_channels=8, decoder_layers=2)  # fmt: skip
+    model = DeltaVAEModel(config).eval()
+    model.save_pretrained(tmp_path / "images")
+    grid = tmp_path / "grid.png"
+    argv = ["generate", str(tmp_path / "images"), "--num_samples", "4", "--output", str(grid)]
+    assert main(argv) == 0
+    torch.manual_seed(0)
+    save_image_grid(model.generate(num_samples=4), tmp_path / "expected.png")
+    assert grid.read_bytes() == (tmp_path / "expected.png").read_bytes()
+    row = tmp_path / "row.png"
+    argv = ["interpolate", str(tmp_path / "images"), "3", "7", "--data", "digits",
+            "--steps", "3", "--output", str(row)]  # fmt: skip
+    assert main(argv) == 0
+    pair = next(image_batches(load_digits("test").select([3, 7]), 2))["pixel_values"]
+    path = model.interpolate(pair[0], pair[1], 3)
+    save_image_grid(torch.cat([pair[:1], path, pair[1:]]), tmp_path / "same.png", columns=5)
+    assert row.read_bytes() == (tmp_path / "same.png").read_bytes()
+    capsys.readouterr()
+    assert main(["interpolate", str(tmp_path / "images"), "3", "x", "--data", "digits"]) == 1
+    assert "'x' is not an image index" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""The `vaehub` command: `demo`, `train` and `evaluate`.
+"""The `vaehub` command: `demo`, `train`, `evaluate`, `generate`, `interpolate`, `push`, `pull`
+and `card`.
 
 `vaehub train` parses `ModelArguments`, `DataArguments` and `VAETrainingArguments` with
 `HfArgumentParser`, so every `TrainingArguments` flag works (`--learning_rate`,
@@ -472,6 +473,79 @@ def card(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_model(args: argparse.Namespace) -> Any:
+    """The text VAE or δ-VAE of a folder or Hub repository, for inference."""
+    import torch
+
+    from vaehub import DeltaVAEModel, TextVAEModel, checkpoints, network
+
+    network.set_hub_timeout(args.timeout)
+    config = checkpoints.read_config_dict(args.model, None, {})
+    cls = DeltaVAEModel if config.get("model_type") == "delta_vae" else TextVAEModel
+    model = cls.from_pretrained(args.model).eval()
+    if cls is TextVAEModel and model.tokenizer is None:
+        raise ValueError(f"{args.model} holds no tokenizer to write sentences with.")
+    torch.manual_seed(args.seed)
+    return model
+
+
+def _decoding_options(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("do_sample", "temperature", "top_k", "top_p", "num_beams", "max_new_tokens")
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def generate(args: argparse.Namespace) -> int:
+    """`vaehub generate`: samples from the prior, printed (text) or drawn as a grid (images)."""
+    model = _load_model(args)
+    if model.config.model_type == "delta_vae":
+        from vaehub import save_image_grid
+
+        images = model.generate(num_samples=args.num_samples, greedy=args.greedy)
+        path = save_image_grid(images, args.output or "samples.png")
+        print(f"wrote {args.num_samples} samples of {args.model} to {path}")
+        return 0
+    for sentence in model.generate_sentences(
+        num_samples=args.num_samples, **_decoding_options(args)
+    ):
+        print(sentence)
+    return 0
+
+
+def interpolate(args: argparse.Namespace) -> int:
+    """`vaehub interpolate`: decode the path between the posterior means of two inputs."""
+    model = _load_model(args)
+    if model.config.model_type == "delta_vae":
+        import torch
+
+        from vaehub import save_image_grid
+        from vaehub.data import image_batches
+
+        if args.data is None:
+            raise ValueError(
+                "a δ-VAE interpolates between two images: give --data (digits or a folder of "
+                "MNIST or Omniglot files) and two test-image indices."
+            )
+        kind = _image_dataset_kind(args.data)
+        images = load_images(kind, None if kind == "digits" else args.data, "test")
+        indices = []
+        for given in (args.a, args.b):
+            if not given.isdigit() or int(given) >= len(images):
+                raise ValueError(
+                    f"{given!r} is not an image index: give two of 0..{len(images) - 1}."
+                )
+            indices.append(int(given))
+        pair = next(image_batches(images.select(indices), 2, seed=args.seed))["pixel_values"]
+        path_images = model.interpolate(pair[0], pair[1], args.steps, args.seed, args.greedy)
+        row = torch.cat([pair[:1], path_images, pair[1:]])
+        path = save_image_grid(row, args.output or "interpolation.png", columns=args.steps + 2)
+        print(f"wrote image {indices[0]}, {args.steps} steps and image {indices[1]} to {path}")
+        return 0
+    sentences = model.interpolate(args.a, args.b, args.steps, **_decoding_options(args))
+    for step, sentence in enumerate(sentences):
+        print(f"{step / (args.steps - 1):.2f}  {sentence}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from vaehub.demo import run_demo
 
@@ -512,6 +586,23 @@ def add_timeout_flag(parser: argparse.ArgumentParser) -> None:
         help="seconds to wait on the Hub server before giving up (default: $VAEHUB_HUB_TIMEOUT, "
         "else $HF_HUB_DOWNLOAD_TIMEOUT, else 10)",
     )
+
+
+def add_decoding_flags(parser: argparse.ArgumentParser) -> None:
+    # A text VAE's decoding, handed to transformers' generate (checked first).
+    parser.add_argument(
+        "--do_sample", action="store_true", default=None, help="text: sample the tokens"
+    )
+    parser.add_argument("--temperature", type=float, default=None, help="text: with --do_sample")
+    parser.add_argument("--top_k", type=int, default=None, help="text: with --do_sample")
+    parser.add_argument("--top_p", type=float, default=None, help="text: with --do_sample")
+    parser.add_argument("--num_beams", type=int, default=None, help="text: beam search")
+    parser.add_argument("--max_new_tokens", type=int, default=None, help="text: length limit")
+    parser.add_argument(
+        "--greedy", action="store_true", help="δ-VAE: most likely pixels instead of samples"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="for the prior draws and sampling")
+    add_timeout_flag(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -615,6 +706,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_timeout_flag(pulling)
     pulling.set_defaults(run=pull)
+
+    generating = commands.add_parser(
+        "generate",
+        help="sample from a model's prior: sentences, or a grid of images",
+        description="Decode latents drawn from the prior of a saved model (a folder or Hub "
+        "id): a text VAE prints one sentence per line, a δ-VAE writes a PNG grid.",
+    )
+    generating.add_argument("model", help="a folder saved by vaehub, or a Hub id")
+    generating.add_argument("--num_samples", type=int, default=8)
+    generating.add_argument("--output", default=None, help="δ-VAE: PNG path (samples.png)")
+    add_decoding_flags(generating)
+    generating.set_defaults(run=generate)
+
+    interpolating = commands.add_parser(
+        "interpolate",
+        help="decode the path between two sentences (or two images)",
+        description="Decode z(t) = (1 − t)·z_a + t·z_b between the posterior means of two "
+        "sentences (text VAE) or of two test images given by index with --data (δ-VAE, "
+        "written as a PNG row).",
+    )
+    interpolating.add_argument("model", help="a folder saved by vaehub, or a Hub id")
+    interpolating.add_argument("a", help="the first sentence (δ-VAE: a test-image index)")
+    interpolating.add_argument("b", help="the second sentence (δ-VAE: a test-image index)")
+    interpolating.add_argument("--steps", type=int, default=5, help="points on the path, >= 2")
+    interpolating.add_argument("--data", default=None, help="δ-VAE: digits, or a folder")
+    interpolating.add_argument(
+        "--output", default=None, help="δ-VAE: PNG path (interpolation.png)"
+    )
+    add_decoding_flags(interpolating)
+    interpolating.set_defaults(run=interpolate)
 
     carding = commands.add_parser(
         "card",
