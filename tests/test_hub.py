@@ -314,6 +314,18 @@ def test_card_prints_counts_as_whole_numbers_and_no_negative_zero(tmp_path):
     assert fixed(-0.0004, 3) == "0.000" and fixed(-0.0006, 3) == "-0.001"  # vaehub evaluate
 
 
+def test_card_advertises_no_pipeline_that_transformers_cannot_build(tmp_path):
+    from transformers import pipeline
+
+    folder = tmp_path / "model"
+    make_model().save_pretrained(folder)
+    card = render_model_card(folder)
+    assert card.data.pipeline_tag is None and "pipeline_tag" not in str(card)
+    # What a text-generation tag would promise, and why the card does not carry it.
+    with pytest.raises(ValueError, match="Unrecognized configuration class"):
+        pipeline("text-generation", model=str(folder))
+
+
 def test_card_usage_snippet_runs(hub, tmp_path):
     model = make_model(seed=4)
     model.push_to_hub("org/snippet")

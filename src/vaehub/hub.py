@@ -56,6 +56,7 @@ CARD_METRICS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("active_units", "active_units", "active units"),
     ),
 }
+# The task each model's evaluation results are filed under in the card's model-index.
 TASKS = {"text_vae": "text-generation", "delta_vae": "unconditional-image-generation"}
 TAGS = {
     "text_vae": ["vae", "text-vae", "posterior-collapse", "lstm"],
@@ -266,7 +267,8 @@ def render_model_card(
         + ([f"objective-{training['objective']}"] if training.get("objective") else []),
         datasets=[dataset_type] if dataset_type != "custom" else None,
         eval_results=eval_results,
-        pipeline_tag=TASKS[model_type],
+        # No pipeline_tag: it promises `transformers.pipeline(tag, model=...)`, whose
+        # text-generation contract (the output continues the prompt) a VAE does not keep.
     )
     template = resources.files("vaehub").joinpath("card_templates", f"{model_type}.md")
     return ModelCard.from_template(
