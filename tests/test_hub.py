@@ -506,6 +506,17 @@ def test_a_silent_server_is_named_and_nothing_waits_on_it(tmp_path):
     assert "Nothing local was changed" in lines["push_to_hub"]
 
 
+def test_a_bad_timeout_in_the_environment_warns_and_does_not_break_the_import():
+    environment = {**os.environ, "VAEHUB_HUB_TIMEOUT": "soon"}
+    completed = subprocess.run(
+        [sys.executable, "-c", "import vaehub; print(vaehub.network.resolve_timeout(None))"],
+        capture_output=True, text=True, env={**environment}, timeout=120,
+    )  # fmt: skip
+    assert completed.returncode == 1  # resolve_timeout itself refuses it...
+    assert "VAEHUB_HUB_TIMEOUT='soon' is not a number" in completed.stderr
+    assert "Using 10 s." in completed.stderr  # ...while the import warned and went on
+
+
 def test_a_cached_model_loads_while_the_server_is_silent(hub, tmp_path):
     model = make_model(seed=4)
     model.push_to_hub("org/cached")
