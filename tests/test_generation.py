@@ -7,7 +7,8 @@ import logging
 import pytest
 import torch
 
-from vaehub.modeling_text_vae import interpolate_latents, pad_rows
+from vaehub.modeling_text_vae import interpolate_latents
+from vaehub.tokenization import pad_rows
 
 
 @pytest.fixture(scope="module")

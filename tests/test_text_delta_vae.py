@@ -9,8 +9,8 @@ from transformers import AutoModel
 
 from vaehub import TextVAEModel, build_tokenizer
 from vaehub.metrics import evaluate_vae
-from vaehub.modeling_text_vae import pad_rows
 from vaehub.priors import ar1_committed_rate
+from vaehub.tokenization import pad_rows
 
 CORPUS = ["the cat sat on the mat", "a dog ate the cat", "the dog sat on a log", "cats",
           "a log sat on the cat and the dog"]

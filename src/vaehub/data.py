@@ -25,8 +25,7 @@ import torch
 from datasets import Dataset, DatasetDict, load_dataset
 from torch import Tensor, nn
 
-from vaehub.modeling_text_vae import pad_rows
-from vaehub.tokenization import truncate_rows
+from vaehub.tokenization import pad_rows, truncate_rows
 
 PTB_SPLITS = {"train": "ptb.train.txt", "validation": "ptb.valid.txt", "test": "ptb.test.txt"}
 

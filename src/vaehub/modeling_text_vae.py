@@ -27,13 +27,17 @@ from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.utils import ModelOutput
 
-from vaehub import checkpoints
 from vaehub.configuration_vae import TextVAEConfig
 from vaehub.modeling_utils import VAEPreTrainedModel, interpolate_latents
 from vaehub.priors import DiagonalGaussian, LatentPrior, prior_from_config
-from vaehub.tokenization import truncate_rows
+from vaehub.tokenization import (
+    check_texts,
+    check_tokenizer_fits,
+    load_tokenizer,
+    pad_rows,
+    truncate_rows,
+)
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 # Token rows scored per output-layer pass when no logits are returned (see _reconstruction_nll).
 SCORING_BLOCK_ROWS = 512
 
@@ -632,28 +636,6 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
 
 
 
-def check_tokenizer_fits(
-    tokenizer: PreTrainedTokenizerBase, config: TextVAEConfig, name_or_path: Any
-) -> None:
-    """Refuse a tokenizer that gives ids the model has no embedding for, or whose special
-    tokens are not the config's."""
-    if len(tokenizer) > config.vocab_size:
-        raise checkpoints.CheckpointError(
-            f"the tokenizer of {name_or_path} has {len(tokenizer)} tokens, but its config.json "
-            f"gives vocab_size={config.vocab_size}: ids from {config.vocab_size} on have no "
-            "embedding. The tokenizer and the weights come from different models; save the "
-            "model with its own tokenizer again."
-        )
-    for role in ("pad", "bos", "eos", "unk"):
-        token_id = getattr(tokenizer, f"{role}_token_id", None)
-        expected = getattr(config, f"{role}_token_id", None)
-        if token_id is not None and expected is not None and token_id != expected:
-            raise checkpoints.CheckpointError(
-                f"the tokenizer of {name_or_path} gives {role}_token_id={token_id}, its "
-                f"config.json {role}_token_id={expected}: they come from different models."
-            )
-
-
 # Generation options that must be whole numbers ≥ their minimum, and numbers in a range.
 WHOLE_OPTIONS = {
     "num_beams": 1, "num_return_sequences": 1, "max_new_tokens": 1, "max_length": 1,
@@ -686,49 +668,3 @@ def check_generation_options(options: dict[str, Any]) -> None:
             f"num_return_sequences={returned} needs num_beams >= {returned} (or do_sample=True): "
             "greedy and beam search return at most num_beams sequences per latent."
         )
-
-
-def check_texts(texts: Any) -> list[str]:
-    """A sentence or a list of sentences, checked: non-empty strings only."""
-    if isinstance(texts, str):
-        texts = [texts]
-    if not isinstance(texts, (list, tuple)):
-        raise ValueError(f"expected a sentence or a list of sentences, got {type(texts).__name__}.")
-    if not texts:
-        raise ValueError("expected at least one sentence, got an empty list.")
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise ValueError(f"sentence #{i} is a {type(text).__name__}, not a string.")
-        if not text.strip():
-            raise ValueError(f"sentence #{i} is empty; a sentence needs at least one word.")
-    return list(texts)
-
-
-def pad_rows(
-    rows: Sequence[Sequence[int]], pad_token_id: int, device: torch.device | str | None = None
-) -> tuple[Tensor, Tensor]:
-    """Right-pad token-id lists to `(batch, longest)` ids and attention mask."""
-    longest = max(len(row) for row in rows)
-    input_ids = torch.full((len(rows), longest), pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)
-    for i, row in enumerate(rows):
-        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        attention_mask[i, : len(row)] = 1
-    return input_ids.to(device), attention_mask.to(device)
-
-
-def load_tokenizer(
-    name_or_path: str | os.PathLike, hub_kwargs: dict[str, Any]
-) -> PreTrainedTokenizerBase | None:
-    """The tokenizer saved beside a model, or `None` when there is none."""
-    from transformers import AutoTokenizer
-
-    try:
-        paths = [
-            checkpoints.resolve_file(name_or_path, name, hub_kwargs) for name in TOKENIZER_FILES
-        ]
-    except checkpoints.CheckpointError:
-        return None
-    # Both files now lie in one local folder (the model folder, or the cached snapshot of
-    # the revision): load from there, with no further requests to the Hub.
-    return AutoTokenizer.from_pretrained(os.path.dirname(paths[0]))

@@ -3,15 +3,25 @@ transformers fast tokenizer, so it saves, loads and works with `AutoTokenizer`.
 
 Words are split on whitespace (corpora such as PTB come tokenized); every sentence is
 wrapped as `<s> … </s>`; words outside the vocabulary become `<unk>`.
+
+Also what a text model needs around its tokenizer: loading the one saved beside it and
+checking it fits the config, checking sentences, and padding token rows into a batch.
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
+import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import PreTrainedTokenizerFast
+from torch import Tensor
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from vaehub import checkpoints
+from vaehub.checkpoints import CheckpointError
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)  # ids 0, 1, 2, 3, as `TextVAEConfig` expects
@@ -89,3 +99,76 @@ def truncate_rows(rows: list[list[int]], max_length: int) -> tuple[list[list[int
     for i in truncated:
         rows[i] = rows[i][: max_length - 1] + rows[i][-1:]
     return rows, truncated
+
+
+# --- loading and checking a model's tokenizer and its input ---------------------------------
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+def load_tokenizer(
+    name_or_path: str | os.PathLike, hub_kwargs: dict[str, Any]
+) -> PreTrainedTokenizerBase | None:
+    """The tokenizer saved beside a model, or `None` when there is none."""
+    from transformers import AutoTokenizer
+
+    try:
+        paths = [
+            checkpoints.resolve_file(name_or_path, name, hub_kwargs) for name in TOKENIZER_FILES
+        ]
+    except checkpoints.CheckpointError:
+        return None
+    # Both files now lie in one local folder (the model folder, or the cached snapshot of
+    # the revision): load from there, with no further requests to the Hub.
+    return AutoTokenizer.from_pretrained(os.path.dirname(paths[0]))
+
+
+def check_tokenizer_fits(
+    tokenizer: PreTrainedTokenizerBase, config: Any, name_or_path: Any
+) -> None:
+    """Refuse a tokenizer that gives ids the model has no embedding for, or whose special
+    tokens are not the config's."""
+    if len(tokenizer) > config.vocab_size:
+        raise CheckpointError(
+            f"the tokenizer of {name_or_path} has {len(tokenizer)} tokens, but its config.json "
+            f"gives vocab_size={config.vocab_size}: ids from {config.vocab_size} on have no "
+            "embedding. The tokenizer and the weights come from different models; save the "
+            "model with its own tokenizer again."
+        )
+    for role in ("pad", "bos", "eos", "unk"):
+        token_id = getattr(tokenizer, f"{role}_token_id", None)
+        expected = getattr(config, f"{role}_token_id", None)
+        if token_id is not None and expected is not None and token_id != expected:
+            raise CheckpointError(
+                f"the tokenizer of {name_or_path} gives {role}_token_id={token_id}, its "
+                f"config.json {role}_token_id={expected}: they come from different models."
+            )
+
+
+def check_texts(texts: Any) -> list[str]:
+    """A sentence or a list of sentences, checked: non-empty strings only."""
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, (list, tuple)):
+        raise ValueError(f"expected a sentence or a list of sentences, got {type(texts).__name__}.")
+    if not texts:
+        raise ValueError("expected at least one sentence, got an empty list.")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"sentence #{i} is a {type(text).__name__}, not a string.")
+        if not text.strip():
+            raise ValueError(f"sentence #{i} is empty; a sentence needs at least one word.")
+    return list(texts)
+
+
+def pad_rows(
+    rows: Sequence[Sequence[int]], pad_token_id: int, device: torch.device | str | None = None
+) -> tuple[Tensor, Tensor]:
+    """Right-pad token-id lists to `(batch, longest)` ids and attention mask."""
+    longest = max(len(row) for row in rows)
+    input_ids = torch.full((len(rows), longest), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        attention_mask[i, : len(row)] = 1
+    return input_ids.to(device), attention_mask.to(device)
