@@ -12,217 +12,25 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from vaehub import hub
-
-TEXT_PRESETS = ("ptb", "yahoo", "yelp", "synthetic")
-TEXT_DATASETS = ("ptb", "files", "synthetic")
-IMAGE_DATASETS = ("mnist", "omniglot", "digits")
-# He et al.'s optimisation of the text VAE (SPEC §5); 0.03125 = 1.0 · 0.5⁵ stops the decays
-# after the fifth.
-PAPER_TRAINING = (
-    "--optim", "sgd",
-    "--learning_rate", "1.0",
-    "--per_device_train_batch_size", "32",
-    "--max_grad_norm", "5.0",
-    "--eval_strategy", "epoch",
-    "--lr_scheduler_type", "reduce_lr_on_plateau",
-    "--lr_scheduler_kwargs", '{"factor": 0.5, "patience": 2, "min_lr": 0.03125}',
-)  # fmt: skip
-
-
-@dataclass
-class ModelArguments:
-    """Which model to train: a paper preset, with any size overridden, or a saved model."""
-
-    model_type: str = field(
-        default="text_vae",
-        metadata={"help": "text_vae or delta_vae (images).", "choices": ("text_vae", "delta_vae")},
-    )
-    preset: str = field(
-        default="ptb", metadata={"help": "Text paper configuration.", "choices": TEXT_PRESETS}
-    )
-    paper_training: bool = field(
-        default=False,
-        metadata={
-            "help": "Text: also train as He et al. did: "
-            + " ".join(PAPER_TRAINING)
-            + " (SGD lr 1.0, batch 32, gradient norm clip 5, lr ×0.5 after 2 evaluations "
-            "without improvement, at most 5 times). Flags given explicitly win."
-        },
-    )
-    model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Continue from a saved model folder instead."}
-    )
-    latent_size: int | None = field(default=None, metadata={"help": "Overrides the preset."})
-    embedding_size: int | None = field(default=None, metadata={"help": "Overrides the preset."})
-    encoder_hidden_size: int | None = field(
-        default=None, metadata={"help": "Overrides the preset."}
-    )
-    decoder_hidden_size: int | None = field(
-        default=None, metadata={"help": "Overrides the preset."}
-    )
-    prior: str | None = field(default=None, metadata={"help": "standard, constrained or ar1."})
-    committed_rate: float | None = field(
-        default=None, metadata={"help": "δ in nats, for prior=constrained or ar1."}
-    )
-    word_dropout: float | None = field(default=None, metadata={"help": "Bowman's word dropout."})
-    max_sequence_length: int | None = field(
-        default=None, metadata={"help": "Longest sentence in tokens."}
-    )
-    ar1_alpha: float | None = field(default=None, metadata={"help": "AR(1) α, for prior=ar1."})
-    encoder_type: str | None = field(
-        default=None, metadata={"help": "δ-VAE encoder: anticausal or resnet."}
-    )
-    encoder_channels: int | None = field(default=None, metadata={"help": "δ-VAE encoder width."})
-    encoder_layers: int | None = field(default=None, metadata={"help": "δ-VAE encoder depth."})
-    decoder_channels: int | None = field(default=None, metadata={"help": "PixelCNN width."})
-    decoder_layers: int | None = field(default=None, metadata={"help": "PixelCNN gated layers."})
-
-    TEXT_FIELDS = (
-        "embedding_size",
-        "encoder_hidden_size",
-        "decoder_hidden_size",
-        "word_dropout",
-        "max_sequence_length",
-    )
-    IMAGE_FIELDS = (
-        "encoder_type",
-        "encoder_channels",
-        "encoder_layers",
-        "decoder_channels",
-        "decoder_layers",
-    )
-    SHARED_FIELDS = ("latent_size", "prior", "committed_rate", "ar1_alpha")
-
-    def overrides(self) -> dict[str, Any]:
-        """The sizes given on the command line, for this model type; others refused."""
-        own = self.TEXT_FIELDS if self.model_type == "text_vae" else self.IMAGE_FIELDS
-        other = self.IMAGE_FIELDS if self.model_type == "text_vae" else self.TEXT_FIELDS
-        stray = [n for n in other if getattr(self, n) is not None]
-        if stray:
-            raise ValueError(f"--{stray[0]} is not a {self.model_type} setting.")
-        return {
-            n: getattr(self, n) for n in own + self.SHARED_FIELDS if getattr(self, n) is not None
-        }
-
-
-@dataclass
-class DataArguments:
-    """The corpus: PTB from a folder, one-sentence-per-line files, or the synthetic data."""
-
-    dataset: str = field(
-        default="ptb",
-        metadata={
-            "help": "Text: ptb, files or synthetic; images: mnist, omniglot or digits.",
-            "choices": TEXT_DATASETS + IMAGE_DATASETS,
-        },
-    )
-    data_dir: str | None = field(
-        default=None,
-        metadata={"help": "Folder of ptb.*.txt, of MNIST's IDX files, or of Omniglot's npz files."},
-    )
-    train_file: str | None = field(default=None, metadata={"help": "For --dataset files."})
-    validation_file: str | None = field(default=None, metadata={"help": "For --dataset files."})
-    test_file: str | None = field(default=None, metadata={"help": "For --dataset files."})
-    vocab_size: int | None = field(
-        default=None, metadata={"help": "Largest vocabulary (specials included); default all."}
-    )
-    min_frequency: int = field(default=1, metadata={"help": "Rarer words become <unk>."})
-    max_train_examples: int | None = field(
-        default=None,
-        metadata={
-            "help": "Train on the first N sentences or images only (short runs).",
-            "aliases": ["--max_train_sentences", "--max-train-sentences"],
-        },
-    )
-    max_eval_examples: int | None = field(
-        default=None,
-        metadata={
-            "help": "Evaluate on the first N sentences or images only.",
-            "aliases": ["--max_eval_sentences", "--max-eval-sentences"],
-        },
-    )
-    synthetic_sentences: int = field(
-        default=20000, metadata={"help": "Size of the synthetic corpus."}
-    )
-
-
-def load_corpus(data_args: DataArguments):
-    """The `DatasetDict` (`train`, `validation`, maybe `test`) the arguments describe."""
-    from vaehub.data import load_ptb, load_text_corpus, synthetic_corpus
-
-    if data_args.dataset == "ptb":
-        if data_args.data_dir is None:
-            raise ValueError("--dataset ptb needs --data_dir, the folder of ptb.*.txt.")
-        corpus = load_ptb(data_args.data_dir)
-    elif data_args.dataset == "files":
-        files = {
-            split: path
-            for split, path in (
-                ("train", data_args.train_file),
-                ("validation", data_args.validation_file),
-                ("test", data_args.test_file),
-            )
-            if path
-        }
-        if "train" not in files or "validation" not in files:
-            raise ValueError("--dataset files needs --train_file and --validation_file.")
-        corpus = load_text_corpus(files)
-    else:
-        from datasets import DatasetDict
-
-        whole = synthetic_corpus(data_args.synthetic_sentences, seed=0)
-        split = whole.train_test_split(test_size=0.1, seed=0)
-        corpus = DatasetDict(train=split["train"], validation=split["test"])
-    if data_args.max_train_examples is not None:
-        corpus["train"] = corpus["train"].select(
-            range(min(data_args.max_train_examples, len(corpus["train"])))
-        )
-    if data_args.max_eval_examples is not None:
-        for name in [n for n in corpus if n != "train"]:
-            corpus[name] = corpus[name].select(
-                range(min(data_args.max_eval_examples, len(corpus[name])))
-            )
-    return corpus
-
-
-IMAGE_DATASET_NAMES = {
-    "mnist": {"name": "MNIST, dynamically binarized", "type": "mnist"},
-    "omniglot": {"name": "Omniglot 28x28 (resized from 105x105)", "type": "omniglot"},
-    "digits": {"name": "scikit-learn digits 8x8", "type": "custom"},
-}
-
-
-def load_images(dataset: str, data_dir: str | None, split: str):
-    """Grey-level images of a named dataset split (`train`, `validation` = the last 5% of
-    the training images, or `test`)."""
-    from vaehub.data import load_digits, load_mnist, load_omniglot
-
-    if dataset != "digits" and data_dir is None:
-        raise ValueError(f"--dataset {dataset} needs --data_dir, the folder of its files.")
-    source = "test" if split == "test" else "train"
-    images = {
-        "mnist": lambda: load_mnist(data_dir, source),
-        "omniglot": lambda: load_omniglot(data_dir, source),
-        "digits": lambda: load_digits(source),
-    }[dataset]()
-    if split == "test":
-        return images
-    cut = len(images) - max(1, len(images) // 20)
-    return images.select(range(cut) if split == "train" else range(cut, len(images)))
+from vaehub.data_sources import (
+    DATASET_NAMES,
+    IMAGE_DATASET_NAMES,
+    DataArguments,
+    image_dataset_kind,
+    load_images,
+)
 
 
 def train(argv: Sequence[str]) -> int:
     """`vaehub train`: train a text VAE or δ-VAE with any objective, save it and its
     evaluation."""
-    from transformers import HfArgumentParser, set_seed
+    from transformers import HfArgumentParser
 
-    from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer
-    from vaehub.data import TextCollator, tokenize_corpus
-    from vaehub.trainer import VAETrainer, VAETrainingArguments
+    from vaehub.recipe import PAPER_TRAINING, ModelArguments, run_training
+    from vaehub.trainer import VAETrainingArguments
 
     parser = HfArgumentParser(
         (ModelArguments, DataArguments, VAETrainingArguments), prog="vaehub train"
@@ -232,110 +40,7 @@ def train(argv: Sequence[str]) -> int:
         # Prepended, so that a flag the user gives explicitly comes later and wins.
         argv = [*PAPER_TRAINING, *argv]
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(argv)
-    # Before any model is built, so that --seed fixes its initial weights too.
-    set_seed(training_args.seed)
-    if model_args.paper_training and model_args.model_type != "text_vae":
-        raise ValueError(
-            "--paper_training is He et al.'s text VAE optimisation; drop it for images."
-        )
-    if model_args.model_type == "delta_vae":
-        return _train_images(model_args, data_args, training_args)
-    if data_args.dataset in IMAGE_DATASETS:
-        raise ValueError(f"--dataset {data_args.dataset} holds images: use --model_type delta_vae.")
-    corpus = load_corpus(data_args)
-    if model_args.model_name_or_path:
-        model = TextVAEModel.from_pretrained(model_args.model_name_or_path)
-        if model.tokenizer is None:
-            raise ValueError(f"{model_args.model_name_or_path} holds no tokenizer to train with.")
-    else:
-        tokenizer = build_tokenizer(
-            corpus["train"]["text"],
-            vocab_size=data_args.vocab_size,
-            min_frequency=data_args.min_frequency,
-        )
-        config = TextVAEConfig.from_preset(
-            model_args.preset, vocab_size=len(tokenizer), **model_args.overrides()
-        )
-        model = TextVAEModel(config)
-        model.tokenizer = tokenizer
-    data = tokenize_corpus(corpus, model.tokenizer, model.config.max_sequence_length)
-    trainer = VAETrainer(
-        model=model,
-        args=training_args,
-        train_dataset=data["train"],
-        eval_dataset=data["validation"],
-        data_collator=TextCollator(),
-    )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    dataset = DATASET_NAMES.get(data_args.dataset, {"name": "custom", "type": "custom"})
-    _record(model, trainer, training_args, data, dataset)
-    if trainer.is_world_process_zero():
-        model.save_pretrained(training_args.output_dir)
-    return 0
-
-
-def _train_images(model_args: ModelArguments, data_args: DataArguments, training_args) -> int:
-    from vaehub import DeltaVAEConfig, DeltaVAEModel
-    from vaehub.data import ImageCollator
-    from vaehub.trainer import VAETrainer
-
-    if data_args.dataset not in IMAGE_DATASETS:
-        raise ValueError(
-            f"--model_type delta_vae trains on images: --dataset "
-            f"{' / '.join(IMAGE_DATASETS)}, not {data_args.dataset}."
-        )
-    splits = {
-        s: load_images(data_args.dataset, data_args.data_dir, s)
-        for s in ("train", "validation", "test")
-    }
-    if data_args.max_train_examples is not None:
-        splits["train"] = splits["train"].select(
-            range(min(data_args.max_train_examples, len(splits["train"])))
-        )
-    if data_args.max_eval_examples is not None:
-        for name in ("validation", "test"):
-            splits[name] = splits[name].select(
-                range(min(data_args.max_eval_examples, len(splits[name])))
-            )
-    if model_args.model_name_or_path:
-        model = DeltaVAEModel.from_pretrained(model_args.model_name_or_path)
-    else:
-        size = splits["train"][0]["pixel_values"].shape[-1]
-        model = DeltaVAEModel(DeltaVAEConfig(image_size=int(size), **model_args.overrides()))
-    trainer = VAETrainer(
-        model=model,
-        args=training_args,
-        train_dataset=splits["train"],
-        eval_dataset=splits["validation"],
-        data_collator=ImageCollator(),
-    )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    _record(model, trainer, training_args, splits, IMAGE_DATASET_NAMES[data_args.dataset])
-    if trainer.is_world_process_zero():
-        model.save_pretrained(training_args.output_dir)
-    return 0
-
-
-def _record(
-    model: Any, trainer: Any, training_args: Any, splits: dict, dataset: dict[str, str]
-) -> None:
-    """Evaluate the validation and test splits into the model's results."""
-    model.training_summary = hub.training_summary(training_args, trainer.state, dataset["name"])
-    for split in [s for s in ("validation", "test") if s in splits]:
-        prefix = f"{split}_"
-        metrics = trainer.evaluate(splits[split], metric_key_prefix=split)
-        model.evaluation_results[split] = {
-            "split": split,
-            "dataset": dataset,
-            "iw_samples": training_args.iw_samples if training_args.eval_iw_nll else None,
-            "metrics": {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)},
-        }
-
-
-DATASET_NAMES = {
-    "ptb": {"name": "Penn Treebank (Mikolov et al.)", "type": "ptb_text_only"},
-    "synthetic": {"name": "He et al. 2019 synthetic", "type": "custom"},
-}
+    return run_training(model_args, data_args, training_args)
 
 
 TABLE_ROWS = (
@@ -367,7 +72,7 @@ def evaluate(args: argparse.Namespace) -> int:
     config = checkpoints.read_config_dict(args.model_dir, None, {})
     if config.get("model_type") == "delta_vae":
         model = DeltaVAEModel.from_pretrained(args.model_dir)
-        kind = _image_dataset_kind(args.data)
+        kind = image_dataset_kind(args.data)
         images = load_images(kind, None if kind == "digits" else args.data, args.split)
         if args.max_examples is not None:
             images = images.select(range(min(args.max_examples, len(images))))
@@ -415,17 +120,6 @@ def evaluate(args: argparse.Namespace) -> int:
     )
     print(f"wrote {output}")
     return 0
-
-
-def _image_dataset_kind(data: str) -> str:
-    """Which image set `--data` names: `digits`, or a folder of MNIST or Omniglot files."""
-    if data == "digits":
-        return "digits"
-    if os.path.isfile(os.path.join(data, "t10k-images-idx3-ubyte.gz")):
-        return "mnist"
-    if os.path.isfile(os.path.join(data, "images_evaluation.npz")):
-        return "omniglot"
-    raise ValueError(f"--data {data} is neither 'digits' nor a folder of MNIST or Omniglot files.")
 
 
 def push(args: argparse.Namespace) -> int:
@@ -525,7 +219,7 @@ def interpolate(args: argparse.Namespace) -> int:
                 "a δ-VAE interpolates between two images: give --data (digits or a folder of "
                 "MNIST or Omniglot files) and two test-image indices."
             )
-        kind = _image_dataset_kind(args.data)
+        kind = image_dataset_kind(args.data)
         images = load_images(kind, None if kind == "digits" else args.data, "test")
         indices = []
         for given in (args.a, args.b):
@@ -731,9 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     interpolating.add_argument("b", help="the second sentence (δ-VAE: a test-image index)")
     interpolating.add_argument("--steps", type=int, default=5, help="points on the path, >= 2")
     interpolating.add_argument("--data", default=None, help="δ-VAE: digits, or a folder")
-    interpolating.add_argument(
-        "--output", default=None, help="δ-VAE: PNG path (interpolation.png)"
-    )
+    interpolating.add_argument("--output", default=None, help="δ-VAE: PNG path (interpolation.png)")
     add_decoding_flags(interpolating)
     interpolating.set_defaults(run=interpolate)
 

@@ -1,0 +1,134 @@
+"""The datasets vaehub knows by name, as `vaehub train` and `vaehub evaluate` take them:
+PTB, one-sentence-per-line files and He et al.'s synthetic corpus for text; MNIST,
+Omniglot and scikit-learn's digits for images. How each is read lives in `vaehub.data`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+TEXT_DATASETS = ("ptb", "files", "synthetic")
+IMAGE_DATASETS = ("mnist", "omniglot", "digits")
+# How results name their data, in records and cards.
+DATASET_NAMES = {
+    "ptb": {"name": "Penn Treebank (Mikolov et al.)", "type": "ptb_text_only"},
+    "synthetic": {"name": "He et al. 2019 synthetic", "type": "custom"},
+}
+
+
+@dataclass
+class DataArguments:
+    """The corpus: PTB from a folder, one-sentence-per-line files, or the synthetic data."""
+
+    dataset: str = field(
+        default="ptb",
+        metadata={
+            "help": "Text: ptb, files or synthetic; images: mnist, omniglot or digits.",
+            "choices": TEXT_DATASETS + IMAGE_DATASETS,
+        },
+    )
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder of ptb.*.txt, of MNIST's IDX files, or of Omniglot's npz files."},
+    )
+    train_file: str | None = field(default=None, metadata={"help": "For --dataset files."})
+    validation_file: str | None = field(default=None, metadata={"help": "For --dataset files."})
+    test_file: str | None = field(default=None, metadata={"help": "For --dataset files."})
+    vocab_size: int | None = field(
+        default=None, metadata={"help": "Largest vocabulary (specials included); default all."}
+    )
+    min_frequency: int = field(default=1, metadata={"help": "Rarer words become <unk>."})
+    max_train_examples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Train on the first N sentences or images only (short runs).",
+            "aliases": ["--max_train_sentences", "--max-train-sentences"],
+        },
+    )
+    max_eval_examples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Evaluate on the first N sentences or images only.",
+            "aliases": ["--max_eval_sentences", "--max-eval-sentences"],
+        },
+    )
+    synthetic_sentences: int = field(
+        default=20000, metadata={"help": "Size of the synthetic corpus."}
+    )
+
+
+def load_corpus(data_args: DataArguments):
+    """The `DatasetDict` (`train`, `validation`, maybe `test`) the arguments describe."""
+    from vaehub.data import load_ptb, load_text_corpus, synthetic_corpus
+
+    if data_args.dataset == "ptb":
+        if data_args.data_dir is None:
+            raise ValueError("--dataset ptb needs --data_dir, the folder of ptb.*.txt.")
+        corpus = load_ptb(data_args.data_dir)
+    elif data_args.dataset == "files":
+        files = {
+            split: path
+            for split, path in (
+                ("train", data_args.train_file),
+                ("validation", data_args.validation_file),
+                ("test", data_args.test_file),
+            )
+            if path
+        }
+        if "train" not in files or "validation" not in files:
+            raise ValueError("--dataset files needs --train_file and --validation_file.")
+        corpus = load_text_corpus(files)
+    else:
+        from datasets import DatasetDict
+
+        whole = synthetic_corpus(data_args.synthetic_sentences, seed=0)
+        split = whole.train_test_split(test_size=0.1, seed=0)
+        corpus = DatasetDict(train=split["train"], validation=split["test"])
+    if data_args.max_train_examples is not None:
+        corpus["train"] = corpus["train"].select(
+            range(min(data_args.max_train_examples, len(corpus["train"])))
+        )
+    if data_args.max_eval_examples is not None:
+        for name in [n for n in corpus if n != "train"]:
+            corpus[name] = corpus[name].select(
+                range(min(data_args.max_eval_examples, len(corpus[name])))
+            )
+    return corpus
+
+
+IMAGE_DATASET_NAMES = {
+    "mnist": {"name": "MNIST, dynamically binarized", "type": "mnist"},
+    "omniglot": {"name": "Omniglot 28x28 (resized from 105x105)", "type": "omniglot"},
+    "digits": {"name": "scikit-learn digits 8x8", "type": "custom"},
+}
+
+
+def load_images(dataset: str, data_dir: str | None, split: str):
+    """Grey-level images of a named dataset split (`train`, `validation` = the last 5% of
+    the training images, or `test`)."""
+    from vaehub.data import load_digits, load_mnist, load_omniglot
+
+    if dataset != "digits" and data_dir is None:
+        raise ValueError(f"--dataset {dataset} needs --data_dir, the folder of its files.")
+    source = "test" if split == "test" else "train"
+    images = {
+        "mnist": lambda: load_mnist(data_dir, source),
+        "omniglot": lambda: load_omniglot(data_dir, source),
+        "digits": lambda: load_digits(source),
+    }[dataset]()
+    if split == "test":
+        return images
+    cut = len(images) - max(1, len(images) // 20)
+    return images.select(range(cut) if split == "train" else range(cut, len(images)))
+
+
+def image_dataset_kind(data: str) -> str:
+    """Which image set `--data` names: `digits`, or a folder of MNIST or Omniglot files."""
+    if data == "digits":
+        return "digits"
+    if os.path.isfile(os.path.join(data, "t10k-images-idx3-ubyte.gz")):
+        return "mnist"
+    if os.path.isfile(os.path.join(data, "images_evaluation.npz")):
+        return "omniglot"
+    raise ValueError(f"--data {data} is neither 'digits' nor a folder of MNIST or Omniglot files.")

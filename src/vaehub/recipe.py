@@ -1,0 +1,216 @@
+"""The training recipe behind `vaehub train`: build a model (a paper preset with sizes
+overridden, or a saved model), train it with `VAETrainer`, measure the validation and
+test splits into the model's results, and save it with them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vaehub import hub
+from vaehub.data_sources import (
+    DATASET_NAMES,
+    IMAGE_DATASET_NAMES,
+    IMAGE_DATASETS,
+    DataArguments,
+    load_corpus,
+    load_images,
+)
+
+TEXT_PRESETS = ("ptb", "yahoo", "yelp", "synthetic")
+# He et al.'s optimisation of the text VAE (SPEC §5); 0.03125 = 1.0 · 0.5⁵ stops the decays
+# after the fifth.
+PAPER_TRAINING = (
+    "--optim", "sgd",
+    "--learning_rate", "1.0",
+    "--per_device_train_batch_size", "32",
+    "--max_grad_norm", "5.0",
+    "--eval_strategy", "epoch",
+    "--lr_scheduler_type", "reduce_lr_on_plateau",
+    "--lr_scheduler_kwargs", '{"factor": 0.5, "patience": 2, "min_lr": 0.03125}',
+)  # fmt: skip
+
+
+@dataclass
+class ModelArguments:
+    """Which model to train: a paper preset, with any size overridden, or a saved model."""
+
+    model_type: str = field(
+        default="text_vae",
+        metadata={"help": "text_vae or delta_vae (images).", "choices": ("text_vae", "delta_vae")},
+    )
+    preset: str = field(
+        default="ptb", metadata={"help": "Text paper configuration.", "choices": TEXT_PRESETS}
+    )
+    paper_training: bool = field(
+        default=False,
+        metadata={
+            "help": "Text: also train as He et al. did: "
+            + " ".join(PAPER_TRAINING)
+            + " (SGD lr 1.0, batch 32, gradient norm clip 5, lr ×0.5 after 2 evaluations "
+            "without improvement, at most 5 times). Flags given explicitly win."
+        },
+    )
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Continue from a saved model folder instead."}
+    )
+    latent_size: int | None = field(default=None, metadata={"help": "Overrides the preset."})
+    embedding_size: int | None = field(default=None, metadata={"help": "Overrides the preset."})
+    encoder_hidden_size: int | None = field(
+        default=None, metadata={"help": "Overrides the preset."}
+    )
+    decoder_hidden_size: int | None = field(
+        default=None, metadata={"help": "Overrides the preset."}
+    )
+    prior: str | None = field(default=None, metadata={"help": "standard, constrained or ar1."})
+    committed_rate: float | None = field(
+        default=None, metadata={"help": "δ in nats, for prior=constrained or ar1."}
+    )
+    word_dropout: float | None = field(default=None, metadata={"help": "Bowman's word dropout."})
+    max_sequence_length: int | None = field(
+        default=None, metadata={"help": "Longest sentence in tokens."}
+    )
+    ar1_alpha: float | None = field(default=None, metadata={"help": "AR(1) α, for prior=ar1."})
+    encoder_type: str | None = field(
+        default=None, metadata={"help": "δ-VAE encoder: anticausal or resnet."}
+    )
+    encoder_channels: int | None = field(default=None, metadata={"help": "δ-VAE encoder width."})
+    encoder_layers: int | None = field(default=None, metadata={"help": "δ-VAE encoder depth."})
+    decoder_channels: int | None = field(default=None, metadata={"help": "PixelCNN width."})
+    decoder_layers: int | None = field(default=None, metadata={"help": "PixelCNN gated layers."})
+
+    TEXT_FIELDS = (
+        "embedding_size",
+        "encoder_hidden_size",
+        "decoder_hidden_size",
+        "word_dropout",
+        "max_sequence_length",
+    )
+    IMAGE_FIELDS = (
+        "encoder_type",
+        "encoder_channels",
+        "encoder_layers",
+        "decoder_channels",
+        "decoder_layers",
+    )
+    SHARED_FIELDS = ("latent_size", "prior", "committed_rate", "ar1_alpha")
+
+    def overrides(self) -> dict[str, Any]:
+        """The sizes given on the command line, for this model type; others refused."""
+        own = self.TEXT_FIELDS if self.model_type == "text_vae" else self.IMAGE_FIELDS
+        other = self.IMAGE_FIELDS if self.model_type == "text_vae" else self.TEXT_FIELDS
+        stray = [n for n in other if getattr(self, n) is not None]
+        if stray:
+            raise ValueError(f"--{stray[0]} is not a {self.model_type} setting.")
+        return {
+            n: getattr(self, n) for n in own + self.SHARED_FIELDS if getattr(self, n) is not None
+        }
+
+
+def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: Any) -> int:
+    """Build, train, evaluate and save as the arguments say; returns 0."""
+    from transformers import set_seed
+
+    from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer
+    from vaehub.data import TextCollator, tokenize_corpus
+    from vaehub.trainer import VAETrainer
+
+    # Before any model is built, so that --seed fixes its initial weights too.
+    set_seed(training_args.seed)
+    if model_args.paper_training and model_args.model_type != "text_vae":
+        raise ValueError(
+            "--paper_training is He et al.'s text VAE optimisation; drop it for images."
+        )
+    if model_args.model_type == "delta_vae":
+        return _train_images(model_args, data_args, training_args)
+    if data_args.dataset in IMAGE_DATASETS:
+        raise ValueError(f"--dataset {data_args.dataset} holds images: use --model_type delta_vae.")
+    corpus = load_corpus(data_args)
+    if model_args.model_name_or_path:
+        model = TextVAEModel.from_pretrained(model_args.model_name_or_path)
+        if model.tokenizer is None:
+            raise ValueError(f"{model_args.model_name_or_path} holds no tokenizer to train with.")
+    else:
+        tokenizer = build_tokenizer(
+            corpus["train"]["text"],
+            vocab_size=data_args.vocab_size,
+            min_frequency=data_args.min_frequency,
+        )
+        config = TextVAEConfig.from_preset(
+            model_args.preset, vocab_size=len(tokenizer), **model_args.overrides()
+        )
+        model = TextVAEModel(config)
+        model.tokenizer = tokenizer
+    data = tokenize_corpus(corpus, model.tokenizer, model.config.max_sequence_length)
+    trainer = VAETrainer(
+        model=model,
+        args=training_args,
+        train_dataset=data["train"],
+        eval_dataset=data["validation"],
+        data_collator=TextCollator(),
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    dataset = DATASET_NAMES.get(data_args.dataset, {"name": "custom", "type": "custom"})
+    record_evaluation(model, trainer, training_args, data, dataset)
+    if trainer.is_world_process_zero():
+        model.save_pretrained(training_args.output_dir)
+    return 0
+
+
+def _train_images(model_args: ModelArguments, data_args: DataArguments, training_args) -> int:
+    from vaehub import DeltaVAEConfig, DeltaVAEModel
+    from vaehub.data import ImageCollator
+    from vaehub.trainer import VAETrainer
+
+    if data_args.dataset not in IMAGE_DATASETS:
+        raise ValueError(
+            f"--model_type delta_vae trains on images: --dataset "
+            f"{' / '.join(IMAGE_DATASETS)}, not {data_args.dataset}."
+        )
+    splits = {
+        s: load_images(data_args.dataset, data_args.data_dir, s)
+        for s in ("train", "validation", "test")
+    }
+    if data_args.max_train_examples is not None:
+        splits["train"] = splits["train"].select(
+            range(min(data_args.max_train_examples, len(splits["train"])))
+        )
+    if data_args.max_eval_examples is not None:
+        for name in ("validation", "test"):
+            splits[name] = splits[name].select(
+                range(min(data_args.max_eval_examples, len(splits[name])))
+            )
+    if model_args.model_name_or_path:
+        model = DeltaVAEModel.from_pretrained(model_args.model_name_or_path)
+    else:
+        size = splits["train"][0]["pixel_values"].shape[-1]
+        model = DeltaVAEModel(DeltaVAEConfig(image_size=int(size), **model_args.overrides()))
+    trainer = VAETrainer(
+        model=model,
+        args=training_args,
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"],
+        data_collator=ImageCollator(),
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    record_evaluation(model, trainer, training_args, splits, IMAGE_DATASET_NAMES[data_args.dataset])
+    if trainer.is_world_process_zero():
+        model.save_pretrained(training_args.output_dir)
+    return 0
+
+
+def record_evaluation(
+    model: Any, trainer: Any, training_args: Any, splits: dict, dataset: dict[str, str]
+) -> None:
+    """Evaluate the validation and test splits into the model's results."""
+    model.training_summary = hub.training_summary(training_args, trainer.state, dataset["name"])
+    for split in [s for s in ("validation", "test") if s in splits]:
+        prefix = f"{split}_"
+        metrics = trainer.evaluate(splits[split], metric_key_prefix=split)
+        model.evaluation_results[split] = {
+            "split": split,
+            "dataset": dataset,
+            "iw_samples": training_args.iw_samples if training_args.eval_iw_nll else None,
+            "metrics": {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)},
+        }
