@@ -476,23 +476,29 @@ attempt("push_to_hub", lambda: make_model().push_to_hub("org/x"))
 """
 
 
-def run_against(endpoint: str, *args: str) -> subprocess.CompletedProcess:
-    """A Python process whose Hub is `endpoint`."""
-    environment = {**os.environ, "HF_ENDPOINT": endpoint}
-    return subprocess.run(
-        [sys.executable, "-c", *args], capture_output=True, text=True, env=environment, timeout=300
-    )
-
-
-def test_a_silent_server_is_named_and_nothing_waits_on_it(tmp_path):
+def run_against_a_silent_server(*args: str) -> tuple[subprocess.CompletedProcess, str]:
+    """`python -c *args` in a process whose Hub is a server that never answers; returns
+    what it did and the server's endpoint."""
     server, endpoint = serving(None)
+    environment = {**os.environ, "HF_ENDPOINT": endpoint}
     try:
-        completed = run_against(
-            endpoint, SILENT_SERVER_SCRIPT, str(Path(__file__).parent), str(tmp_path / "x")
+        completed = subprocess.run(
+            [sys.executable, "-c", *args],
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=300,
         )
     finally:
         server.RequestHandlerClass.release.set()
         server.shutdown()
+    return completed, endpoint
+
+
+def test_a_silent_server_is_named_and_nothing_waits_on_it(tmp_path):
+    completed, endpoint = run_against_a_silent_server(
+        SILENT_SERVER_SCRIPT, str(Path(__file__).parent), str(tmp_path / "x")
+    )
     lines = {line.split(" ", 1)[0]: line for line in completed.stdout.splitlines()}
     silent = f"the Hub server {endpoint.removeprefix('http://')} did not answer within 1 s"
     assert f"pulling org/x failed: {silent}" in completed.stderr, completed.stderr[-3000:]
@@ -510,7 +516,7 @@ def test_a_bad_timeout_in_the_environment_warns_and_does_not_break_the_import():
     environment = {**os.environ, "VAEHUB_HUB_TIMEOUT": "soon"}
     completed = subprocess.run(
         [sys.executable, "-c", "import vaehub; print(vaehub.network.resolve_timeout(None))"],
-        capture_output=True, text=True, env={**environment}, timeout=120,
+        capture_output=True, text=True, env=environment, timeout=120,
     )  # fmt: skip
     assert completed.returncode == 1  # resolve_timeout itself refuses it...
     assert "VAEHUB_HUB_TIMEOUT='soon' is not a number" in completed.stderr
@@ -531,14 +537,9 @@ def test_a_cached_model_loads_while_the_server_is_silent(hub, tmp_path):
         "assert torch.equal(logits_of(model), torch.load(sys.argv[2])), 'logits differ'\n"
         "print('loaded from the cache')\n"
     )
-    server, endpoint = serving(None)
-    try:
-        completed = run_against(
-            endpoint, script, str(Path(__file__).parent), str(tmp_path / "expected.pt")
-        )
-    finally:
-        server.RequestHandlerClass.release.set()
-        server.shutdown()
+    completed, _ = run_against_a_silent_server(
+        script, str(Path(__file__).parent), str(tmp_path / "expected.pt")
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "loaded from the cache" in completed.stdout
 
