@@ -15,8 +15,12 @@ from typing import Any
 from transformers import PreTrainedConfig
 
 from vaehub import priors
+from vaehub.posteriors import POSTERIOR_FAMILIES
 
 PRIOR_FAMILIES = ("standard", "constrained", "ar1")
+# Defaults of the richer posteriors (SPEC §7.2–7.3) when their sizes are not given.
+DEFAULT_FLOW_LENGTH = {"planar": 8, "iaf": 2}
+DEFAULT_POSTERIOR_HIDDEN_SIZE = 64
 ALPHA_SPREADS = ("shared", "linear")
 
 
@@ -84,6 +88,20 @@ class VAEConfig(PreTrainedConfig):
             `posterior_std_max`; for `"ar1"` it resolves `ar1_alpha`. After construction
             it always holds the committed rate of the resolved family (0 for
             `"standard"`).
+        posterior (`str`, defaults to `"gaussian"`):
+            The family of q(z|x) (`vaehub.posteriors`): `"gaussian"` (diagonal, σ as the
+            prior family says), `"planar"` or `"iaf"` (that Gaussian through a
+            normalizing flow of `flow_length` steps conditioned on the encoder's
+            features), or `"auxiliary"` (an auxiliary variable v of `auxiliary_size`
+            with q(v|x) q(z|v,x) and a reverse model r(v|x,z)). A flow or auxiliary
+            posterior no longer guarantees KL ≥ δ: that is a property of the Gaussian
+            families of `"constrained"` and `"ar1"`.
+        flow_length (`int`, *optional*):
+            Steps of a flow posterior (0 is the Gaussian itself); default 8 planar, 2 IAF.
+        posterior_hidden_size (`int`, *optional*):
+            Hidden units of the IAF's MADE and the auxiliary family's networks (64).
+        auxiliary_size (`int`, *optional*):
+            Channels of the auxiliary variable v (default `latent_size`).
     """
 
     model_type = "vae"
@@ -98,6 +116,10 @@ class VAEConfig(PreTrainedConfig):
         ar1_alpha_spread: str = "shared",
         latent_length: int = 1,
         committed_rate: float | None = None,
+        posterior: str = "gaussian",
+        flow_length: int | None = None,
+        posterior_hidden_size: int | None = None,
+        auxiliary_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         self.latent_size = latent_size
@@ -108,6 +130,10 @@ class VAEConfig(PreTrainedConfig):
         self.ar1_alpha_spread = ar1_alpha_spread
         self.latent_length = latent_length
         self.committed_rate = committed_rate
+        self.posterior = posterior
+        self.flow_length = flow_length
+        self.posterior_hidden_size = posterior_hidden_size
+        self.auxiliary_size = auxiliary_size
         self._validate()
         super().__init__(**kwargs)
 
@@ -158,12 +184,36 @@ class VAEConfig(PreTrainedConfig):
         else:
             self._reject_unused(("posterior_std_max",))
             self._resolve_ar1()
+        self._resolve_posterior()
 
-    def _reject_unused(self, fields: tuple[str, ...]) -> None:
+    def _reject_unused(self, fields: tuple[str, ...], by: str = "prior") -> None:
         for field in fields:
             value = getattr(self, field)
             if value is not None:
-                raise _fail(field, value, f"it is not used by prior={self.prior!r}; leave it unset")
+                raise _fail(
+                    field, value, f"it is not used by {by}={getattr(self, by)!r}; leave it unset"
+                )
+
+    def _resolve_posterior(self) -> None:
+        check_choice("posterior", self.posterior, POSTERIOR_FAMILIES)
+        if self.posterior == "gaussian":
+            self._reject_unused(
+                ("flow_length", "posterior_hidden_size", "auxiliary_size"), "posterior"
+            )
+            return
+        if self.posterior in DEFAULT_FLOW_LENGTH:
+            self._reject_unused(("auxiliary_size",), "posterior")
+            if self.flow_length is None:
+                self.flow_length = DEFAULT_FLOW_LENGTH[self.posterior]
+            check_int("flow_length", self.flow_length, minimum=0)
+        else:
+            self._reject_unused(("flow_length",), "posterior")
+            if self.auxiliary_size is None:
+                self.auxiliary_size = self.latent_size
+            check_int("auxiliary_size", self.auxiliary_size)
+        if self.posterior_hidden_size is None:
+            self.posterior_hidden_size = DEFAULT_POSTERIOR_HIDDEN_SIZE
+        check_int("posterior_hidden_size", self.posterior_hidden_size)
 
     def _resolve_constrained(self) -> None:
         # Every latent value is constrained: latent_size channels at latent_length positions.

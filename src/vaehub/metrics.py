@@ -1,13 +1,15 @@
 """The numbers that decide whether a VAE collapsed (SPEC §3, He et al. 2019's protocol).
 
 Every metric needs only three things from a model, so the text VAE and the image δ-VAE
-share them unchanged:
+share them unchanged, whatever their posterior family:
 
-- `model.encode(**batch)` → the posterior q(z|x), a distribution with `rsample`,
-  `log_prob`, `entropy`, `mean` (a `vaehub.DiagonalGaussian` for the built-in models);
-- `model.prior` → p(z), with `log_prob` and `kl_divergence` from the posterior (or
-  `model.prior_for(**batch)`, where the prior depends on the batch: sequential latents
-  as long as each sentence);
+- `model.encode(**batch)` → the posterior q(z|x), a distribution with `sample`,
+  `log_prob`, `mean` and `sample_and_log_prob` (`vaehub.posteriors`); with
+  `refine_steps`, `model.posterior_parameters(**batch)` and `model.posterior_from(λ)`,
+  between which SVI refines λ (`vaehub.svi`);
+- `model.prior` → p(z), with `log_prob` (or `model.prior_for(**batch)`, where the prior
+  depends on the batch: sequential latents as long as each sentence); KL comes from
+  `vaehub.kl`, in closed form or estimated with `kl_samples` samples;
 - `model.log_likelihood(**batch, z=z)` → log p(x|z) per example, for z of shape
   `(samples, batch, *latent)`;
 
@@ -28,9 +30,12 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from vaehub.priors import kl_divergence
+from vaehub import svi
+from vaehub.kl import latent_kl
 
 AU_THRESHOLD = 0.01
+# Samples of the Monte Carlo KL of a posterior without a closed form, at evaluation.
+KL_SAMPLES = 16
 
 
 def _check_samples(num_samples: int) -> None:
@@ -39,31 +44,56 @@ def _check_samples(num_samples: int) -> None:
 
 
 @torch.no_grad()
-def importance_weighted_log_likelihood(
-    model: nn.Module, batch: dict[str, Tensor], num_samples: int = 500, max_units: int = 4096
+def log_importance_weights(
+    model: nn.Module,
+    batch: dict[str, Tensor],
+    posterior: Any,
+    num_samples: int,
+    max_units: int = 4096,
 ) -> Tensor:
-    """log p(x) ≈ logsumexp_k [log p(x|z_k) + log p(z_k) − log q(z_k|x)] − log K, z_k ~ q(z|x).
+    """log p(x|z_k) + log p(z_k) − log q(z_k|x) for K samples z_k ~ q(z|x).
 
     The K samples of all examples of the batch go through the decoder together, in chunks
     of at most `max_units` scored tokens or pixels (samples × the batch's units), so memory
-    is bounded by `max_units` whatever K is.
+    is bounded by `max_units` whatever K is. Their mean is the ELBO, their log-mean-exp
+    the IW bound.
 
     Returns:
-        `(batch,)` in nats.
+        `(K, batch)` in nats.
     """
     _check_samples(num_samples)
-    posterior = model.encode(**batch)
     prior = prior_of(model, batch)
     batch_units = int(model.units_per_example(**batch).sum())
     per_chunk = max(1, max_units // max(1, batch_units))
     log_weights = []
     for start in range(0, num_samples, per_chunk):
         k = min(per_chunk, num_samples - start)
-        z = posterior.sample((k,))
-        log_weights.append(
-            model.log_likelihood(**batch, z=z) + prior.log_prob(z) - posterior.log_prob(z)
-        )
-    return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(num_samples)
+        z, log_q = posterior.sample_and_log_prob((k,))
+        log_weights.append(model.log_likelihood(**batch, z=z) + prior.log_prob(z) - log_q)
+    return torch.cat(log_weights)
+
+
+@torch.no_grad()
+def importance_weighted_log_likelihood(
+    model: nn.Module,
+    batch: dict[str, Tensor],
+    num_samples: int = 500,
+    max_units: int = 4096,
+    posterior: Any = None,
+) -> Tensor:
+    """log p(x) ≈ logsumexp_k [log p(x|z_k) + log p(z_k) − log q(z_k|x)] − log K, z_k ~ q(z|x),
+    with memory bounded by `max_units` whatever K is (`log_importance_weights`).
+
+    Args:
+        posterior: q(z|x) to sample from (a refined one, say); the encoder's by default.
+    Returns:
+        `(batch,)` in nats.
+    """
+    _check_samples(num_samples)
+    if posterior is None:
+        posterior = model.encode(**batch)
+    log_weights = log_importance_weights(model, batch, posterior, num_samples, max_units)
+    return torch.logsumexp(log_weights, dim=0) - math.log(num_samples)
 
 
 @torch.no_grad()
@@ -104,11 +134,17 @@ def evaluate_vae(
     active_unit_threshold: float = AU_THRESHOLD,
     show_progress: bool = False,
     total: int | None = None,
+    refine_steps: int = 0,
+    kl_samples: int = KL_SAMPLES,
 ) -> dict[str, Any]:
     """Every collapse metric over a dataset, in one pass.
 
     Args:
         batches: dicts of tensors, as `model.forward` takes them.
+        refine_steps: K > 0 evaluates with the posterior refined by K SVI steps from the
+            encoder's (SPEC §7.1; Kim et al.'s step size, momentum and clipping): every
+            metric then describes q(z|x; λ_K).
+        kl_samples: samples of the Monte Carlo KL for a posterior with no closed form.
         show_progress: a progress bar counting examples (with a rate, and with a total and
             a time left when `total` examples are announced).
         iw_samples: K for the importance-weighted NLL; `None` skips it (it is costly).
@@ -118,7 +154,12 @@ def evaluate_vae(
         a dict with, per example in nats: `reconstruction` (one z ~ q), `kl`, `neg_elbo`;
         `mi` (nats), `active_units` and `au_variance` (per latent dimension), `kl_per_dim`;
         with `iw_samples`: `nll` and `ppl` (text) or `bits_per_dim` (images).
+        `kl_per_dim` only where the KL has a closed form; `refine_steps` when K > 0.
     """
+    svi.check_svi_options(
+        refine_steps, svi.DEFAULT_LEARNING_RATE, svi.DEFAULT_MOMENTUM, svi.DEFAULT_MAX_GRAD_NORM
+    )
+    _check_samples(kl_samples)
     was_training = model.training
     model.eval()
     totals = {"reconstruction": 0.0, "kl": 0.0, "nll": 0.0, "units": 0.0}
@@ -136,11 +177,10 @@ def evaluate_vae(
     )
     try:
         for batch in batches:
-            posterior = model.encode(**batch)
+            posterior = posterior_of(model, batch, refine_steps)
             z = posterior.sample()
             prior = prior_of(model, batch)
-            kl_dims = prior.kl_per_dim(posterior) if hasattr(prior, "kl_per_dim") else None
-            kl = kl_dims.sum(-1) if kl_dims is not None else kl_divergence(posterior, prior, z)
+            kl, kl_dims = latent_kl(posterior, prior, samples=kl_samples)
             reconstruction = -model.log_likelihood(**batch, z=z.unsqueeze(0))[0]
             n = z.shape[0]
             totals["reconstruction"] += reconstruction.sum().item()
@@ -152,7 +192,9 @@ def evaluate_vae(
             mi_weights.append(n)
             means.append(posterior_mean_units(posterior))
             if iw_samples is not None:
-                log_px = importance_weighted_log_likelihood(model, batch, iw_samples, max_units)
+                log_px = importance_weighted_log_likelihood(
+                    model, batch, iw_samples, max_units, posterior
+                )
                 totals["nll"] += -log_px.sum().item()
             count += n
             progress.update(n)
@@ -177,6 +219,8 @@ def evaluate_vae(
     }
     if kl_per_dim is not None:
         results["kl_per_dim"] = (kl_per_dim / count).tolist()
+    if refine_steps:
+        results["refine_steps"] = refine_steps
     if iw_samples is not None:
         results["nll"] = totals["nll"] / count
         results["iw_samples"] = iw_samples
@@ -185,6 +229,14 @@ def evaluate_vae(
         else:
             results["bits_per_dim"] = bits_per_dim(totals["nll"] / count, totals["units"] / count)
     return results
+
+
+def posterior_of(model: nn.Module, batch: dict[str, Tensor], refine_steps: int = 0) -> Any:
+    """q(z|x) for a batch: the encoder's, or refined by `refine_steps` SVI steps."""
+    if not refine_steps:
+        return model.encode(**batch)
+    parameters = svi.refine(model, batch, model.posterior_parameters(**batch), refine_steps)
+    return model.posterior_from(parameters)
 
 
 def prior_of(model: nn.Module, batch: dict[str, Tensor]) -> Any:

@@ -1,7 +1,7 @@
 """The image δ-VAE (Razavi et al. 2019; SPEC §4): committed-rate latents, an anti-causal
 encoder and a Gated PixelCNN decoder.
 
-    pixel_values ─▶ encoder ─▶ q(z|x) = prior.posterior(μ, scale)    (a distribution)
+    pixel_values ─▶ encoder ─▶ (μ, scale, features) ─▶ q(z|x) of config.posterior
         anticausal: reverse raster order → masked causal conv stack → reverse back, so the
                     latent at pixel t (a `latent_size`-channel map at image resolution,
                     the AR(1) sequence in raster order) sees only pixels ≥ t
@@ -29,8 +29,9 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from vaehub.configuration_vae import DeltaVAEConfig
-from vaehub.modeling_utils import VAEPreTrainedModel, interpolate_latents
-from vaehub.priors import DiagonalGaussian, LatentPrior, prior_from_config
+from vaehub.modeling_utils import VAEPreTrainedModel, in_loss_precision, interpolate_latents
+from vaehub.posteriors import PosteriorHead, PosteriorParameters
+from vaehub.priors import LatentPrior, prior_from_config
 
 
 @dataclass
@@ -41,11 +42,13 @@ class DeltaVAEOutput(ModelOutput):
         loss: `()` mean over the batch of the negative ELBO.
         reconstruction_nll: `(batch,)` −log p(x|z) in nats, summed over pixel values.
         kl: `(batch,)` KL(q(z|x) ‖ p(z)) in nats, ≥ the committed rate.
-        kl_per_dim: `(batch, latent_size)` the KL split over latent channels.
+        kl_per_dim: `(batch, latent_size)` the KL split over latent channels (`None` for
+            a posterior family whose KL has no closed form).
         logits: `(batch, channels, height, width)` (Bernoulli) or
             `(batch, channels, 256, height, width)` (categorical).
         z: `(batch, *latent_shape)` the latent the decoder was given.
-        posterior_mean, posterior_std: `(batch, *latent_shape)`.
+        posterior_mean, posterior_std: `(batch, *latent_shape)` (the std of a Gaussian
+            posterior only).
     """
 
     loss: Tensor | None = None
@@ -199,14 +202,18 @@ class AntiCausalEncoder(nn.Module):
             layers += [MaskedConv2d(width, width, k, "B"), nn.ReLU()]
         self.stack = nn.Sequential(*layers)
         self.to_posterior = nn.Conv2d(width, 2 * config.latent_size, 1)
+        self.context_size = width
 
-    def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
-        """`(batch, channels, H, W)` → mean and scale parameter `(batch, H·W, latent_size)`."""
+    def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """`(batch, channels, H, W)` → mean and scale parameter `(batch, H·W, latent_size)`
+        and each pixel's features `(batch, H·W, encoder_channels)`, in raster order."""
         reverse = torch.flip(inputs, dims=(2, 3))
-        features = torch.flip(self.to_posterior(self.stack(reverse)), dims=(2, 3))
+        hidden = self.stack(reverse)
+        features = torch.flip(self.to_posterior(hidden), dims=(2, 3))
         sequence = features.flatten(2).transpose(1, 2)  # raster order
         mean, scale = sequence.chunk(2, dim=-1)
-        return mean, scale
+        context = torch.flip(hidden, dims=(2, 3)).flatten(2).transpose(1, 2)
+        return mean, scale, context
 
 
 class ResidualBlock(nn.Module):
@@ -242,11 +249,14 @@ class ResNetEncoder(nn.Module):
             size = (size + stride - 1) // stride
         self.blocks = nn.Sequential(*blocks)
         self.to_posterior = nn.Linear(width * size * size, 2 * config.latent_size)
+        self.context_size = width * size * size
 
-    def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
-        """`(batch, channels, H, W)` → mean and scale parameter `(batch, latent_size)`."""
-        mean, scale = self.to_posterior(self.blocks(inputs).flatten(1)).chunk(2, dim=-1)
-        return mean, scale
+    def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """`(batch, channels, H, W)` → mean and scale parameter `(batch, latent_size)` and
+        the features they come from `(batch, encoder_channels · h · w)`."""
+        features = self.blocks(inputs).flatten(1)
+        mean, scale = self.to_posterior(features).chunk(2, dim=-1)
+        return mean, scale, features
 
 
 class DeltaVAEPreTrainedModel(VAEPreTrainedModel):
@@ -278,6 +288,7 @@ class DeltaVAEModel(DeltaVAEPreTrainedModel):
             else ResNetEncoder(config)
         )
         self.decoder = GatedPixelCNN(config)
+        self.posterior_head = PosteriorHead(config, self.encoder.context_size)
         self.post_init()
 
     # --- the three pieces every objective and metric uses -----------------------------
@@ -296,10 +307,14 @@ class DeltaVAEModel(DeltaVAEPreTrainedModel):
         """δ: no input's KL(q(z|x) ‖ p(z)) is below it, in nats."""
         return self.prior.committed_rate
 
-    def encode(self, pixel_values: Tensor) -> DiagonalGaussian:
-        """q(z|x) for `(batch, channels, H, W)` images (binary, or 0–255 for categorical)."""
-        mean, scale = self.encoder(self._inputs(pixel_values))
-        return self.prior.posterior(mean, scale)
+    def encode(self, pixel_values: Tensor) -> Any:
+        """q(z|x), of `config.posterior`'s family, for `(batch, channels, H, W)` images
+        (binary, or 0–255 for categorical)."""
+        return self.posterior_from(self.posterior_parameters(pixel_values))
+
+    def posterior_parameters(self, pixel_values: Tensor, **unused: Any) -> PosteriorParameters:
+        """The encoder's λ = (μ, scale) and features for `(batch, channels, H, W)` images."""
+        return PosteriorParameters(*self.encoder(self._inputs(pixel_values)))
 
     def log_likelihood(self, pixel_values: Tensor, z: Tensor) -> Tensor:
         """log p(x|z) in nats, summed over pixel values.
@@ -329,7 +344,11 @@ class DeltaVAEModel(DeltaVAEPreTrainedModel):
     # --- forward ----------------------------------------------------------------------
 
     def forward(
-        self, pixel_values: Tensor, z: Tensor | None = None, **kwargs: Any
+        self,
+        pixel_values: Tensor,
+        z: Tensor | None = None,
+        posterior_parameters: PosteriorParameters | None = None,
+        **kwargs: Any,
     ) -> DeltaVAEOutput:
         """The ELBO's parts for a batch of images.
 
@@ -337,23 +356,21 @@ class DeltaVAEModel(DeltaVAEPreTrainedModel):
             pixel_values: `(batch, channels, H, W)`: 0/1 for Bernoulli, 0–255 for
                 categorical output.
             z: `(batch, *latent_shape)` a latent to decode instead of a sample of q(z|x).
+            posterior_parameters: λ to use instead of the encoder's (SVI refinement).
         """
-        targets = self._check_pixels(pixel_values)
-        posterior = self.encode(targets)
-        z = self.latent_for(posterior, z)
-        kl_per_dim = self.prior.kl_per_dim(posterior)
-        kl = kl_per_dim.sum(-1)
-        nll, logits = self._reconstruction_nll(targets, z)
-        return DeltaVAEOutput(
-            loss=(nll + kl).mean(),
-            reconstruction_nll=nll,
-            kl=kl,
-            kl_per_dim=kl_per_dim,
-            logits=logits,
-            z=z,
-            posterior_mean=posterior.mean,
-            posterior_std=posterior.std,
-        )
+        batch = self.checked_batch(pixel_values)
+        if posterior_parameters is None:
+            posterior_parameters = self.posterior_parameters(**batch)
+        return self.elbo_terms(batch, posterior_parameters, z)
+
+    def checked_batch(self, pixel_values: Tensor, **unused: Any) -> dict[str, Tensor]:
+        """The batch as the model's methods take it: `pixel_values`, checked."""
+        return {"pixel_values": self._check_pixels(pixel_values)}
+
+    output_class = DeltaVAEOutput
+
+    def reconstruction(self, batch: dict[str, Tensor], z: Tensor) -> tuple[Tensor, Tensor]:
+        return self._reconstruction_nll(batch["pixel_values"], z)
 
     def _latent_map(self, z: Tensor) -> Tensor:
         """`(batch, *latent_shape)` → `(batch, latent_size, h, w)`, h = w = image size or 1."""
@@ -366,10 +383,14 @@ class DeltaVAEModel(DeltaVAEPreTrainedModel):
         conditioning = self.decoder.conditioning(self._latent_map(z))
         logits = self.decoder(self._scaled(targets), conditioning)
         if self.config.output_distribution == "bernoulli":
-            nll = F.binary_cross_entropy_with_logits(logits.float(), targets, reduction="none")
+            nll = F.binary_cross_entropy_with_logits(
+                in_loss_precision(logits), targets, reduction="none"
+            )
         else:
             # Classes sit on dim 2 of (batch, channels, 256, H, W); cross_entropy wants dim 1.
-            nll = F.cross_entropy(logits.float().transpose(1, 2), targets.long(), reduction="none")
+            nll = F.cross_entropy(
+                in_loss_precision(logits).transpose(1, 2), targets.long(), reduction="none"
+            )
         return nll.flatten(1).sum(-1), logits
 
     # --- images in and out ------------------------------------------------------------
@@ -472,15 +493,19 @@ class DeltaVAEModel(DeltaVAEPreTrainedModel):
     @torch.no_grad()
     def generate(
         self,
-        num_samples: int | None = None,
         z: Tensor | None = None,
+        num_samples: int | None = None,
         greedy: bool = False,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Images from latents drawn from the prior (sequentially, for AR(1)) or given.
+        """Images from latents given, or drawn from the prior (sequentially, for AR(1)):
+        the same leading arguments as `TextVAEModel.generate`.
 
+        Args:
+            z: `(batch, *latent_shape)` latents to decode; `None` samples `num_samples`.
+            greedy: take each pixel's most likely value instead of sampling it.
         Returns:
-            `(num_samples, channels, H, W)`.
+            `(batch or num_samples, channels, H, W)`.
         """
         z = self.latents_to_decode(z, num_samples)
         return self.decode(z, greedy=greedy, generator=generator)

@@ -1,7 +1,7 @@
 """The LSTM text VAE of Bowman et al. 2016 in the configuration of He et al. 2019 (SPEC §5).
 
-    input_ids ─▶ encoder: embedding → LSTM → last hidden state → linear → (μ, scale)
-                          └─▶ posterior q(z|x) = prior.posterior(μ, scale)  (a distribution)
+    input_ids ─▶ encoder: embedding → LSTM → last hidden state h → linear → (μ, scale)
+                          └─▶ posterior q(z|x) of config.posterior from (μ, scale, h)
     z ~ q(z|x) ─▶ decoder: [embedding (dropout) ; z] every step → LSTM with state from z
                           → dropout → linear → logits over the vocabulary
 
@@ -28,8 +28,9 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.utils import ModelOutput
 
 from vaehub.configuration_vae import TextVAEConfig
-from vaehub.modeling_utils import VAEPreTrainedModel, interpolate_latents
-from vaehub.priors import DiagonalGaussian, LatentPrior, prior_from_config
+from vaehub.modeling_utils import VAEPreTrainedModel, in_loss_precision, interpolate_latents
+from vaehub.posteriors import PosteriorHead, PosteriorParameters
+from vaehub.priors import LatentPrior, prior_from_config
 from vaehub.tokenization import (
     check_texts,
     check_tokenizer_fits,
@@ -50,12 +51,13 @@ class TextVAEOutput(ModelOutput):
         loss: `()` mean over the batch of the negative ELBO, reconstruction_nll + kl.
         reconstruction_nll: `(batch,)` −log p(x|z) in nats, summed over target tokens.
         kl: `(batch,)` KL(q(z|x) ‖ p(z)) in nats.
-        kl_per_dim: `(batch, latent_size)` the KL split over latent dimensions.
+        kl_per_dim: `(batch, latent_size)` the KL split over latent dimensions (`None`
+            for a posterior family whose KL has no closed form).
         logits: `(batch, seq_len − 1, vocab_size)` the decoder's prediction of
             `input_ids[:, 1:]`.
         z: `(batch, latent_size)` the latent the decoder was given.
         posterior_mean: `(batch, latent_size)` mean of q(z|x).
-        posterior_std: `(batch, latent_size)` standard deviation of q(z|x).
+        posterior_std: `(batch, latent_size)` standard deviation of a Gaussian q(z|x).
         num_tokens: `(batch,)` target tokens per sentence, `</s>` included.
     """
 
@@ -100,6 +102,7 @@ class TextVAEEncoder(nn.Module):
     def __init__(self, config: TextVAEConfig) -> None:
         super().__init__()
         self.sequential = config.prior == "ar1"
+        self.context_size = config.encoder_hidden_size
         self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size)
         self.lstm = nn.LSTM(config.embedding_size, config.encoder_hidden_size, batch_first=True)
         # No bias, as in He et al.: a bias lets q(z|x) settle on one input-independent
@@ -108,14 +111,15 @@ class TextVAEEncoder(nn.Module):
             config.encoder_hidden_size, 2 * config.latent_size, bias=False
         )
 
-    def forward(self, input_ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, input_ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """
         Args:
             input_ids: `(batch, seq_len)` right-padded.
             lengths: `(batch,)` tokens per sentence.
         Returns:
             mean and scale parameter of q(z|x), each `(batch, latent_size)`, or
-            `(batch, seq_len − 1, latent_size)` (one per decoder step) when sequential.
+            `(batch, seq_len − 1, latent_size)` (one per decoder step) when sequential;
+            and the features they come from, `(batch, [seq_len − 1,] encoder_hidden_size)`.
         """
         if self.sequential:
             # Reverse each sentence within its own length (padding stays put), read it
@@ -125,15 +129,15 @@ class TextVAEEncoder(nn.Module):
             last = (lengths - 1).unsqueeze(1)
             order = torch.where(steps < lengths.unsqueeze(1), last - steps, steps)
             outputs, _ = self.lstm(self.embed_tokens(input_ids.gather(1, order)))
-            outputs = outputs.gather(1, order.unsqueeze(-1).expand_as(outputs))
-            mean, scale = self.to_posterior(outputs[:, :-1]).chunk(2, dim=-1)
-            return mean, scale
+            outputs = outputs.gather(1, order.unsqueeze(-1).expand_as(outputs))[:, :-1]
+            mean, scale = self.to_posterior(outputs).chunk(2, dim=-1)
+            return mean, scale, outputs
         outputs, _ = self.lstm(self.embed_tokens(input_ids))
         # The LSTM reads left to right, so its output at a sentence's last token is the
         # sentence's own, whatever padding follows (and cheaper than packing).
         last = outputs[torch.arange(input_ids.shape[0], device=input_ids.device), lengths - 1]
         mean, scale = self.to_posterior(last).chunk(2, dim=-1)
-        return mean, scale
+        return mean, scale, last
 
 
 class TextVAEDecoder(nn.Module):
@@ -209,6 +213,7 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
         super().__init__(config)
         self.encoder = TextVAEEncoder(config)
         self.decoder = TextVAEDecoder(config)
+        self.posterior_head = PosteriorHead(config, self.encoder.context_size)
         self.tokenizer: PreTrainedTokenizerBase | None = None
         self.post_init()
         self.generation_config.max_length = config.max_sequence_length
@@ -251,7 +256,7 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
 
     def encode(
         self, input_ids: str | Sequence[str] | Tensor, attention_mask: Tensor | None = None
-    ) -> DiagonalGaussian:
+    ) -> Any:
         """q(z|x) for sentences given as strings or as token ids.
 
         Args:
@@ -259,17 +264,25 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
                 (`<s> … </s>`, right-padded).
             attention_mask: `(batch, seq_len)` 1 on tokens, 0 on padding (ids only).
         Returns:
-            a `DiagonalGaussian` with `.mean` and `.std` of shape `(batch, latent_size)`,
-            or `(batch, seq_len − 1, latent_size)` for sequential latents (masked past each
+            the posterior of `config.posterior` (a `DiagonalGaussian` with `.mean` and
+            `.std` for `"gaussian"`) over `(batch, latent_size)`, or
+            `(batch, seq_len − 1, latent_size)` for sequential latents (masked past each
             sentence's steps).
         """
         input_ids, attention_mask = self._as_ids(input_ids, attention_mask)
+        return self.posterior_from(self.posterior_parameters(input_ids, attention_mask))
+
+    def posterior_parameters(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, **unused: Any
+    ) -> PosteriorParameters:
+        """The encoder's λ = (μ, scale) and features for `(batch, seq_len)` token ids."""
+        input_ids, attention_mask = self._check_ids(input_ids, attention_mask)
         lengths = attention_mask.sum(-1)
-        mean, scale = self.encoder(input_ids, lengths)
+        mean, scale, context = self.encoder(input_ids, lengths)
         if not self.sequential:
-            return self.prior.posterior(mean, scale)
+            return PosteriorParameters(mean, scale, context)
         steps = torch.arange(mean.shape[1], device=mean.device)
-        return self.prior.posterior(mean, scale, mask=steps < (lengths - 1).unsqueeze(1))
+        return PosteriorParameters(mean, scale, context, steps < (lengths - 1).unsqueeze(1))
 
     def log_likelihood(self, input_ids: Tensor, attention_mask: Tensor | None, z: Tensor) -> Tensor:
         """log p(x|z) in nats, summed over target tokens.
@@ -309,6 +322,7 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
         input_ids: Tensor | None = None,
         attention_mask: Tensor | None = None,
         z: Tensor | None = None,
+        posterior_parameters: PosteriorParameters | None = None,
         decoder_latent: Tensor | None = None,
         cache: DecoderState | None = None,
         use_cache: bool | None = None,
@@ -321,6 +335,7 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
             input_ids: `(batch, seq_len)` `<s> w₁ … wₙ </s>`, right-padded.
             attention_mask: `(batch, seq_len)` 1 on tokens, 0 on padding.
             z: `(batch, latent_size)` a latent to decode instead of a sample of q(z|x).
+            posterior_parameters: λ to use instead of the encoder's (SVI refinement).
             decoder_latent: `(batch, latent_size)`; when given, run only the decoder as a
                 language model conditioned on it, the step `generate` takes. Returns
                 `CausalLMOutputWithPast` whose `cache` is the decoder state.
@@ -328,26 +343,28 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
         """
         if decoder_latent is not None or cache is not None:
             return self._decoder_step(input_ids, decoder_latent, cache)
+        batch = self.checked_batch(input_ids, attention_mask)
+        if posterior_parameters is None:
+            posterior_parameters = self.posterior_parameters(**batch)
+        return self.elbo_terms(batch, posterior_parameters, z)
+
+    def checked_batch(
+        self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None, **unused: Any
+    ) -> dict[str, Tensor]:
+        """The batch as the model's methods take it: `input_ids` and `attention_mask`
+        `(batch, seq_len)`, checked."""
         input_ids, attention_mask = self._check_ids(input_ids, attention_mask)
-        posterior = self.encode(input_ids, attention_mask)
-        z = self.latent_for(posterior, z)
-        kl_per_dim = self.prior_for(input_ids, attention_mask).kl_per_dim(posterior)
-        kl = kl_per_dim.sum(-1)
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+    output_class = TextVAEOutput
+
+    def reconstruction(self, batch: dict[str, Tensor], z: Tensor) -> tuple[Tensor, Tensor]:
+        input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
         decoder_ids = self._word_dropout(input_ids[:, :-1], attention_mask[:, :-1])
-        nll, logits = self._reconstruction_nll(
-            input_ids, attention_mask, z, decoder_ids=decoder_ids
-        )
-        return TextVAEOutput(
-            loss=(nll + kl).mean(),
-            reconstruction_nll=nll,
-            kl=kl,
-            kl_per_dim=kl_per_dim,
-            logits=logits,
-            z=z,
-            posterior_mean=posterior.mean,
-            posterior_std=posterior.std,
-            num_tokens=attention_mask[:, 1:].sum(-1),
-        )
+        return self._reconstruction_nll(input_ids, attention_mask, z, decoder_ids=decoder_ids)
+
+    def output_extras(self, batch: dict[str, Tensor]) -> dict[str, Any]:
+        return {"num_tokens": batch["attention_mask"][:, 1:].sum(-1)}
 
     def _reconstruction_nll(
         self,
@@ -369,7 +386,9 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
             # otherwise copy its weight per sentence; log-softmax in float32 whatever the
             # autocast dtype of the logits.
             logits = self.decoder.lm_head(hidden.reshape(batch * steps, size))
-            token_nll = F.cross_entropy(logits.float(), targets.reshape(-1), reduction="none")
+            token_nll = F.cross_entropy(
+                in_loss_precision(logits), targets.reshape(-1), reduction="none"
+            )
             nll = (token_nll.view(batch, steps) * mask).sum(-1)
             return nll, logits.view(batch, steps, -1)
         # Without logits to return, score the real tokens only (padding costs nothing), a
@@ -380,7 +399,7 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
         token_nll = torch.cat(
             [
                 F.cross_entropy(
-                    self.decoder.lm_head(hidden[i : i + SCORING_BLOCK_ROWS]).float(),
+                    in_loss_precision(self.decoder.lm_head(hidden[i : i + SCORING_BLOCK_ROWS])),
                     real_targets[i : i + SCORING_BLOCK_ROWS],
                     reduction="none",
                 )
@@ -488,7 +507,7 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
         z = posterior.sample() if sample else posterior.mean
         return self.generate_sentences(self._continued(z, posterior), **generation_kwargs)
 
-    def _continued(self, z: Tensor, posterior: DiagonalGaussian) -> Tensor:
+    def _continued(self, z: Tensor, posterior: Any) -> Tensor:
         """Sequential latents of encoded sentences, continued past each one's own steps
         with the AR(1) conditional mean, for generations longer than the sentence."""
         if not self.sequential:
@@ -635,7 +654,6 @@ class TextVAEModel(TextVAEPreTrainedModel, GenerationMixin):
         self.tokenizer = tokenizer
 
 
-
 # Generation options that must be whole numbers ≥ their minimum, and numbers in a range.
 WHOLE_OPTIONS = {
     "num_beams": 1, "num_return_sequences": 1, "max_new_tokens": 1, "max_length": 1,
@@ -652,9 +670,7 @@ def check_generation_options(options: dict[str, Any]) -> None:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(
-                f"{name}={value!r} is not valid: expected an integer >= {minimum}."
-            )
+            raise ValueError(f"{name}={value!r} is not valid: expected an integer >= {minimum}.")
     for name in POSITIVE_OPTIONS:
         value = options.get(name)
         if value is not None and not (isinstance(value, (int, float)) and value > 0):

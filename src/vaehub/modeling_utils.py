@@ -7,6 +7,14 @@
   and written back by `save_pretrained`.
 - `push_to_hub` uploads what `save_pretrained` writes, with a model card rendered from
   those results (`vaehub.hub`).
+- `elbo_terms` is the forward pass every model shares:
+
+      encoder → PosteriorParameters λ ─▶ posterior q(z|x) (config.posterior)
+              ─▶ z ~ q (with log q) ─▶ KL(q‖p) (`vaehub.kl`) ─▶ −log p(x|z)
+              ─▶ per-example terms (the model's output class)
+
+  A model supplies `posterior_parameters(**batch)` (its encoder), `reconstruction(batch,
+  z)` (its decoder) and `output_class`; SVI refinement (`vaehub.svi`) replaces λ.
 """
 
 from __future__ import annotations
@@ -17,10 +25,13 @@ import tempfile
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.distributions import Distribution
 from transformers import PreTrainedModel
 
 from vaehub import checkpoints, hub
+from vaehub.kl import latent_kl
+from vaehub.posteriors import PosteriorParameters
 
 # Result files looked for on the Hub, where a folder cannot be listed cheaply.
 RESULT_FILES = ("eval_test.json", "eval_validation.json", hub.TRAINING_FILE)
@@ -45,6 +56,11 @@ class VAEPreTrainedModel(PreTrainedModel):
         """The caller's `z`, or `num_samples` (default 1) draws from p(z) when none is given."""
         if z is None:
             return self.sample_prior(num_samples)
+        if not isinstance(z, Tensor):
+            raise ValueError(
+                f"z must be a tensor of latents, got {type(z).__name__}; to draw latents "
+                "from the prior, pass num_samples=N."
+            )
         if num_samples is not None:
             raise ValueError("give either z or num_samples, not both.")
         check_finite_latent(z)
@@ -66,6 +82,58 @@ class VAEPreTrainedModel(PreTrainedModel):
     def prior_for(self, **batch: Any) -> Any:
         """p(z) for a batch; the same for every batch unless a model says otherwise."""
         return self.prior
+
+    # --- the forward skeleton every model shares ---------------------------------------
+
+    def posterior_parameters(self, **batch: Any) -> PosteriorParameters:
+        """The encoder's λ = (μ, scale) and features for a batch, checked."""
+        raise NotImplementedError
+
+    def reconstruction(self, batch: dict[str, Tensor], z: Tensor) -> tuple[Tensor, Any]:
+        """−log p(x|z) per example `(batch,)` in training mode's decoder, and its logits."""
+        raise NotImplementedError
+
+    def output_extras(self, batch: dict[str, Tensor]) -> dict[str, Any]:
+        """Fields of the output class beyond the ELBO's parts."""
+        return {}
+
+    def posterior_from(self, parameters: PosteriorParameters) -> Distribution:
+        """q(z|x) of the config's posterior family for these parameters."""
+        return self.posterior_head(parameters, self.prior)
+
+    def inference_network_parameters(self) -> list[nn.Parameter]:
+        """φ: the encoder's and the posterior family's own weights (flows, auxiliary)."""
+        return list(self.encoder.parameters()) + list(self.posterior_head.parameters())
+
+    def elbo_terms(
+        self,
+        batch: dict[str, Tensor],
+        parameters: PosteriorParameters,
+        z: Tensor | None = None,
+    ) -> Any:
+        """The ELBO's parts for a checked batch and the posterior's parameters.
+
+        Args:
+            z: `(batch, *latent_shape)` a latent to decode instead of a sample of q(z|x).
+        """
+        posterior = self.posterior_from(parameters)
+        if z is None:
+            z, log_q = posterior.rsample_and_log_prob()
+        else:
+            z, log_q = self.latent_for(posterior, z), None
+        kl, kl_per_dim = latent_kl(posterior, self.prior_for(**batch), z, log_q)
+        nll, logits = self.reconstruction(batch, z)
+        return self.output_class(
+            loss=(nll + kl).mean(),
+            reconstruction_nll=nll,
+            kl=kl,
+            kl_per_dim=kl_per_dim,
+            logits=logits,
+            z=z,
+            posterior_mean=posterior.mean,
+            posterior_std=getattr(posterior, "std", None),
+            **self.output_extras(batch),
+        )
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
         """Write the weights (`model.safetensors`), `config.json`, `generation_config.json`,
@@ -181,6 +249,12 @@ class VAEPreTrainedModel(PreTrainedModel):
                 create_pr=create_pr,
                 source=f"this {type(self).__name__}",
             )
+
+
+def in_loss_precision(logits: Tensor) -> Tensor:
+    """Logits in at least float32 for the log-softmax of a loss: bfloat16 or float16 under
+    autocast are raised to float32, float64 stays float64."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 
 def check_finite_latent(z: Tensor) -> None:

@@ -6,6 +6,8 @@
 
 Free bits are applied to the batch-mean KL of each latent dimension, as Kingma et al.
 2016 do: a dimension below λ nats gets no gradient pushing it further towards the prior.
+A posterior whose KL is only estimated (a flow) has no per-dimension split: its free bits
+hold the whole KL above d·λ.
 """
 
 from __future__ import annotations
@@ -76,17 +78,34 @@ class BetaSchedule:
         return min(1.0, start + (1 - start) * phase / self.ramp_ratio)
 
 
-def kl_term(kl_per_dim: Tensor, free_bits: float = 0.0) -> Tensor:
+def kl_term(
+    kl_per_dim: Tensor | None,
+    free_bits: float = 0.0,
+    kl: Tensor | None = None,
+    latent_size: int | None = None,
+) -> Tensor:
     """The KL part of the loss for a batch, before β.
 
     Args:
-        kl_per_dim: `(batch, latent_size)` KL per example and latent dimension.
+        kl_per_dim: `(batch, latent_size)` KL per example and latent dimension, or `None`
+            for a posterior without a closed-form KL (flows, auxiliary variables).
         free_bits: λ in nats per latent dimension; 0 turns free bits off.
+        kl: `(batch,)` the KL itself, needed when `kl_per_dim` is `None`.
+        latent_size: d, for free bits without a per-dimension split.
     Returns:
-        `()`: mean over the batch of the KL, or Σ_k max(λ, mean_x KL_k).
+        `()`: mean over the batch of the KL, or Σ_k max(λ, mean_x KL_k). Without a
+        per-dimension split, free bits hold the whole KL: max(d·λ, mean_x KL).
     """
     if free_bits < 0:
         raise ValueError(f"free_bits={free_bits!r} is not valid: expected λ >= 0 nats.")
+    if kl_per_dim is None:
+        if kl is None:
+            raise ValueError("kl_term needs kl_per_dim, or kl when there is no split.")
+        if free_bits == 0:
+            return kl.mean()
+        if latent_size is None:
+            raise ValueError("free bits without a per-dimension KL need latent_size.")
+        return torch.clamp(kl.mean(), min=free_bits * latent_size)
     if free_bits == 0:
         return kl_per_dim.sum(-1).mean()
     return torch.clamp(kl_per_dim.mean(0), min=free_bits).sum()

@@ -11,8 +11,8 @@ is built from the encoder's output:
 
 KL(q‖p) from a `DiagonalGaussian` is registered with `torch.distributions.kl_divergence`
 in closed form; the AR(1) one costs O(n·d) through the prior's tridiagonal precision, and
-no dense covariance is ever built. `kl_divergence` here falls back to a one-sample Monte
-Carlo estimate for pairs without a closed form (flows and other posteriors to come).
+no dense covariance is ever built. The posterior families themselves live in
+`vaehub.posteriors`; `vaehub.kl` is where every caller gets KL(q‖p), closed form or not.
 
 Latent shapes: a single vector `(..., d)`, or a sequence `(..., n, d)` with channels last.
 """
@@ -24,71 +24,12 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution, Independent, Normal, constraints, register_kl
-from torch.distributions import kl_divergence as _registered_kl
+from torch.distributions import Distribution, constraints, register_kl
+
+from vaehub.kl import kl_divergence  # noqa: F401  (its home before vaehub.kl)
+from vaehub.posteriors import LOG_VARIANCE_LIMIT, DiagonalGaussian
 
 LOG_2PI = math.log(2 * math.pi)
-# |log σ²| beyond this is clamped: e^30 ≈ 1e13 keeps σ², KL and log q finite in float32 and
-# bfloat16, where e^(s/2) of an encoder's large output would overflow to inf (KL = NaN).
-LOG_VARIANCE_LIMIT = 30.0
-
-
-class DiagonalGaussian(Independent):
-    """N(mean, diag(std²)) over the trailing `event_ndims` dimensions.
-
-    Args:
-        mean: `(*batch, *event)` posterior means.
-        std: `(*batch, *event)` posterior standard deviations, > 0.
-        event_ndims: 1 for a latent vector `(d,)`, 2 for a sequence `(n, d)`.
-    """
-
-    def __init__(
-        self, mean: Tensor, std: Tensor, event_ndims: int = 1, mask: Tensor | None = None
-    ) -> None:
-        """
-        Args:
-            mask: `(*batch, n)` for a sequence `(n, d)` of varying length: 1 where a
-                position belongs to the example. Positions outside count nothing in
-                `log_prob` and `entropy`, and are 0 in samples.
-        """
-        super().__init__(Normal(mean, std, validate_args=False), event_ndims, validate_args=False)
-        if mask is not None and (event_ndims != 2 or mask.shape != mean.shape[:-1]):
-            raise ValueError(
-                f"mask must have shape {tuple(mean.shape[:-1])} for a sequence "
-                f"latent, got {tuple(mask.shape)}."
-            )
-        self.mask = None if mask is None else mask.to(mean.dtype).unsqueeze(-1)
-
-    @property
-    def std(self) -> Tensor:
-        return self.base_dist.scale
-
-    @property
-    def mean(self) -> Tensor:
-        mean = self.base_dist.loc
-        return mean if self.mask is None else mean * self.mask
-
-    def log_prob(self, value: Tensor) -> Tensor:
-        if self.mask is None:
-            return super().log_prob(value)
-        return (self.base_dist.log_prob(value) * self.mask).sum((-2, -1))
-
-    def entropy(self) -> Tensor:
-        if self.mask is None:
-            return super().entropy()
-        return (self.base_dist.entropy() * self.mask).sum((-2, -1))
-
-    def rsample(self, sample_shape: Sequence[int] = ()) -> Tensor:
-        sample = super().rsample(torch.Size(sample_shape))
-        return sample if self.mask is None else sample * self.mask
-
-    def sample(self, sample_shape: Sequence[int] = ()) -> Tensor:
-        with torch.no_grad():
-            return self.rsample(sample_shape)
-
-    @property
-    def log_var(self) -> Tensor:
-        return 2 * torch.log(self.base_dist.scale)
 
 
 class LatentPrior(Distribution):
@@ -114,8 +55,8 @@ class LatentPrior(Distribution):
     def posterior(
         self, mean: Tensor, scale_param: Tensor, mask: Tensor | None = None
     ) -> DiagonalGaussian:
-        """Build q(z|x) from the encoder's outputs; `scale_param` is a log-variance,
-        clamped to ±`LOG_VARIANCE_LIMIT` so that no encoder output overflows.
+        """The Gaussian q(z|x) of this family from the encoder's outputs; `scale_param` is
+        a log-variance, clamped to ±`LOG_VARIANCE_LIMIT` so that no encoder output overflows.
 
         Args:
             mean: `(*batch, *event)`.
@@ -326,23 +267,6 @@ class AR1Prior(LatentPrior):
 @register_kl(DiagonalGaussian, LatentPrior)
 def _kl_diagonal_latent_prior(q: DiagonalGaussian, p: LatentPrior) -> Tensor:
     return p.kl_per_dim(q).sum(-1)
-
-
-def kl_divergence(q: Distribution, p: Distribution, z: Tensor | None = None) -> Tensor:
-    """KL(q‖p) in closed form where one is registered, else log q(z) − log p(z) at `z`.
-
-    Args:
-        z: `(*batch, *event)` a sample from q, needed only without a closed form.
-    """
-    try:
-        return _registered_kl(q, p)
-    except NotImplementedError:
-        if z is None:
-            raise ValueError(
-                f"no closed-form KL({type(q).__name__} ‖ {type(p).__name__}) is registered; "
-                "pass a sample z from q for the Monte Carlo estimate."
-            ) from None
-        return q.log_prob(z) - p.log_prob(z)
 
 
 # --- committed rates (SPEC §4) -----------------------------------------------------------
