@@ -11,6 +11,12 @@ trainer weights them (SPEC §2):
   decoder only. After each epoch the validation mutual information decides: once it has
   failed `patience` times in all to beat its best, aggressive training stops for good.
   Give `beta_schedule` to combine it with annealing.
+- `sa_vae` (Kim et al. 2018; SPEC §7.1): `sa_vae_steps` SVI steps refine the encoder's
+  λ₀ into λ_K (`vaehub.svi`); the update is on ELBO(x; λ_K), the decoder through its
+  direct gradient, the encoder backpropagated through the steps (or, with
+  `sa_vae_backprop=False`, on its own ELBO at λ₀). β (anneal) weights the KL of every
+  step; free bits apply to the update's loss. Evaluation then uses the refined posterior
+  too (`eval_refine_steps`, default `sa_vae_steps`).
 
 Everything the trainer decides — β, aggressive on/off, inner steps taken, the MI history —
 is logged and saved in each checkpoint, so `resume_from_checkpoint` continues exactly.
@@ -32,6 +38,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
+from vaehub import svi
 from vaehub.checkpoints import check_training_checkpoint
 from vaehub.data import length_bucketed_batches
 from vaehub.metrics import evaluate_vae, mutual_information_terms
@@ -39,7 +46,7 @@ from vaehub.objectives import SCHEDULES, BetaSchedule, kl_term
 
 logger = logging.get_logger(__name__)
 
-OBJECTIVES = ("elbo", "beta", "anneal", "free_bits", "aggressive")
+OBJECTIVES = ("elbo", "beta", "anneal", "free_bits", "aggressive", "sa_vae")
 STATE_FILE = "vae_trainer_state.json"
 ENCODER_OPTIMIZER_FILE = "encoder_optimizer.pt"
 
@@ -59,8 +66,8 @@ class VAETrainingArguments(TrainingArguments):
         default="elbo",
         metadata={
             "help": "elbo, beta (constant β), anneal (β₀ → 1), free_bits (the ELBO with "
-            "--free_bits λ > 0) or aggressive (He et al.). --free_bits also combines with "
-            "any of the others.",
+            "--free_bits λ > 0), aggressive (He et al.) or sa_vae (Kim et al.). "
+            "--free_bits also combines with any of the others.",
             "choices": OBJECTIVES,
         },
     )
@@ -69,7 +76,7 @@ class VAETrainingArguments(TrainingArguments):
         default=None,
         metadata={
             "help": "constant, linear, sigmoid or cyclical. Default: linear for 'anneal', "
-            "constant otherwise; give one with 'aggressive' for aggressive + anneal."
+            "constant otherwise; give one with 'aggressive' or 'sa_vae' to anneal them."
         },
     )
     anneal_beta_start: float = field(default=0.1, metadata={"help": "β₀ of annealing (Bowman: 0)."})
@@ -103,6 +110,33 @@ class VAETrainingArguments(TrainingArguments):
             "training stops (He et al.: 1 for text, 5 for images)."
         },
     )
+    sa_vae_steps: int = field(
+        default=svi.DEFAULT_STEPS, metadata={"help": "SVI steps K of sa_vae (Kim et al.: 20)."}
+    )
+    sa_vae_lr: float = field(
+        default=svi.DEFAULT_LEARNING_RATE, metadata={"help": "SVI step size η of sa_vae."}
+    )
+    sa_vae_momentum: float = field(
+        default=svi.DEFAULT_MOMENTUM, metadata={"help": "SVI momentum m of sa_vae."}
+    )
+    sa_vae_max_grad_norm: float = field(
+        default=svi.DEFAULT_MAX_GRAD_NORM,
+        metadata={"help": "Per-example norm to which each SVI gradient is clipped."},
+    )
+    sa_vae_backprop: bool = field(
+        default=True,
+        metadata={
+            "help": "Train the encoder through the SVI steps (Hessian-vector products); "
+            "--sa_vae_backprop False trains it on its own ELBO at λ₀."
+        },
+    )
+    eval_refine_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "SVI steps refining the posterior at evaluation. Default: sa_vae_steps "
+            "for sa_vae, 0 otherwise."
+        },
+    )
     iw_samples: int = field(
         default=500, metadata={"help": "Importance samples K of the IW-NLL at evaluation."}
     )
@@ -130,6 +164,11 @@ class VAETrainingArguments(TrainingArguments):
                 "objective='free_bits' needs λ > 0 nats per latent dimension: pass "
                 "free_bits=λ (--free_bits λ)."
             )
+        svi.check_svi_options(
+            self.sa_vae_steps, self.sa_vae_lr, self.sa_vae_momentum, self.sa_vae_max_grad_norm
+        )
+        if self.eval_refine_steps is not None:
+            svi.check_svi_options(self.eval_refine_steps, self.sa_vae_lr, self.sa_vae_momentum, 1.0)
         constant = ("elbo", "beta", "free_bits")
         if self.objective in constant and self.beta_schedule not in (None, "constant"):
             raise ValueError(
@@ -182,6 +221,12 @@ class VAETrainingArguments(TrainingArguments):
             self.anneal_cycles,
             self.anneal_ramp_ratio,
         )
+
+    @property
+    def resolved_eval_refine_steps(self) -> int:
+        if self.eval_refine_steps is not None:
+            return self.eval_refine_steps
+        return self.sa_vae_steps if self.objective == "sa_vae" else 0
 
     @property
     def resolved_beta_schedule(self) -> str:
@@ -253,7 +298,7 @@ class _VAETrainerHooks(TrainerCallback):
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         # The update after an aggressive inner loop changes the decoder only.
         if self.trainer.aggressive.active:
-            for parameter in self.trainer.model.encoder.parameters():
+            for parameter in _inference_parameters(self.trainer.model):
                 parameter.grad = None
 
     def on_epoch_end(self, args, state, control, **kwargs):
@@ -309,6 +354,13 @@ class VAETrainer(Trainer):
                     "objective='aggressive' needs an eval_dataset: its mutual "
                     "information decides when aggressive training stops."
                 )
+        if self.args.objective == "sa_vae" and not callable(
+            getattr(self.model, "posterior_parameters", None)
+        ):
+            raise ValueError(
+                "objective='sa_vae' needs a vaehub model (one with posterior_parameters), "
+                "whose posterior's λ the SVI steps refine."
+            )
         self.add_callback(_VAETrainerHooks(self))
 
     # --- the objective ----------------------------------------------------------------
@@ -343,7 +395,12 @@ class VAETrainer(Trainer):
 
     def objective_loss(self, outputs: Any) -> Tensor:
         """mean_x reconstruction + β · KL term (free bits applied), for one batch."""
-        kl = kl_term(outputs.kl_per_dim, self.args.free_bits)
+        kl = kl_term(
+            outputs.kl_per_dim,
+            self.args.free_bits,
+            kl=outputs.kl,
+            latent_size=getattr(self.model.config, "latent_size", None),
+        )
         return outputs.reconstruction_nll.mean() + self.current_beta * kl
 
     def compute_loss(
@@ -353,14 +410,54 @@ class VAETrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ):
-        outputs = model(**inputs)
-        loss = self.objective_loss(outputs)
+        if self.args.objective == "sa_vae":
+            outputs, loss = self.semi_amortised_loss(model, inputs)
+        else:
+            outputs = model(**inputs)
+            loss = self.objective_loss(outputs)
         if model.training:
             self._term_sums["reconstruction"] += outputs.reconstruction_nll.detach().mean().item()
             self._term_sums["kl"] += outputs.kl.detach().mean().item()
             self._term_batches += 1
             self._last_beta = self.current_beta
         return (loss, outputs) if return_outputs else loss
+
+    # --- semi-amortised training -------------------------------------------------------
+
+    def semi_amortised_loss(
+        self, model: nn.Module, inputs: dict[str, Tensor]
+    ) -> tuple[Any, Tensor]:
+        """SA-VAE's loss for one batch: the objective at λ_K, K SVI steps from λ₀.
+
+        `model` is what the Trainer calls (wrapped under torchrun); the SVI steps run on
+        the bare model with every weight frozen, and the update's forward pass goes
+        through `model` with λ_K, so gradients synchronise as for any other loss.
+        """
+        bare, args = self.model, self.args
+        backprop = args.sa_vae_backprop and bare.training
+        initial = bare.posterior_parameters(**inputs)
+        refined = svi.refine(
+            bare,
+            bare.checked_batch(**inputs),
+            initial,
+            args.sa_vae_steps,
+            args.sa_vae_lr,
+            args.sa_vae_momentum,
+            args.sa_vae_max_grad_norm,
+            beta=self.current_beta,
+            create_graph=backprop,
+        )
+        if not backprop and args.sa_vae_steps > 0:
+            refined = refined.detached()
+        outputs = model(**inputs, posterior_parameters=refined)
+        loss = self.objective_loss(outputs)
+        if bare.training and not args.sa_vae_backprop and args.sa_vae_steps > 0:
+            # The encoder's own ELBO at λ₀, with the decoder's weights held fixed; added so
+            # that its value is 0 and the loss reported stays the update's.
+            with svi.frozen_except(bare, _inference_parameters(bare)):
+                encoder_loss = self.objective_loss(bare(**inputs, posterior_parameters=initial))
+            loss = loss + (encoder_loss - encoder_loss.detach())
+        return outputs, loss
 
     # --- aggressive training ----------------------------------------------------------
 
@@ -388,7 +485,7 @@ class VAETrainer(Trainer):
         the gradients the Trainer is accumulating are left as they were.
         """
         model = self.model
-        encoder = list(model.encoder.parameters())
+        encoder = _inference_parameters(model)
         encoder_ids = {id(p) for p in encoder}
         decoder = [p for p in model.parameters() if id(p) not in encoder_ids]
         stashed = {p: p.grad for p in model.parameters()}
@@ -453,7 +550,8 @@ class VAETrainer(Trainer):
             # Weight decay as the Trainer's own optimiser applies it: through parameter
             # groups (the optimiser's default would otherwise apply to every weight).
             decay = set(self.get_decay_parameter_names(self.model))
-            named = [(f"encoder.{n}", p) for n, p in self.model.encoder.named_parameters()]
+            inference = {id(p) for p in _inference_parameters(self.model)}
+            named = [(n, p) for n, p in self.model.named_parameters() if id(p) in inference]
             groups = [
                 {
                     "params": [p for n, p in named if n in decay],
@@ -536,6 +634,7 @@ class VAETrainer(Trainer):
                 max_units=self.args.eval_max_units,
                 show_progress=not self.args.disable_tqdm and self.is_world_process_zero(),
                 total=len(dataset),
+                refine_steps=self.args.resolved_eval_refine_steps,
             )
         metrics = {f"{metric_key_prefix}_loss": results["neg_elbo"]}
         for key, value in results.items():
@@ -629,6 +728,13 @@ class VAETrainer(Trainer):
             self._get_encoder_optimizer().load_state_dict(
                 torch.load(optimizer_path, map_location="cpu", weights_only=True)
             )
+
+
+def _inference_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """φ, the weights the aggressive inner loop trains: the encoder's, and the posterior
+    family's own (flows, auxiliary networks) where the model has them."""
+    get = getattr(model, "inference_network_parameters", None)
+    return get() if get is not None else list(model.encoder.parameters())
 
 
 def _dump_json(value: Any, path: str) -> None:
