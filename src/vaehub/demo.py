@@ -20,12 +20,13 @@ from transformers import set_seed
 
 from vaehub.configuration_vae import TextVAEConfig
 from vaehub.data import TextCollator, iterate_batches, synthetic_corpus, tokenize_corpus
-from vaehub.metrics import evaluate_vae
+from vaehub.data_sources import DATASET_NAMES
 from vaehub.modeling_text_vae import TextVAEModel
 from vaehub.plots import plot_posterior_mean_space, plot_training_curves
 from vaehub.posterior_grid import latent_grid, model_posterior_mean
+from vaehub.recipe import train_and_record
 from vaehub.tokenization import build_tokenizer
-from vaehub.trainer import VAETrainer, VAETrainingArguments
+from vaehub.trainer import VAETrainingArguments
 
 OBJECTIVES = ("elbo", "aggressive")
 
@@ -97,28 +98,31 @@ def run_demo(
             use_cpu=True,
             seed=seed,
             disable_tqdm=not show_progress,
+            eval_iw_nll=True,
+            iw_samples=iw_samples,
+            per_device_eval_batch_size=100,
         )
-        trainer = VAETrainer(
-            model=model,
-            args=args,
-            train_dataset=data["train"],
-            eval_dataset=data["test"],
-            data_collator=TextCollator(),
+        trainer = train_and_record(
+            model,
+            args,
+            {"train": data["train"], "validation": data["test"]},
+            TextCollator(),
+            DATASET_NAMES["synthetic"],
         )
-        trainer.train()
         model.eval()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            metrics = evaluate_vae(
-                model,
-                iterate_batches(data["test"], 100, config.pad_token_id),
-                iw_samples=iw_samples,
-            )
-        metrics["seconds"] = trainer.state.log_history[-1].get("train_runtime", float("nan"))
+        metrics = dict(model.evaluation_results["validation"]["metrics"])
+        metrics["active_units"] = int(metrics["active_units"])
+        metrics["seconds"] = next(
+            (
+                e["train_runtime"]
+                for e in reversed(trainer.state.log_history)
+                if "train_runtime" in e
+            ),
+            float("nan"),
+        )
         if objective == "aggressive":
             metrics["aggressive_epochs"] = len(trainer.aggressive.mi_history)
         result.results[objective] = metrics
-        model.save_pretrained(folder)
         plot_training_curves(trainer.state.log_history, os.path.join(folder, "training_curves.png"))
         models[objective] = model
 

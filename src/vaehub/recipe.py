@@ -67,6 +67,12 @@ class ModelArguments:
     committed_rate: float | None = field(
         default=None, metadata={"help": "δ in nats, for prior=constrained or ar1."}
     )
+    posterior: str | None = field(
+        default=None, metadata={"help": "q(z|x): gaussian, planar, iaf or auxiliary."}
+    )
+    flow_length: int | None = field(
+        default=None, metadata={"help": "Flow steps, for posterior=planar or iaf."}
+    )
     word_dropout: float | None = field(default=None, metadata={"help": "Bowman's word dropout."})
     max_sequence_length: int | None = field(
         default=None, metadata={"help": "Longest sentence in tokens."}
@@ -94,7 +100,9 @@ class ModelArguments:
         "decoder_channels",
         "decoder_layers",
     )
-    SHARED_FIELDS = ("latent_size", "prior", "committed_rate", "ar1_alpha")
+    SHARED_FIELDS = (
+        "latent_size", "prior", "committed_rate", "ar1_alpha", "posterior", "flow_length",
+    )  # fmt: skip
 
     def overrides(self) -> dict[str, Any]:
         """The sizes given on the command line, for this model type; others refused."""
@@ -114,7 +122,6 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
 
     from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer
     from vaehub.data import TextCollator, tokenize_corpus
-    from vaehub.trainer import VAETrainer
 
     # Before any model is built, so that --seed fixes its initial weights too.
     set_seed(training_args.seed)
@@ -143,25 +150,36 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
         model = TextVAEModel(config)
         model.tokenizer = tokenizer
     data = tokenize_corpus(corpus, model.tokenizer, model.config.max_sequence_length)
+    dataset = DATASET_NAMES.get(data_args.dataset, {"name": "custom", "type": "custom"})
+    train_and_record(model, training_args, data, TextCollator(), dataset)
+    return 0
+
+
+def train_and_record(
+    model: Any, training_args: Any, splits: dict, collator: Any, dataset: dict[str, str]
+) -> Any:
+    """Train on `splits["train"]` (validating on `splits["validation"]`), measure the
+    validation and test splits into the model's results, save it with them in
+    `training_args.output_dir`; returns the trainer."""
+    from vaehub.trainer import VAETrainer
+
     trainer = VAETrainer(
         model=model,
         args=training_args,
-        train_dataset=data["train"],
-        eval_dataset=data["validation"],
-        data_collator=TextCollator(),
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"],
+        data_collator=collator,
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    dataset = DATASET_NAMES.get(data_args.dataset, {"name": "custom", "type": "custom"})
-    record_evaluation(model, trainer, training_args, data, dataset)
+    record_evaluation(model, trainer, training_args, splits, dataset)
     if trainer.is_world_process_zero():
         model.save_pretrained(training_args.output_dir)
-    return 0
+    return trainer
 
 
 def _train_images(model_args: ModelArguments, data_args: DataArguments, training_args) -> int:
     from vaehub import DeltaVAEConfig, DeltaVAEModel
     from vaehub.data import ImageCollator
-    from vaehub.trainer import VAETrainer
 
     if data_args.dataset not in IMAGE_DATASETS:
         raise ValueError(
@@ -186,17 +204,9 @@ def _train_images(model_args: ModelArguments, data_args: DataArguments, training
     else:
         size = splits["train"][0]["pixel_values"].shape[-1]
         model = DeltaVAEModel(DeltaVAEConfig(image_size=int(size), **model_args.overrides()))
-    trainer = VAETrainer(
-        model=model,
-        args=training_args,
-        train_dataset=splits["train"],
-        eval_dataset=splits["validation"],
-        data_collator=ImageCollator(),
+    train_and_record(
+        model, training_args, splits, ImageCollator(), IMAGE_DATASET_NAMES[data_args.dataset]
     )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    record_evaluation(model, trainer, training_args, splits, IMAGE_DATASET_NAMES[data_args.dataset])
-    if trainer.is_world_process_zero():
-        model.save_pretrained(training_args.output_dir)
     return 0
 
 
