@@ -16,8 +16,6 @@ from typing import Any
 
 from vaehub import hub
 from vaehub.data_sources import (
-    DATASET_NAMES,
-    IMAGE_DATASET_NAMES,
     DataArguments,
     image_dataset_kind,
     load_images,
@@ -59,50 +57,20 @@ def evaluate(args: argparse.Namespace) -> int:
     """`vaehub evaluate`: the collapse metrics of a saved model on a corpus."""
     import torch
 
-    from vaehub import DeltaVAEModel, TextVAEModel, checkpoints
-    from vaehub.data import (
-        image_batches,
-        iterate_batches,
-        load_ptb,
-        load_text_corpus,
-        tokenize_corpus,
-    )
+    from vaehub.data_sources import evaluation_data
     from vaehub.metrics import evaluate_vae
 
-    config = checkpoints.read_config_dict(args.model_dir, None, {})
-    if config.get("model_type") == "delta_vae":
-        model = DeltaVAEModel.from_pretrained(args.model_dir)
-        kind = image_dataset_kind(args.data)
-        images = load_images(kind, None if kind == "digits" else args.data, args.split)
-        if args.max_examples is not None:
-            images = images.select(range(min(args.max_examples, len(images))))
-        batches, unit = image_batches(images, args.batch_size, seed=args.seed), "images"
-        dataset = IMAGE_DATASET_NAMES[kind]
-    else:
-        model = TextVAEModel.from_pretrained(args.model_dir)
-        if model.tokenizer is None:
-            raise ValueError(f"{args.model_dir} holds no tokenizer to read the corpus with.")
-        if os.path.isdir(args.data):
-            corpus = load_ptb(args.data)
-            if args.split not in corpus:
-                raise ValueError(f"split {args.split!r} not in {args.data}: {', '.join(corpus)}.")
-            sentences = corpus[args.split]
-            dataset = DATASET_NAMES["ptb"]
-        else:
-            sentences = load_text_corpus(args.data)["train"]
-            dataset = {"name": os.path.basename(os.path.abspath(args.data)), "type": "custom"}
-        if args.max_examples is not None:
-            sentences = sentences.select(range(min(args.max_examples, len(sentences))))
-        data = tokenize_corpus(sentences, model.tokenizer, model.config.max_sequence_length)
-        batches = iterate_batches(data, args.batch_size, model.config.pad_token_id)
-        unit = "sentences"
+    model = load_model(args.model_dir)
+    batches, unit, dataset, total = evaluation_data(
+        model, args.data, args.split, args.batch_size, args.max_examples, args.seed
+    )
     torch.manual_seed(args.seed)
     results = evaluate_vae(
         model,
         batches,
         iw_samples=args.iw_samples or None,
         show_progress=not args.no_progress and sys.stderr.isatty(),
-        total=len(images) if unit == "images" else len(data),
+        total=total,
         refine_steps=args.refine_steps,
     )
     refined = f", posterior refined by {args.refine_steps} SVI steps" if args.refine_steps else ""
@@ -122,6 +90,61 @@ def evaluate(args: argparse.Namespace) -> int:
     )
     print(f"wrote {output}")
     return 0
+
+
+def diagnose(args: argparse.Namespace) -> int:
+    """`vaehub diagnose`: did a model collapse, and why (a report with figures)."""
+    from vaehub.data_sources import evaluation_data
+    from vaehub.diagnosis import diagnose as run_diagnosis
+    from vaehub.diagnostics import GapSettings
+
+    model = load_model(args.model)
+    batches, unit, _, total = evaluation_data(
+        model, args.data, args.split, args.batch_size, args.max_examples, args.seed
+    )
+    name = os.path.basename(os.path.normpath(args.model))
+    output = args.output_dir or (
+        os.path.join(args.model, "diagnosis") if os.path.isdir(args.model) else f"diagnosis-{name}"
+    )
+    report = run_diagnosis(
+        model,
+        list(batches),
+        output,
+        name,
+        iw_samples=args.iw_samples,
+        gap_examples=args.gap_examples,
+        gap_settings=GapSettings(iw_samples=args.gap_iw_samples, flow=not args.no_flow),
+        seed=args.seed,
+        show_progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    state = "collapsed" if report["verdict"]["collapsed"] else "not collapsed"
+    print(f"{args.model} on {args.data} ({args.split}, {total} {unit}): {state}")
+    print(f"  {report['verdict']['why']}")
+    metrics = report["metrics"]
+    rate = hub.fixed(report["committed_rate"], 3)
+    print(
+        f"  KL {hub.fixed(metrics['kl'], 3)} (committed rate {rate}),"
+        f" MI {hub.fixed(metrics['mi'], 3)}, active units {metrics['active_units']}"
+    )
+    if report["gaps"] is not None:
+        gaps = report["gaps"]
+        print(
+            f"  gaps on {gaps['examples']} {unit}: approximation "
+            f"{hub.fixed(gaps['approximation_gap'], 3)}, amortisation "
+            f"{hub.fixed(gaps['amortisation_gap'], 3)} nats"
+        )
+    print(f"wrote {os.path.join(output, 'report.md')} and diagnosis.json with its figures")
+    return 0
+
+
+def load_model(name_or_path: str):
+    """The vaehub model in a folder or Hub repository, whichever kind it is (its config
+    read first, so that a folder of something else gets vaehub's own error)."""
+    from vaehub import DeltaVAEModel, TextVAEModel, checkpoints
+
+    config = checkpoints.read_config_dict(name_or_path, None, {})
+    kind = DeltaVAEModel if config.get("model_type") == "delta_vae" else TextVAEModel
+    return kind.from_pretrained(name_or_path)
 
 
 def push(args: argparse.Namespace) -> int:
@@ -375,6 +398,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", default=None, help="JSON path (default MODEL_DIR/eval_<split>.json)"
     )
     evaluation.set_defaults(run=evaluate)
+
+    diagnosis = commands.add_parser(
+        "diagnose",
+        help="did a model collapse, and why: a report with KL per dimension, AU, MI, gaps",
+        description="Measure a saved model (a folder or a Hub id) on data and write a "
+        "Markdown report, its figures and the numbers as JSON: KL per dimension, active "
+        "units, MI, KL against the committed rate, the approximation and amortisation "
+        "gaps, and for 2-d latents the posterior figures.",
+    )
+    diagnosis.add_argument("model", help="a folder saved by vaehub, or a Hub repository id")
+    diagnosis.add_argument(
+        "--data",
+        required=True,
+        help="as for evaluate: a PTB folder, a one-sentence-per-line file, 'digits' or an "
+        "MNIST or Omniglot folder",
+    )
+    diagnosis.add_argument("--split", default="test")
+    diagnosis.add_argument("--max_examples", type=int, default=1000, help="examples measured")
+    diagnosis.add_argument(
+        "--gap_examples",
+        type=int,
+        default=32,
+        help="examples the gaps are measured on (each costs hundreds of SVI steps); 0 skips",
+    )
+    diagnosis.add_argument("--iw-samples", type=int, default=500, help="K of the IW-NLL; 0 skips")
+    diagnosis.add_argument(
+        "--gap_iw_samples", type=int, default=1000, help="K of log p(x) in the gaps"
+    )
+    diagnosis.add_argument("--no_flow", action="store_true", help="skip the optimal flow fit")
+    diagnosis.add_argument("--batch-size", type=int, default=64)
+    diagnosis.add_argument("--seed", type=int, default=0)
+    diagnosis.add_argument("--output_dir", default=None, help="default MODEL/diagnosis")
+    diagnosis.add_argument("--no-progress", action="store_true")
+    diagnosis.set_defaults(run=diagnose)
 
     pushing = commands.add_parser(
         "push",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 TEXT_DATASETS = ("ptb", "files", "synthetic")
 IMAGE_DATASETS = ("mnist", "omniglot", "digits")
@@ -132,3 +133,47 @@ def image_dataset_kind(data: str) -> str:
     if os.path.isfile(os.path.join(data, "images_evaluation.npz")):
         return "omniglot"
     raise ValueError(f"--data {data} is neither 'digits' nor a folder of MNIST or Omniglot files.")
+
+
+def evaluation_data(
+    model: Any, data: str, split: str, batch_size: int, max_examples: int | None, seed: int
+) -> tuple[Any, str, dict[str, str], int]:
+    """The batches `vaehub evaluate` and `vaehub diagnose` measure a model on.
+
+    Args:
+        data: for a text model, a PTB folder (read at `split`) or a one-sentence-per-line
+            file; for an image model, `digits` or a folder of MNIST or Omniglot files.
+    Returns:
+        an iterable of batches, the unit counted (`"sentences"`/`"images"`), the
+        dataset's record and the number of examples.
+    """
+    from vaehub.data import (
+        image_batches,
+        iterate_batches,
+        load_ptb,
+        load_text_corpus,
+        tokenize_corpus,
+    )
+
+    if model.config.model_type == "delta_vae":
+        kind = image_dataset_kind(data)
+        images = load_images(kind, None if kind == "digits" else data, split)
+        if max_examples is not None:
+            images = images.select(range(min(max_examples, len(images))))
+        batches = image_batches(images, batch_size, seed=seed)
+        return batches, "images", IMAGE_DATASET_NAMES[kind], len(images)
+    if model.tokenizer is None:
+        raise ValueError(f"{model.name_or_path} holds no tokenizer to read the corpus with.")
+    if os.path.isdir(data):
+        corpus = load_ptb(data)
+        if split not in corpus:
+            raise ValueError(f"split {split!r} not in {data}: {', '.join(corpus)}.")
+        sentences, dataset = corpus[split], DATASET_NAMES["ptb"]
+    else:
+        sentences = load_text_corpus(data)["train"]
+        dataset = {"name": os.path.basename(os.path.abspath(data)), "type": "custom"}
+    if max_examples is not None:
+        sentences = sentences.select(range(min(max_examples, len(sentences))))
+    tokens = tokenize_corpus(sentences, model.tokenizer, model.config.max_sequence_length)
+    batches = iterate_batches(tokens, batch_size, model.config.pad_token_id)
+    return batches, "sentences", dataset, len(tokens)

@@ -23,7 +23,7 @@ from vaehub.data import TextCollator, iterate_batches, synthetic_corpus, tokeniz
 from vaehub.data_sources import DATASET_NAMES
 from vaehub.modeling_text_vae import TextVAEModel
 from vaehub.plots import plot_posterior_mean_space, plot_training_curves
-from vaehub.posterior_grid import latent_grid, model_posterior_mean
+from vaehub.posterior_grid import posterior_mean_pairs
 from vaehub.recipe import train_and_record
 from vaehub.tokenization import build_tokenizer
 from vaehub.trainer import VAETrainingArguments
@@ -189,13 +189,8 @@ def _far_apart(model: TextVAEModel, sentences: list[str]) -> tuple[str, str]:
 
 def _posterior_mean_space(models: dict[str, TextVAEModel], sentences, path: str) -> str:
     """He et al. Fig. 2 for each model: mean of q(z|x) against the mean of p(z|x)."""
-    grid = latent_grid(limit=4.5, points=31)
-    means = {}
-    for name, model in models.items():
-        inference, true_posterior = [], []
-        for batch in iterate_batches(sentences, 50, model.config.pad_token_id):
-            with torch.no_grad():
-                inference.append(model.encode(**batch).mean)
-            true_posterior.append(model_posterior_mean(model, batch, grid))
-        means[name] = (torch.cat(inference).tolist(), torch.cat(true_posterior).tolist())
+    means = {
+        name: posterior_mean_pairs(model, iterate_batches(sentences, 50, model.config.pad_token_id))
+        for name, model in models.items()
+    }
     return plot_posterior_mean_space(means, path)

@@ -72,8 +72,68 @@ def plot_posterior_mean_space(
     return _save(figure, path)
 
 
-def _save(figure: plt.Figure, path: str | os.PathLike) -> str:
-    figure.tight_layout()
+def plot_kl_per_dim(
+    kl_per_dim: Sequence[float], path: str | os.PathLike, committed: float | None = None
+) -> str:
+    """KL(q‖p) of each latent dimension (nats per example) as bars, with the committed
+    rate per dimension drawn across when there is one."""
+    if not kl_per_dim:
+        raise ValueError("nothing to plot: kl_per_dim is empty.")
+    figure, axis = plt.subplots(figsize=(max(4, 0.3 * len(kl_per_dim) + 2), 3.2))
+    axis.bar(range(1, len(kl_per_dim) + 1), kl_per_dim, color="tab:red")
+    if committed:
+        axis.axhline(committed, color="0.3", ls="--", lw=1, label="committed rate δ / d")
+        axis.legend(loc="upper right")
+    axis.set(xlabel="latent dimension", ylabel="KL (nats per example)", title="KL per dimension")
+    axis.set_ylim(bottom=0)
+    axis.grid(alpha=0.3, axis="y")
+    return _save(figure, path)
+
+
+# Colours of the posteriors drawn over the true one (filled) by plot_posterior_contours.
+POSTERIOR_COLOURS = {"amortised": "tab:blue", "optimal": "tab:green", "flow": "tab:red"}
+POSTERIOR_LABELS = {
+    "amortised": "amortised q(z|x)",
+    "optimal": "optimal Gaussian q*",
+    "flow": "optimal planar flow",
+}
+
+
+def plot_posterior_contours(
+    grids: Sequence[dict], path: str | os.PathLike, title: str | None = None
+) -> str:
+    """Cremer et al.'s figure for a 2-d latent, one panel per example: the true posterior
+    p(z|x) filled, the amortised, optimal Gaussian and flow posteriors as contour lines.
+
+    Args:
+        grids: from `vaehub.diagnostics.posterior_grids`.
+    """
+    if not grids:
+        raise ValueError("nothing to plot: give at least one example's grids.")
+    figure, axes = plt.subplots(1, len(grids), figsize=(3.3 * len(grids), 3.5), squeeze=False)
+    for axis, grid in zip(axes[0], grids, strict=True):
+        axis.contourf(grid["x"], grid["y"], grid["true"], levels=8, cmap="Greys")
+        for name, colour in POSTERIOR_COLOURS.items():
+            if name in grid:
+                axis.contour(
+                    grid["x"], grid["y"], grid[name], levels=4, colors=colour, linewidths=1
+                )
+        axis.set(xlabel="z1", ylabel="z2", aspect="equal")
+    handles = [plt.Line2D([], [], color="0.5", lw=6, label="true p(z|x)")] + [
+        plt.Line2D([], [], color=c, label=POSTERIOR_LABELS[n])
+        for n, c in POSTERIOR_COLOURS.items()
+        if n in grids[0]
+    ]
+    figure.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout(rect=(0, 0.12, 1, 1))
+    return _save(figure, path, layout=False)
+
+
+def _save(figure: plt.Figure, path: str | os.PathLike, layout: bool = True) -> str:
+    if layout:
+        figure.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -8,6 +8,8 @@ diagonal show inference lagging behind the model.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import Tensor, nn
 
@@ -49,3 +51,21 @@ def model_posterior_mean(
         log_joint.append(model.log_likelihood(**batch, z=z) + prior.log_prob(points)[:, None])
     weights = torch.softmax(torch.cat(log_joint), dim=0)  # (points, batch)
     return weights.T @ grid
+
+
+def posterior_mean_pairs(
+    model: nn.Module, batches: Iterable[dict[str, Tensor]], grid: Tensor | None = None
+) -> tuple[list[list[float]], list[list[float]]]:
+    """He et al.'s posterior mean space for a 2-d latent: for every example, the mean of
+    the amortised q(z|x) and the mean of the model posterior p(z|x) (on `grid`).
+
+    Returns:
+        the inference means and the model-posterior means, each `(examples, 2)` as lists.
+    """
+    grid = latent_grid(limit=4.5, points=31) if grid is None else grid
+    inference, true_posterior = [], []
+    for batch in batches:
+        with torch.no_grad():
+            inference.append(model.encode(**batch).mean)
+        true_posterior.append(model_posterior_mean(model, batch, grid))
+    return torch.cat(inference).tolist(), torch.cat(true_posterior).tolist()
