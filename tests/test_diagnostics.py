@@ -80,9 +80,7 @@ def test_posterior_grids_are_densities_centred_on_the_true_posterior(synthetic):
         assert (true_mean - q_mean).abs().max().item() < 3 * step
 
 
-def test_vaehub_diagnose_tells_a_collapsed_model_from_one_that_uses_its_latent(
-    synthetic, capsys
-):
+def test_vaehub_diagnose_tells_a_collapsed_model_from_one_that_uses_its_latent(synthetic, capsys):
     verdicts = {}
     for name in ("elbo", "free_bits"):
         folder = synthetic["folder"] / name
