@@ -70,7 +70,7 @@ def _phase(name: str, settings: dict, queue: multiprocessing.Queue) -> None:
     else:
         model.eval()
         start = time.perf_counter()
-        model.generate(settings["samples"], generator=torch.Generator().manual_seed(0))
+        model.generate(num_samples=settings["samples"], generator=torch.Generator().manual_seed(0))
         rate = settings["samples"] / (time.perf_counter() - start)
     queue.put((rate, _rss_mib() - baseline))
 

@@ -104,7 +104,8 @@ def main() -> None:
         }
         model.training_summary = hub.training_summary(training_args, trainer.state, dataset["name"])
         model.save_pretrained(folder)
-        images = model.generate(args.samples, generator=torch.Generator().manual_seed(0))
+        generator = torch.Generator().manual_seed(0)
+        images = model.generate(num_samples=args.samples, generator=generator)
         save_image_grid(images, os.path.join(folder, "samples.png"))
         table[prior] = metrics
         print(
