@@ -11,7 +11,7 @@ from conftest import small_config
 from transformers import AutoModel, AutoTokenizer
 
 from vaehub import TextVAEModel, TextVAEOutput, build_tokenizer
-from vaehub.modeling_text_vae import SCORING_BLOCK_ROWS
+from vaehub.text_decoder import SCORING_BLOCK_ROWS
 from vaehub.tokenization import pad_rows
 
 CORPUS = [
