@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,8 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from vaehub.configuration_vae import DeltaVAEConfig
-from vaehub.modeling_utils import VAEPreTrainedModel, in_loss_precision, interpolate_latents
+from vaehub.modeling_utils import VAEPreTrainedModel, interpolate_latents
+from vaehub.pixelcnn import GatedPixelCNN, MaskedConv2d, PixelModelMixin
 from vaehub.posteriors import PosteriorHead, PosteriorParameters
 from vaehub.priors import LatentPrior, prior_from_config
 
@@ -59,135 +59,6 @@ class DeltaVAEOutput(ModelOutput):
     z: Tensor | None = None
     posterior_mean: Tensor | None = None
     posterior_std: Tensor | None = None
-
-
-class MaskedConv2d(nn.Conv2d):
-    """A convolution that sees only the pixels before the centre in raster order.
-
-    Mask `"A"` excludes the centre pixel (the first layer over the data), `"B"` includes
-    it (layers over features that already exclude it).
-    """
-
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, mask_type: str
-    ) -> None:
-        if mask_type not in ("A", "B"):
-            raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}.")
-        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
-        self.mask_type = mask_type
-
-    def kernel_mask(self) -> Tensor:
-        """`(k, k)`: 1 on the kernel positions before the centre (and on it, for "B")."""
-        k = self.kernel_size[0]
-        mask = torch.ones(k, k, device=self.weight.device, dtype=self.weight.dtype)
-        centre = k // 2
-        mask[centre, centre + (self.mask_type == "B") :] = 0
-        mask[centre + 1 :] = 0
-        return mask
-
-    def forward(self, x: Tensor) -> Tensor:
-        # Built on each call rather than kept as a buffer: a few dozen numbers, and nothing
-        # for loading to leave uninitialised.
-        return F.conv2d(x, self.weight * self.kernel_mask(), self.bias, self.stride, self.padding)
-
-
-def _down_shift(x: Tensor) -> Tensor:
-    """Move every row one down (row 0 becomes zeros): row i then sees rows < i only."""
-    return F.pad(x, (0, 0, 1, 0))[:, :, :-1, :]
-
-
-class GatedLayer(nn.Module):
-    """One layer of the Gated PixelCNN (van den Oord et al. 2016) with a conditioning map.
-
-    The vertical stack sees the rows above; the horizontal stack the pixels to the left
-    in the current row (and, through the down-shifted vertical stack, all rows above):
-    together every pixel before the current one, with no blind spot. Activations are
-    tanh(a + c_a) ⊙ σ(b + c_b), c the projected conditioning map.
-    """
-
-    def __init__(self, in_channels: int, channels: int, kernel_size: int, first: bool) -> None:
-        super().__init__()
-        self.first = first
-        k = kernel_size
-        # Vertical: rows 0..k//2 of a k×k kernel (the current row included; the down-shift
-        # before the horizontal stack removes it).
-        self.vertical = nn.Conv2d(
-            in_channels, 2 * channels, (k // 2 + 1, k), padding=(k // 2, k // 2)
-        )
-        # Horizontal: columns left of the centre (and the centre after the first layer).
-        self.horizontal = nn.Conv2d(
-            in_channels, 2 * channels, (1, k // 2 + (not first)), padding=(0, k // 2)
-        )
-        self.vertical_to_horizontal = nn.Conv2d(2 * channels, 2 * channels, 1)
-        self.horizontal_out = nn.Conv2d(channels, channels, 1)
-
-    def forward(
-        self, vertical: Tensor, horizontal: Tensor, condition: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        height, width = vertical.shape[-2:]
-        v = self.vertical(vertical)[:, :, :height, :width]
-        h = self.horizontal(horizontal)[:, :, :, :width]
-        h = h + self.vertical_to_horizontal(_down_shift(v))
-        v_out = self._gate(v + condition)
-        h_gated = self.horizontal_out(self._gate(h + condition))
-        h_out = h_gated if self.first else horizontal + h_gated
-        return v_out, h_out
-
-    @staticmethod
-    def _gate(x: Tensor) -> Tensor:
-        a, b = x.chunk(2, dim=1)
-        return torch.tanh(a) * torch.sigmoid(b)
-
-
-class GatedPixelCNN(nn.Module):
-    """The decoder: gated layers conditioned on z, then a 1×1 head to per-pixel logits."""
-
-    def __init__(self, config: DeltaVAEConfig) -> None:
-        super().__init__()
-        c, channels = config.num_channels, config.decoder_channels
-        self.values = 1 if config.output_distribution == "bernoulli" else 256
-        self.layers = nn.ModuleList(
-            [
-                GatedLayer(
-                    c if i == 0 else channels,
-                    channels,
-                    config.decoder_first_kernel_size if i == 0 else config.decoder_kernel_size,
-                    first=i == 0,
-                )
-                for i in range(config.decoder_layers)
-            ]
-        )
-        # One projection of the conditioning map per gated layer.
-        self.condition = nn.Conv2d(config.latent_size, 2 * channels * config.decoder_layers, 1)
-        self.head = nn.Sequential(
-            nn.ReLU(),
-            nn.Conv2d(channels, channels, 1),
-            nn.ReLU(),
-            nn.Conv2d(channels, c * self.values, 1),
-        )
-        self.num_channels = c
-
-    def conditioning(self, latent_map: Tensor) -> list[Tensor]:
-        """Per-layer conditioning from `(batch, latent_size, h, w)`, h × w either the image
-        size or 1 × 1 (broadcast). Computed once per z and reused by every pass."""
-        return list(self.condition(latent_map).chunk(len(self.layers), dim=1))
-
-    def forward(self, inputs: Tensor, conditioning: list[Tensor]) -> Tensor:
-        """
-        Args:
-            inputs: `(batch, channels, height, width)` in [0, 1].
-            conditioning: from `conditioning`, cropped to the same rows when `inputs` is.
-        Returns:
-            `(batch, channels, height, width)` or `(batch, channels, 256, height, width)`.
-        """
-        vertical = horizontal = inputs
-        for layer, condition in zip(self.layers, conditioning, strict=True):
-            vertical, horizontal = layer(vertical, horizontal, condition)
-        logits = self.head(horizontal)
-        if self.values == 1:
-            return logits
-        batch, _, height, width = logits.shape
-        return logits.view(batch, self.num_channels, self.values, height, width)
 
 
 class AntiCausalEncoder(nn.Module):
@@ -275,10 +146,8 @@ class DeltaVAEPreTrainedModel(VAEPreTrainedModel):
                 init.uniform_(module.bias, -bound, bound)
 
 
-class DeltaVAEModel(DeltaVAEPreTrainedModel):
+class DeltaVAEModel(PixelModelMixin, DeltaVAEPreTrainedModel):
     """δ-VAE for images (SPEC §4) with a prior family from the shared configs."""
-
-    nll_unit = "dim"
 
     def __init__(self, config: DeltaVAEConfig) -> None:
         super().__init__(config)
@@ -335,12 +204,6 @@ class DeltaVAEModel(DeltaVAEPreTrainedModel):
         nll = self._reconstruction_nll(repeated, flat_z)[0]
         return -nll.reshape(*lead, batch)
 
-    def units_per_example(self, pixel_values: Tensor) -> Tensor:
-        """D, the pixel values of each image: `(batch,)`."""
-        return torch.full(
-            (pixel_values.shape[0],), self.config.num_dims, device=pixel_values.device
-        )
-
     # --- forward ----------------------------------------------------------------------
 
     def forward(
@@ -363,10 +226,6 @@ class DeltaVAEModel(DeltaVAEPreTrainedModel):
             posterior_parameters = self.posterior_parameters(**batch)
         return self.elbo_terms(batch, posterior_parameters, z)
 
-    def checked_batch(self, pixel_values: Tensor, **unused: Any) -> dict[str, Tensor]:
-        """The batch as the model's methods take it: `pixel_values`, checked."""
-        return {"pixel_values": self._check_pixels(pixel_values)}
-
     output_class = DeltaVAEOutput
 
     def reconstruction(self, batch: dict[str, Tensor], z: Tensor) -> tuple[Tensor, Tensor]:
@@ -380,56 +239,9 @@ class DeltaVAEModel(DeltaVAEPreTrainedModel):
         return z.transpose(1, 2).reshape(z.shape[0], self.config.latent_size, size, size)
 
     def _reconstruction_nll(self, targets: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-        conditioning = self.decoder.conditioning(self._latent_map(z))
-        logits = self.decoder(self._scaled(targets), conditioning)
-        if self.config.output_distribution == "bernoulli":
-            nll = F.binary_cross_entropy_with_logits(
-                in_loss_precision(logits), targets, reduction="none"
-            )
-        else:
-            # Classes sit on dim 2 of (batch, channels, 256, H, W); cross_entropy wants dim 1.
-            nll = F.cross_entropy(
-                in_loss_precision(logits).transpose(1, 2), targets.long(), reduction="none"
-            )
-        return nll.flatten(1).sum(-1), logits
+        return self._pixel_nll(targets, self.decoder.conditioning(self._latent_map(z)))
 
-    # --- images in and out ------------------------------------------------------------
-
-    def _scaled(self, targets: Tensor) -> Tensor:
-        """Network input in [0, 1]."""
-        return targets / 255.0 if self.config.output_distribution == "categorical" else targets
-
-    def _inputs(self, pixel_values: Tensor) -> Tensor:
-        return self._scaled(self._check_pixels(pixel_values))
-
-    def _check_pixels(self, pixel_values: Any) -> Tensor:
-        c, size = self.config.num_channels, self.config.image_size
-        if not isinstance(pixel_values, Tensor):
-            raise ValueError(
-                f"pixel_values must be a tensor of images, got {type(pixel_values).__name__}."
-            )
-        if pixel_values.dim() == 3 and c == 1:
-            pixel_values = pixel_values.unsqueeze(1)
-        if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != (c, size, size):
-            raise ValueError(
-                f"pixel_values must have shape (batch, {c}, {size}, {size}), got "
-                f"{tuple(pixel_values.shape)}."
-            )
-        if pixel_values.shape[0] == 0:
-            raise ValueError("pixel_values holds no image.")
-        values = pixel_values.float()
-        if self.config.output_distribution == "bernoulli":
-            if not torch.all((values == 0) | (values == 1)):
-                raise ValueError(
-                    "Bernoulli output models binary images: pixel_values must be 0 "
-                    "or 1 (binarize grey levels first, e.g. with "
-                    "vaehub.data.ImageCollator)."
-                )
-        elif values.min() < 0 or values.max() > 255 or not torch.equal(values, values.round()):
-            raise ValueError(
-                "categorical output models 8-bit images: pixel_values must be integers in 0–255."
-            )
-        return values.to(self.decoder.condition.weight.device)
+    # --- images out -------------------------------------------------------------------
 
     @torch.no_grad()
     def decode(
@@ -453,42 +265,7 @@ class DeltaVAEModel(DeltaVAEPreTrainedModel):
             )
         z = z.to(self.decoder.condition.weight)
         conditioning = self.decoder.conditioning(self._latent_map(z))
-        c, size = self.config.num_channels, self.config.image_size
-        images = torch.zeros(z.shape[0], c, size, size, device=z.device)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's note on oneDNN and Intel GPUs
-            with torch.backends.mkldnn.flags(enabled=False):
-                # On the CPU, oneDNN compiles a kernel for every new input shape — one per
-                # row here — and its small-batch kernels are slower than the native ones:
-                # measured 3x slower at 28x28 even after compiling.
-                return self._decode_rows(images, conditioning, greedy, generator)
-
-    def _decode_rows(
-        self,
-        images: Tensor,
-        conditioning: list[Tensor],
-        greedy: bool,
-        generator: torch.Generator | None,
-    ) -> Tensor:
-        size = self.config.image_size
-        for row in range(size):
-            rows = [c if c.shape[-2] == 1 else c[:, :, : row + 1] for c in conditioning]
-            for column in range(size):
-                logits = self.decoder(self._scaled(images[:, :, : row + 1]), rows)
-                logits = logits[..., row, column].float()
-                images[:, :, row, column] = self._pick(logits, greedy, generator)
-        return images
-
-    def _pick(self, logits: Tensor, greedy: bool, generator: torch.Generator | None) -> Tensor:
-        if self.config.output_distribution == "bernoulli":
-            probability = torch.sigmoid(logits)
-            if greedy:
-                return (probability > 0.5).float()
-            return torch.bernoulli(probability, generator=generator)
-        if greedy:
-            return logits.argmax(-1).float()
-        flat = torch.softmax(logits, -1).reshape(-1, logits.shape[-1])
-        return torch.multinomial(flat, 1, generator=generator).view(logits.shape[:-1]).float()
+        return self._sample_images(z.shape[0], conditioning, greedy, generator)
 
     @torch.no_grad()
     def generate(
