@@ -192,10 +192,11 @@ def test_help_describes_both_models_and_every_prior(capsys):
 
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--help"])
-    assert "train a text VAE or an image δ-VAE" in capsys.readouterr().out
+    assert "train a text VAE, an image δ-VAE or either's decoder alone" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = capsys.readouterr().out
+    assert "text_lm (its decoder alone, exact NLL)" in text and "--init_decoder_from" in text
     assert "standard, constrained or ar1" in text and "--max_train_examples" in text
     assert "for prior=constrained or ar1" in text
 

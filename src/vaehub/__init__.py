@@ -11,8 +11,16 @@ from transformers import AutoConfig, AutoModel
 
 from vaehub import network
 from vaehub.checkpoints import CheckpointError
-from vaehub.configuration_vae import DeltaVAEConfig, TextVAEConfig, VAEConfig
+from vaehub.configuration_vae import (
+    DeltaVAEConfig,
+    PixelCNNConfig,
+    TextLMConfig,
+    TextVAEConfig,
+    VAEConfig,
+)
 from vaehub.modeling_delta_vae import DeltaVAEModel, DeltaVAEOutput, save_image_grid
+from vaehub.modeling_pixelcnn import PixelCNNModel, PixelCNNOutput
+from vaehub.modeling_text_lm import TextLMModel, TextLMOutput
 from vaehub.modeling_text_vae import TextVAEModel, TextVAEOutput
 from vaehub.modeling_utils import interpolate_latents
 from vaehub.priors import (
@@ -31,6 +39,10 @@ AutoConfig.register(TextVAEConfig.model_type, TextVAEConfig, exist_ok=True)
 AutoModel.register(TextVAEConfig, TextVAEModel, exist_ok=True)
 AutoConfig.register(DeltaVAEConfig.model_type, DeltaVAEConfig, exist_ok=True)
 AutoModel.register(DeltaVAEConfig, DeltaVAEModel, exist_ok=True)
+AutoConfig.register(TextLMConfig.model_type, TextLMConfig, exist_ok=True)
+AutoModel.register(TextLMConfig, TextLMModel, exist_ok=True)
+AutoConfig.register(PixelCNNConfig.model_type, PixelCNNConfig, exist_ok=True)
+AutoModel.register(PixelCNNConfig, PixelCNNModel, exist_ok=True)
 
 try:
     network.set_hub_timeout()
@@ -45,7 +57,13 @@ __all__ = [
     "DeltaVAEModel",
     "DeltaVAEOutput",
     "DiagonalGaussian",
+    "PixelCNNConfig",
+    "PixelCNNModel",
+    "PixelCNNOutput",
     "StandardNormalPrior",
+    "TextLMConfig",
+    "TextLMModel",
+    "TextLMOutput",
     "TextVAEConfig",
     "TextVAEModel",
     "TextVAEOutput",

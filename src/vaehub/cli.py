@@ -50,6 +50,8 @@ TABLE_ROWS = (
     ("kl", "KL"),
     ("mi", "MI"),
     ("active_units", "active units"),
+    ("baseline_nll", "decoder-alone NLL"),
+    ("delta_nll", "ΔNLL vs decoder alone"),
 )
 
 
@@ -73,6 +75,8 @@ def evaluate(args: argparse.Namespace) -> int:
         total=total,
         refine_steps=args.refine_steps,
     )
+    if args.baseline:
+        results = _beside_baseline(results, args)
     refined = f", posterior refined by {args.refine_steps} SVI steps" if args.refine_steps else ""
     print(
         f"{args.model_dir} on {args.data} ({args.split}, {results['num_examples']} {unit}"
@@ -90,6 +94,28 @@ def evaluate(args: argparse.Namespace) -> int:
     )
     print(f"wrote {output}")
     return 0
+
+
+def _beside_baseline(results: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The VAE's results with the exact NLL of `--baseline` on the same examples."""
+    import torch
+
+    from vaehub.data_sources import evaluation_data
+    from vaehub.metrics import compare_to_baseline, evaluate_exact
+
+    baseline = load_model(args.baseline)
+    if getattr(baseline, "has_latent", True):
+        raise ValueError(
+            f"--baseline {args.baseline} is a {baseline.config.model_type} model: give a "
+            "text_lm or pixelcnn model, the decoder trained alone."
+        )
+    if "nll" not in results:
+        raise ValueError("--baseline compares NLLs: give --iw_samples K > 0.")
+    batches = evaluation_data(
+        baseline, args.data, args.split, args.batch_size, args.max_examples, args.seed
+    )[0]
+    torch.manual_seed(args.seed)
+    return compare_to_baseline(results, evaluate_exact(baseline, batches))
 
 
 def diagnose(args: argparse.Namespace) -> int:
@@ -137,14 +163,25 @@ def diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def model_class(model_type: str | None) -> Any:
+    """The vaehub model class of a config's `model_type`."""
+    from vaehub import DeltaVAEModel, PixelCNNModel, TextLMModel, TextVAEModel
+
+    classes = {
+        cls.config_class.model_type: cls
+        for cls in (TextVAEModel, DeltaVAEModel, TextLMModel, PixelCNNModel)
+    }
+    # A folder without a model_type of ours gets the text VAE's own error from loading.
+    return classes.get(model_type, TextVAEModel)
+
+
 def load_model(name_or_path: str):
     """The vaehub model in a folder or Hub repository, whichever kind it is (its config
     read first, so that a folder of something else gets vaehub's own error)."""
-    from vaehub import DeltaVAEModel, TextVAEModel, checkpoints
+    from vaehub import checkpoints
 
     config = checkpoints.read_config_dict(name_or_path, None, {})
-    kind = DeltaVAEModel if config.get("model_type") == "delta_vae" else TextVAEModel
-    return kind.from_pretrained(name_or_path)
+    return model_class(config.get("model_type")).from_pretrained(name_or_path)
 
 
 def push(args: argparse.Namespace) -> int:
@@ -175,10 +212,12 @@ def pull(args: argparse.Namespace) -> int:
         args.repo_id, revision=args.revision, local_dir=args.output_dir, force=args.force
     )
     model = AutoModel.from_pretrained(path)
+    latent = getattr(model.config, "latent_size", None)
     print(
         f"pulled {args.repo_id}{f' ({args.revision})' if args.revision else ''} to {path}: "
-        f"a {model.config.model_type} model, latent size {model.config.latent_size}, "
-        f"{model.num_parameters():,} parameters."
+        f"a {model.config.model_type} model, "
+        + (f"latent size {latent}, " if latent is not None else "no latent, ")
+        + f"{model.num_parameters():,} parameters."
     )
     return 0
 
@@ -193,19 +232,21 @@ def card(args: argparse.Namespace) -> int:
 
 
 def _load_model(args: argparse.Namespace) -> Any:
-    """The text VAE or δ-VAE of a folder or Hub repository, for inference."""
+    """The vaehub model of a folder or Hub repository, for inference."""
     import torch
 
-    from vaehub import DeltaVAEModel, TextVAEModel, checkpoints, network
+    from vaehub import network
 
     network.set_hub_timeout(args.timeout)
-    config = checkpoints.read_config_dict(args.model, None, {})
-    cls = DeltaVAEModel if config.get("model_type") == "delta_vae" else TextVAEModel
-    model = cls.from_pretrained(args.model).eval()
-    if cls is TextVAEModel and model.tokenizer is None:
+    model = load_model(args.model).eval()
+    if getattr(model, "tokenizer", False) is None:
         raise ValueError(f"{args.model} holds no tokenizer to write sentences with.")
     torch.manual_seed(args.seed)
     return model
+
+
+def _is_image_model(model: Any) -> bool:
+    return model.main_input_name == "pixel_values"
 
 
 def _decoding_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -216,7 +257,7 @@ def _decoding_options(args: argparse.Namespace) -> dict[str, Any]:
 def generate(args: argparse.Namespace) -> int:
     """`vaehub generate`: samples from the prior, printed (text) or drawn as a grid (images)."""
     model = _load_model(args)
-    if model.config.model_type == "delta_vae":
+    if _is_image_model(model):
         from vaehub import save_image_grid
 
         images = model.generate(num_samples=args.num_samples, greedy=args.greedy)
@@ -233,7 +274,11 @@ def generate(args: argparse.Namespace) -> int:
 def interpolate(args: argparse.Namespace) -> int:
     """`vaehub interpolate`: decode the path between the posterior means of two inputs."""
     model = _load_model(args)
-    if model.config.model_type == "delta_vae":
+    if not getattr(model, "has_latent", True):
+        raise ValueError(
+            f"{args.model} is a {model.config.model_type} model, with no latent to interpolate in."
+        )
+    if _is_image_model(model):
         import torch
 
         from vaehub import save_image_grid
@@ -353,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser(
         "train",
-        help="train a text VAE or an image δ-VAE (see `vaehub train --help`)",
+        help="train a text VAE, an image δ-VAE or either's decoder alone (see `vaehub train "
+        "--help`)",
         add_help=False,
         description="Every TrainingArguments flag works, plus the model, data and objective flags.",
     ).set_defaults(run=None)
@@ -361,8 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation = commands.add_parser(
         "evaluate",
         help="IW-NLL, PPL, KL, MI and active units of a saved model",
-        description="Evaluate a saved text VAE on a corpus, or an image δ-VAE on an image "
-        "set; prints a table and writes JSON.",
+        description="Evaluate a saved text model on a corpus, or an image model on an image "
+        "set; prints a table and writes JSON. A model without a latent (text_lm, pixelcnn) "
+        "gets its exact NLL.",
     )
     evaluation.add_argument("model_dir", help="a folder saved by vaehub")
     evaluation.add_argument(
@@ -389,6 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="evaluate the first N sentences or images only",
+    )
+    evaluation.add_argument(
+        "--baseline",
+        default=None,
+        help="a text_lm or pixelcnn model (the decoder trained alone): its exact NLL on the "
+        "same examples is printed and saved beside the IW-NLL, with their difference",
     )
     evaluation.add_argument("--seed", type=int, default=0)
     evaluation.add_argument(

@@ -58,7 +58,47 @@ def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
-class VAEConfig(PreTrainedConfig):
+class CheckedConfig(PreTrainedConfig):
+    """A config whose every value is checked on construction, on `validate()` and after
+    `from_pretrained(..., field=value)` overrides, and whose equality sees every field."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # transformers turns every subclass into a dataclass whose generated __eq__ only
+        # sees dataclass fields, not the attributes set in __init__; compare everything.
+        cls.__eq__ = CheckedConfig.__eq__
+        cls.__hash__ = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PreTrainedConfig):
+            return NotImplemented
+
+        # Where a config was loaded from says nothing about the model it describes.
+        def values(config: PreTrainedConfig) -> dict[str, Any]:
+            return {k: v for k, v in config.to_dict().items() if k != "_name_or_path"}
+
+        return type(self) is type(other) and values(self) == values(other)
+
+    __hash__ = None
+
+    def _validate(self) -> None:
+        """Check every field; subclasses extend this."""
+
+    def validate(self) -> None:
+        """Check every value again (after attributes were changed by hand)."""
+        self._validate()
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any):
+        # transformers applies `from_pretrained(..., field=value)` overrides after
+        # __init__, which would skip validation; check again once they are in.
+        out = super().from_dict(config_dict, **kwargs)
+        config = out[0] if isinstance(out, tuple) else out
+        config.validate()
+        return out
+
+
+class VAEConfig(CheckedConfig):
     r"""What every vaehub VAE shares: the latent code and its prior/posterior family.
 
     Args:
@@ -136,25 +176,6 @@ class VAEConfig(PreTrainedConfig):
         self.auxiliary_size = auxiliary_size
         self._validate()
         super().__init__(**kwargs)
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        # transformers turns every subclass into a dataclass whose generated __eq__ only
-        # sees dataclass fields, not the attributes set in __init__; compare everything.
-        cls.__eq__ = VAEConfig.__eq__
-        cls.__hash__ = None
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PreTrainedConfig):
-            return NotImplemented
-
-        # Where a config was loaded from says nothing about the model it describes.
-        def values(config: PreTrainedConfig) -> dict[str, Any]:
-            return {k: v for k, v in config.to_dict().items() if k != "_name_or_path"}
-
-        return type(self) is type(other) and values(self) == values(other)
-
-    __hash__ = None
 
     def _validate(self) -> None:
         """Check every field and resolve the committed rate; subclasses extend this."""
@@ -286,19 +307,6 @@ class VAEConfig(PreTrainedConfig):
             alphas = alphas * self.latent_size
         return [float(a) for a in alphas]
 
-    def validate(self) -> None:
-        """Check every value again (after attributes were changed by hand)."""
-        self._validate()
-
-    @classmethod
-    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any):
-        # transformers applies `from_pretrained(..., field=value)` overrides after
-        # __init__, which would skip validation; check again once they are in.
-        out = super().from_dict(config_dict, **kwargs)
-        config = out[0] if isinstance(out, tuple) else out
-        config.validate()
-        return out
-
 
 TEXT_PRESETS: dict[str, dict[str, Any]] = {
     # He et al. 2019, Yahoo and Yelp: 512 / 1024 / 1024, z = 32.
@@ -327,6 +335,27 @@ TEXT_PRESETS: dict[str, dict[str, Any]] = {
         max_sequence_length=12,
     ),
 }
+
+
+def check_text_decoder(config: Any) -> None:
+    """Check the fields of the LSTM decoder a text VAE and a text LM share."""
+    check_int("vocab_size", config.vocab_size, minimum=5)
+    for field in ("embedding_size", "decoder_hidden_size"):
+        check_int(field, getattr(config, field))
+    for field in ("decoder_embedding_dropout", "decoder_output_dropout", "word_dropout"):
+        check_float(field, getattr(config, field), 0.0, 1.0, high_open=True)
+    check_int("max_sequence_length", config.max_sequence_length, minimum=2)
+    for field in ("init_range", "embedding_init_range"):
+        check_float(field, getattr(config, field), 0.0, math.inf, low_open=True, high_open=True)
+    ids = {}
+    for field in ("pad_token_id", "unk_token_id", "bos_token_id", "eos_token_id"):
+        value = getattr(config, field)
+        check_int(field, value, minimum=0)
+        if value >= config.vocab_size:
+            raise _fail(field, value, f"expected an id below vocab_size={config.vocab_size}")
+        if value in ids:
+            raise _fail(field, value, f"it is already the id of {ids[value]}")
+        ids[value] = field
 
 
 class TextVAEConfig(VAEConfig):
@@ -413,23 +442,8 @@ class TextVAEConfig(VAEConfig):
 
     def _validate(self) -> None:
         super()._validate()
-        check_int("vocab_size", self.vocab_size, minimum=5)
-        for field in ("embedding_size", "encoder_hidden_size", "decoder_hidden_size"):
-            check_int(field, getattr(self, field))
-        for field in ("decoder_embedding_dropout", "decoder_output_dropout", "word_dropout"):
-            check_float(field, getattr(self, field), 0.0, 1.0, high_open=True)
-        check_int("max_sequence_length", self.max_sequence_length, minimum=2)
-        for field in ("init_range", "embedding_init_range"):
-            check_float(field, getattr(self, field), 0.0, math.inf, low_open=True, high_open=True)
-        ids = {}
-        for field in ("pad_token_id", "unk_token_id", "bos_token_id", "eos_token_id"):
-            value = getattr(self, field)
-            check_int(field, value, minimum=0)
-            if value >= self.vocab_size:
-                raise _fail(field, value, f"expected an id below vocab_size={self.vocab_size}")
-            if value in ids:
-                raise _fail(field, value, f"it is already the id of {ids[value]}")
-            ids[value] = field
+        check_int("encoder_hidden_size", self.encoder_hidden_size)
+        check_text_decoder(self)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> TextVAEConfig:
@@ -444,6 +458,22 @@ class TextVAEConfig(VAEConfig):
 
 OUTPUT_DISTRIBUTIONS = ("bernoulli", "categorical")
 IMAGE_ENCODERS = ("anticausal", "resnet")
+
+
+def _check_kernel(field: str, value: Any) -> None:
+    if check_int(field, value, minimum=1) % 2 == 0:
+        raise _fail(field, value, "expected an odd kernel size")
+
+
+def check_pixel_decoder(config: Any) -> None:
+    """Check the fields of the Gated PixelCNN an image VAE and a PixelCNN share."""
+    check_int("image_size", config.image_size, minimum=2)
+    check_int("num_channels", config.num_channels)
+    check_choice("output_distribution", config.output_distribution, OUTPUT_DISTRIBUTIONS)
+    for field in ("decoder_channels", "decoder_layers"):
+        check_int(field, getattr(config, field))
+    for field in ("decoder_first_kernel_size", "decoder_kernel_size"):
+        _check_kernel(field, getattr(config, field))
 
 
 class DeltaVAEConfig(VAEConfig):
@@ -521,14 +551,10 @@ class DeltaVAEConfig(VAEConfig):
 
     def _validate(self) -> None:
         super()._validate()
-        check_int("num_channels", self.num_channels)
-        check_choice("output_distribution", self.output_distribution, OUTPUT_DISTRIBUTIONS)
-        for field in ("encoder_channels", "encoder_layers", "decoder_channels", "decoder_layers"):
+        check_pixel_decoder(self)
+        for field in ("encoder_channels", "encoder_layers"):
             check_int(field, getattr(self, field))
-        for field in ("encoder_kernel_size", "decoder_first_kernel_size", "decoder_kernel_size"):
-            value = check_int(field, getattr(self, field), minimum=1)
-            if value % 2 == 0:
-                raise _fail(field, value, "expected an odd kernel size")
+        _check_kernel("encoder_kernel_size", self.encoder_kernel_size)
         if self.encoder_type == "resnet" and self.prior == "ar1":
             raise _fail(
                 "prior",
@@ -543,6 +569,137 @@ class DeltaVAEConfig(VAEConfig):
         if self.encoder_type == "resnet":
             return (self.latent_size,)
         return (self.latent_length, self.latent_size)
+
+    @property
+    def num_dims(self) -> int:
+        """D, the pixel values of one image (the bits/dim denominator)."""
+        return self.num_channels * self.image_size * self.image_size
+
+
+# The decoder's fields, shared by a text VAE and its language model without a latent.
+TEXT_DECODER_FIELDS = (
+    "vocab_size", "embedding_size", "decoder_hidden_size", "decoder_embedding_dropout",
+    "decoder_output_dropout", "word_dropout", "max_sequence_length", "init_range",
+    "embedding_init_range", "pad_token_id", "unk_token_id", "bos_token_id", "eos_token_id",
+)  # fmt: skip
+
+
+class TextLMConfig(CheckedConfig):
+    r"""Configuration of `TextLMModel`: the text VAE's LSTM decoder with no latent, an
+    exact language model (He et al.'s "LSTM-LM", SPEC §7.5).
+
+    Args:
+        vocab_size, embedding_size, decoder_hidden_size, decoder_embedding_dropout,
+        decoder_output_dropout, word_dropout, max_sequence_length, init_range,
+        embedding_init_range, pad_token_id, unk_token_id, bos_token_id, eos_token_id:
+            as in `TextVAEConfig`, with the same defaults: the decoder of a text VAE of
+            that config, minus its latent input and latent-initialised state.
+    """
+
+    model_type = "text_lm"
+
+    def __init__(
+        self,
+        vocab_size: int = 10004,
+        embedding_size: int = 256,
+        decoder_hidden_size: int = 256,
+        decoder_embedding_dropout: float = 0.5,
+        decoder_output_dropout: float = 0.5,
+        word_dropout: float = 0.0,
+        max_sequence_length: int = 128,
+        init_range: float = 0.01,
+        embedding_init_range: float = 0.1,
+        pad_token_id: int = 0,
+        unk_token_id: int = 1,
+        bos_token_id: int = 2,
+        eos_token_id: int = 3,
+        **kwargs: Any,
+    ) -> None:
+        self.vocab_size = vocab_size
+        self.embedding_size = embedding_size
+        self.decoder_hidden_size = decoder_hidden_size
+        self.decoder_embedding_dropout = decoder_embedding_dropout
+        self.decoder_output_dropout = decoder_output_dropout
+        self.word_dropout = word_dropout
+        self.max_sequence_length = max_sequence_length
+        self.init_range = init_range
+        self.embedding_init_range = embedding_init_range
+        self.unk_token_id = unk_token_id
+        self.pad_token_id = pad_token_id
+        self.bos_token_id = bos_token_id
+        self.eos_token_id = eos_token_id
+        self._validate()
+        super().__init__(
+            pad_token_id=pad_token_id,
+            bos_token_id=bos_token_id,
+            eos_token_id=eos_token_id,
+            **kwargs,
+        )
+
+    def _validate(self) -> None:
+        check_text_decoder(self)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> TextLMConfig:
+        """The decoder of a paper configuration (`"ptb"`, `"yahoo"`, `"yelp"`,
+        `"synthetic"`); keyword arguments override it."""
+        if name not in TEXT_PRESETS:
+            raise _fail("preset", name, f"expected one of {', '.join(map(repr, TEXT_PRESETS))}")
+        preset = {k: v for k, v in TEXT_PRESETS[name].items() if k in TEXT_DECODER_FIELDS}
+        return cls(**{**preset, **overrides})
+
+    @classmethod
+    def from_vae_config(cls, config: TextVAEConfig) -> TextLMConfig:
+        """The language model of a text VAE's decoder: the same sizes, dropout and ids."""
+        return cls(**{field: getattr(config, field) for field in TEXT_DECODER_FIELDS})
+
+
+PIXEL_DECODER_FIELDS = (
+    "image_size", "num_channels", "output_distribution", "decoder_channels",
+    "decoder_layers", "decoder_first_kernel_size", "decoder_kernel_size",
+)  # fmt: skip
+
+
+class PixelCNNConfig(CheckedConfig):
+    r"""Configuration of `PixelCNNModel`: the δ-VAE's Gated PixelCNN decoder with no
+    conditioning, an exact image model (He et al.'s "PixelCNN", SPEC §7.5).
+
+    Args:
+        image_size, num_channels, output_distribution, decoder_channels, decoder_layers,
+        decoder_first_kernel_size, decoder_kernel_size:
+            as in `DeltaVAEConfig`, with the same defaults.
+    """
+
+    model_type = "pixelcnn"
+
+    def __init__(
+        self,
+        image_size: int = 28,
+        num_channels: int = 1,
+        output_distribution: str = "bernoulli",
+        decoder_channels: int = 32,
+        decoder_layers: int = 6,
+        decoder_first_kernel_size: int = 7,
+        decoder_kernel_size: int = 3,
+        **kwargs: Any,
+    ) -> None:
+        self.image_size = image_size
+        self.num_channels = num_channels
+        self.output_distribution = output_distribution
+        self.decoder_channels = decoder_channels
+        self.decoder_layers = decoder_layers
+        self.decoder_first_kernel_size = decoder_first_kernel_size
+        self.decoder_kernel_size = decoder_kernel_size
+        self._validate()
+        super().__init__(**kwargs)
+
+    def _validate(self) -> None:
+        check_pixel_decoder(self)
+
+    @classmethod
+    def from_vae_config(cls, config: DeltaVAEConfig) -> PixelCNNConfig:
+        """The unconditional PixelCNN of a δ-VAE's decoder: the same sizes and output."""
+        return cls(**{field: getattr(config, field) for field in PIXEL_DECODER_FIELDS})
 
     @property
     def num_dims(self) -> int:

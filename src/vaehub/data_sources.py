@@ -155,7 +155,7 @@ def evaluation_data(
         tokenize_corpus,
     )
 
-    if model.config.model_type == "delta_vae":
+    if model.main_input_name == "pixel_values":
         kind = image_dataset_kind(data)
         images = load_images(kind, None if kind == "digits" else data, split)
         if max_examples is not None:

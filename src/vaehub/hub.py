@@ -55,12 +55,32 @@ CARD_METRICS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("mi", "mutual_information", "MI (nats)"),
         ("active_units", "active_units", "active units"),
     ),
+    "text_lm": (
+        ("nll", "nll", "NLL (nats/sentence, exact)"),
+        ("ppl", "perplexity", "PPL"),
+    ),
+    "pixelcnn": (
+        ("nll", "nll", "NLL (nats/image, exact)"),
+        ("bits_per_dim", "bits_per_dim", "bits/dim"),
+    ),
 }
+# Reported when the results hold them: the decoder alone beside a VAE (`--baseline`).
+BASELINE_METRICS = (
+    ("baseline_nll", "nll", "decoder-alone NLL (exact)"),
+    ("delta_nll", "delta_nll", "ΔNLL vs decoder alone"),
+)
 # The task each model's evaluation results are filed under in the card's model-index.
-TASKS = {"text_vae": "text-generation", "delta_vae": "unconditional-image-generation"}
+TASKS = {
+    "text_vae": "text-generation",
+    "delta_vae": "unconditional-image-generation",
+    "text_lm": "text-generation",
+    "pixelcnn": "unconditional-image-generation",
+}
 TAGS = {
     "text_vae": ["vae", "text-vae", "posterior-collapse", "lstm"],
     "delta_vae": ["vae", "delta-vae", "posterior-collapse", "pixelcnn"],
+    "text_lm": ["language-model", "lstm", "vae-baseline"],
+    "pixelcnn": ["pixelcnn", "vae-baseline"],
 }
 
 
@@ -237,6 +257,7 @@ def render_model_card(
             )
             + "."
         )
+    wanted = wanted + tuple(row for row in BASELINE_METRICS if metrics.get(row[0]) is not None)
     training = {}
     training_path = os.path.join(folder, TRAINING_FILE)
     if os.path.isfile(training_path):

@@ -155,7 +155,13 @@ def evaluate_vae(
         `mi` (nats), `active_units` and `au_variance` (per latent dimension), `kl_per_dim`;
         with `iw_samples`: `nll` and `ppl` (text) or `bits_per_dim` (images).
         `kl_per_dim` only where the KL has a closed form; `refine_steps` when K > 0.
+        For a model without a latent (`TextLMModel`, `PixelCNNModel`), what
+        `evaluate_exact` gives.
     """
+    if not getattr(model, "has_latent", True):
+        if refine_steps:
+            raise ValueError(f"refine_steps={refine_steps}: {type(model).__name__} has no latent.")
+        return evaluate_exact(model, batches, show_progress, total)
     svi.check_svi_options(
         refine_steps, svi.DEFAULT_LEARNING_RATE, svi.DEFAULT_MOMENTUM, svi.DEFAULT_MAX_GRAD_NORM
     )
@@ -229,6 +235,76 @@ def evaluate_vae(
         else:
             results["bits_per_dim"] = bits_per_dim(totals["nll"] / count, totals["units"] / count)
     return results
+
+
+def evaluate_exact(
+    model: nn.Module,
+    batches: Iterable[dict[str, Tensor]],
+    show_progress: bool = False,
+    total: int | None = None,
+) -> dict[str, Any]:
+    """The exact NLL of a model without a latent (SPEC §7.5) over a dataset.
+
+    Returns:
+        `nll` (nats per example, exact: `exact` is True) with `ppl` (text) or
+        `bits_per_dim` (images); `reconstruction` and `neg_elbo` equal to it, and `kl`,
+        `mi` and `active_units` 0, so a baseline's row reads like a VAE's.
+    """
+    was_training = model.training
+    model.eval()
+    nll = units = 0.0
+    count = 0
+    unit = "image" if "pixel_values" in getattr(model, "main_input_name", "") else "sentence"
+    progress = tqdm(
+        total=total, desc="evaluating (exact NLL)", unit=unit, disable=not show_progress,
+        leave=False, dynamic_ncols=True,
+    )  # fmt: skip
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                log_px = model.log_likelihood(**batch)
+                nll -= log_px.double().sum().item()
+                units += model.units_per_example(**batch).sum().item()
+                count += log_px.shape[0]
+                progress.update(log_px.shape[0])
+    finally:
+        progress.close()
+        model.train(was_training)
+    if count == 0:
+        raise ValueError("cannot evaluate on an empty dataset.")
+    results: dict[str, Any] = {
+        "nll": nll / count, "reconstruction": nll / count, "neg_elbo": nll / count,
+        "kl": 0.0, "mi": 0.0, "active_units": 0, "num_examples": count, "exact": True,
+    }  # fmt: skip
+    if model.nll_unit == "token":
+        results["ppl"] = perplexity(nll, units)
+    else:
+        results["bits_per_dim"] = bits_per_dim(nll / count, units / count)
+    return results
+
+
+def compare_to_baseline(results: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """A VAE's results with the exact NLL of its decoder alone beside them:
+    `baseline_nll` and `delta_nll` = IW-NLL − baseline NLL (nats per example; ≥ 0 up to
+    noise for a VAE that uses its latent at no cost in likelihood).
+
+    Args:
+        results: `evaluate_vae`'s, with `nll` (evaluated with `iw_samples`).
+        baseline: `evaluate_exact`'s (or `evaluate_vae`'s of the baseline) on the same data.
+    """
+    for name, record in (("results", results), ("baseline", baseline)):
+        if "nll" not in record:
+            raise ValueError(f"{name} hold no nll: evaluate the VAE with iw_samples.")
+    if results.get("num_examples") != baseline.get("num_examples"):
+        raise ValueError(
+            f"the VAE was evaluated on {results.get('num_examples')} examples and the "
+            f"baseline on {baseline.get('num_examples')}: evaluate both on the same data."
+        )
+    return {
+        **results,
+        "baseline_nll": baseline["nll"],
+        "delta_nll": results["nll"] - baseline["nll"],
+    }
 
 
 def posterior_of(model: nn.Module, batch: dict[str, Tensor], refine_steps: int = 0) -> Any:

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from vaehub.configuration_vae import DeltaVAEConfig
+from vaehub.configuration_vae import PIXEL_DECODER_FIELDS, DeltaVAEConfig
 from vaehub.modeling_utils import VAEPreTrainedModel, interpolate_latents
 from vaehub.pixelcnn import GatedPixelCNN, MaskedConv2d, PixelModelMixin
 from vaehub.posteriors import PosteriorHead, PosteriorParameters
@@ -159,6 +159,46 @@ class DeltaVAEModel(PixelModelMixin, DeltaVAEPreTrainedModel):
         self.decoder = GatedPixelCNN(config)
         self.posterior_head = PosteriorHead(config, self.encoder.context_size)
         self.post_init()
+
+    @classmethod
+    def from_decoder(
+        cls, pixelcnn: Any, config: DeltaVAEConfig | None = None, **overrides: Any
+    ) -> DeltaVAEModel:
+        """A δ-VAE whose decoder starts from a trained `PixelCNNModel` (Li et al. 2019's
+        pretraining).
+
+        Args:
+            pixelcnn: the `PixelCNNModel` whose weights to take.
+            config: the VAE's config; its decoder fields must equal the PixelCNN's. By
+                default, the PixelCNN's fields with `overrides` (`prior=`,
+                `committed_rate=`, `latent_size=`, ...).
+        """
+        decoder_fields = {f: getattr(pixelcnn.config, f) for f in PIXEL_DECODER_FIELDS}
+        if config is None:
+            config = DeltaVAEConfig(**{**decoder_fields, **overrides})
+        elif overrides:
+            raise ValueError("give either a config or keyword overrides, not both.")
+        model = cls(config)
+        model.init_decoder_from(pixelcnn)
+        return model
+
+    @torch.no_grad()
+    def init_decoder_from(self, pixelcnn: Any) -> None:
+        """Copy a `PixelCNNModel`'s decoder into this VAE's; the projection of z into each
+        gated layer keeps its initialisation: the PixelCNN has none."""
+        theirs = pixelcnn.config
+        differ = [
+            f"{f}={getattr(self.config, f)!r} (PixelCNN: {getattr(theirs, f)!r})"
+            for f in PIXEL_DECODER_FIELDS
+            if getattr(self.config, f) != getattr(theirs, f)
+        ]
+        if differ:
+            raise ValueError("the VAE's decoder differs from the PixelCNN's: " + "; ".join(differ))
+        missing, unexpected = self.decoder.load_state_dict(
+            pixelcnn.decoder.state_dict(), strict=False
+        )
+        if unexpected or any(not name.startswith("condition.") for name in missing):
+            raise ValueError(f"decoder weights do not match: {missing + unexpected}")
 
     # --- the three pieces every objective and metric uses -----------------------------
 

@@ -24,7 +24,7 @@ from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.utils import ModelOutput
 
-from vaehub.configuration_vae import TextVAEConfig
+from vaehub.configuration_vae import TEXT_DECODER_FIELDS, TextVAEConfig
 from vaehub.modeling_utils import VAEPreTrainedModel, interpolate_latents
 from vaehub.posteriors import PosteriorHead, PosteriorParameters
 from vaehub.priors import LatentPrior, prior_from_config
@@ -142,6 +142,53 @@ class TextVAEModel(TextModelMixin, TextVAEPreTrainedModel, GenerationMixin):
         self.tokenizer: PreTrainedTokenizerBase | None = None
         self.post_init()
         self.generation_config.max_length = config.max_sequence_length
+
+    @classmethod
+    def from_decoder(
+        cls, language_model: Any, config: TextVAEConfig | None = None, **overrides: Any
+    ) -> TextVAEModel:
+        """A text VAE whose decoder starts from a trained `TextLMModel` (Li et al. 2019's
+        pretraining): the same embedding, LSTM, output layer and tokenizer.
+
+        Args:
+            language_model: the `TextLMModel` whose weights to take.
+            config: the VAE's config; its decoder fields must equal the language model's.
+                By default, the language model's decoder fields with `overrides`
+                (`latent_size=`, `encoder_hidden_size=`, `prior=`, ...).
+        """
+        decoder_fields = {f: getattr(language_model.config, f) for f in TEXT_DECODER_FIELDS}
+        if config is None:
+            config = TextVAEConfig(**{**decoder_fields, **overrides})
+        elif overrides:
+            raise ValueError("give either a config or keyword overrides, not both.")
+        model = cls(config)
+        model.init_decoder_from(language_model)
+        return model
+
+    @torch.no_grad()
+    def init_decoder_from(self, language_model: Any) -> None:
+        """Copy a `TextLMModel`'s decoder (and tokenizer) into this VAE's decoder. The
+        LSTM's input weights for z and the z-to-state layer keep their initialisation:
+        the language model has none."""
+        theirs = language_model.config
+        differ = [
+            f"{f}={getattr(self.config, f)!r} (language model: {getattr(theirs, f)!r})"
+            for f in TEXT_DECODER_FIELDS
+            if getattr(self.config, f) != getattr(theirs, f)
+        ]
+        if differ:
+            raise ValueError(
+                "the VAE's decoder differs from the language model's: " + "; ".join(differ)
+            )
+        source, target = language_model.decoder, self.decoder
+        target.embed_tokens.weight.copy_(source.embed_tokens.weight)
+        target.lm_head.weight.copy_(source.lm_head.weight)
+        embedding = self.config.embedding_size
+        target.lstm.weight_ih_l0[:, :embedding].copy_(source.lstm.weight_ih_l0)
+        for name in ("weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            getattr(target.lstm, name).copy_(getattr(source.lstm, name))
+        if language_model.tokenizer is not None:
+            self.tokenizer = language_model.tokenizer
 
     # --- the three pieces every objective and metric uses -----------------------------
 

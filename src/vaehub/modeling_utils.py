@@ -47,10 +47,7 @@ class VAEPreTrainedModel(PreTrainedModel):
 
     def sample_prior(self, num_samples: int | None) -> Tensor:
         """`num_samples` (default 1) latents from p(z): `(num_samples, *latent_shape)`."""
-        count = 1 if num_samples is None else num_samples
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
-        return self.prior.sample((count,))
+        return self.prior.sample((checked_num_samples(num_samples),))
 
     def latents_to_decode(self, z: Tensor | None, num_samples: int | None) -> Tensor:
         """The caller's `z`, or `num_samples` (default 1) draws from p(z) when none is given."""
@@ -255,6 +252,14 @@ def in_loss_precision(logits: Tensor) -> Tensor:
     """Logits in at least float32 for the log-softmax of a loss: bfloat16 or float16 under
     autocast are raised to float32, float64 stays float64."""
     return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
+def checked_num_samples(num_samples: int | None) -> int:
+    """How many samples to draw: `num_samples`, 1 when `None`, refused unless positive."""
+    count = 1 if num_samples is None else num_samples
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
+    return count
 
 
 def check_finite_latent(z: Tensor) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vaehub import hub
+from vaehub.configuration_vae import TEXT_DECODER_FIELDS
 from vaehub.data_sources import (
     DATASET_NAMES,
     IMAGE_DATASET_NAMES,
@@ -19,6 +20,11 @@ from vaehub.data_sources import (
 )
 
 TEXT_PRESETS = ("ptb", "yahoo", "yelp", "synthetic")
+TEXT_MODEL_TYPES = ("text_vae", "text_lm")
+IMAGE_MODEL_TYPES = ("delta_vae", "pixelcnn")
+MODEL_TYPES = TEXT_MODEL_TYPES + IMAGE_MODEL_TYPES
+# The models without a latent: the exact baselines of the VAEs beside them.
+BASELINE_OF = {"text_vae": "text_lm", "delta_vae": "pixelcnn"}
 # He et al.'s optimisation of the text VAE (SPEC §5); 0.03125 = 1.0 · 0.5⁵ stops the decays
 # after the fifth.
 PAPER_TRAINING = (
@@ -38,7 +44,11 @@ class ModelArguments:
 
     model_type: str = field(
         default="text_vae",
-        metadata={"help": "text_vae or delta_vae (images).", "choices": ("text_vae", "delta_vae")},
+        metadata={
+            "help": "text_vae, text_lm (its decoder alone, exact NLL), delta_vae (images) or "
+            "pixelcnn (its decoder alone, exact NLL).",
+            "choices": MODEL_TYPES,
+        },
     )
     preset: str = field(
         default="ptb", metadata={"help": "Text paper configuration.", "choices": TEXT_PRESETS}
@@ -85,6 +95,20 @@ class ModelArguments:
     encoder_layers: int | None = field(default=None, metadata={"help": "δ-VAE encoder depth."})
     decoder_channels: int | None = field(default=None, metadata={"help": "PixelCNN width."})
     decoder_layers: int | None = field(default=None, metadata={"help": "PixelCNN gated layers."})
+    init_decoder_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "A trained text_lm or pixelcnn folder whose decoder the VAE starts from "
+            "(Li et al. 2019's pretraining); its sizes and tokenizer are taken."
+        },
+    )
+    baseline: str | None = field(
+        default=None,
+        metadata={
+            "help": "A trained text_lm or pixelcnn folder: its exact NLL on the same splits is "
+            "recorded beside the VAE's IW-NLL (baseline_nll, delta_nll)."
+        },
+    )
 
     TEXT_FIELDS = (
         "embedding_size",
@@ -104,63 +128,103 @@ class ModelArguments:
         "latent_size", "prior", "committed_rate", "ar1_alpha", "posterior", "flow_length",
     )  # fmt: skip
 
+    # The latent and encoder fields, which a model without a latent does not have.
+    LATENT_FIELDS = ("encoder_hidden_size", "encoder_type", "encoder_channels", "encoder_layers")
+
     def overrides(self) -> dict[str, Any]:
         """The sizes given on the command line, for this model type; others refused."""
-        own = self.TEXT_FIELDS if self.model_type == "text_vae" else self.IMAGE_FIELDS
-        other = self.IMAGE_FIELDS if self.model_type == "text_vae" else self.TEXT_FIELDS
+        text = self.model_type in TEXT_MODEL_TYPES
+        own = self.TEXT_FIELDS if text else self.IMAGE_FIELDS
+        other = self.IMAGE_FIELDS if text else self.TEXT_FIELDS
+        if self.model_type in BASELINE_OF.values():
+            other = other + self.SHARED_FIELDS + self.LATENT_FIELDS
+            own = tuple(n for n in own if n not in self.LATENT_FIELDS)
+            if self.init_decoder_from or self.baseline:
+                flag = "init_decoder_from" if self.init_decoder_from else "baseline"
+                raise ValueError(f"--{flag} is for a VAE; {self.model_type} is the baseline.")
+        else:
+            own = own + self.SHARED_FIELDS
         stray = [n for n in other if getattr(self, n) is not None]
         if stray:
             raise ValueError(f"--{stray[0]} is not a {self.model_type} setting.")
-        return {
-            n: getattr(self, n) for n in own + self.SHARED_FIELDS if getattr(self, n) is not None
-        }
+        return {n: getattr(self, n) for n in own if getattr(self, n) is not None}
 
 
 def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: Any) -> int:
     """Build, train, evaluate and save as the arguments say; returns 0."""
     from transformers import set_seed
 
-    from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer
+    from vaehub import TextLMConfig, TextLMModel, TextVAEConfig, TextVAEModel, build_tokenizer
     from vaehub.data import TextCollator, tokenize_corpus
 
     # Before any model is built, so that --seed fixes its initial weights too.
     set_seed(training_args.seed)
-    if model_args.paper_training and model_args.model_type != "text_vae":
+    if model_args.paper_training and model_args.model_type not in TEXT_MODEL_TYPES:
         raise ValueError(
             "--paper_training is He et al.'s text VAE optimisation; drop it for images."
         )
-    if model_args.model_type == "delta_vae":
-        return _train_images(model_args, data_args, training_args)
+    overrides = model_args.overrides()
+    if model_args.model_type in IMAGE_MODEL_TYPES:
+        return _train_images(model_args, data_args, training_args, overrides)
     if data_args.dataset in IMAGE_DATASETS:
-        raise ValueError(f"--dataset {data_args.dataset} holds images: use --model_type delta_vae.")
+        raise ValueError(
+            f"--dataset {data_args.dataset} holds images: use --model_type delta_vae or pixelcnn."
+        )
     corpus = load_corpus(data_args)
+    cls = TextVAEModel if model_args.model_type == "text_vae" else TextLMModel
     if model_args.model_name_or_path:
-        model = TextVAEModel.from_pretrained(model_args.model_name_or_path)
+        model = _load(cls, model_args.model_name_or_path)
         if model.tokenizer is None:
             raise ValueError(f"{model_args.model_name_or_path} holds no tokenizer to train with.")
+    elif model_args.init_decoder_from:
+        decoder = _load(TextLMModel, model_args.init_decoder_from)
+        # The decoder's sizes are the language model's; a size given that differs from
+        # them is refused by from_decoder, naming it.
+        fields = {k: getattr(decoder.config, k) for k in TEXT_DECODER_FIELDS}
+        config = TextVAEConfig.from_preset(model_args.preset, **{**fields, **overrides})
+        model = TextVAEModel.from_decoder(decoder, config)
+        if model.tokenizer is None:
+            raise ValueError(f"{model_args.init_decoder_from} holds no tokenizer to train with.")
     else:
         tokenizer = build_tokenizer(
             corpus["train"]["text"],
             vocab_size=data_args.vocab_size,
             min_frequency=data_args.min_frequency,
         )
-        config = TextVAEConfig.from_preset(
-            model_args.preset, vocab_size=len(tokenizer), **model_args.overrides()
+        config_class = TextVAEConfig if cls is TextVAEModel else TextLMConfig
+        model = cls(
+            config_class.from_preset(model_args.preset, vocab_size=len(tokenizer), **overrides)
         )
-        model = TextVAEModel(config)
         model.tokenizer = tokenizer
     data = tokenize_corpus(corpus, model.tokenizer, model.config.max_sequence_length)
     dataset = DATASET_NAMES.get(data_args.dataset, {"name": "custom", "type": "custom"})
-    train_and_record(model, training_args, data, TextCollator(), dataset)
+    baseline = _load(TextLMModel, model_args.baseline) if model_args.baseline else None
+    train_and_record(model, training_args, data, TextCollator(), dataset, baseline)
     return 0
 
 
+def _load(cls: Any, path: str) -> Any:
+    """`cls.from_pretrained(path)`, with an error that names the kind of model expected."""
+    from vaehub.checkpoints import CheckpointError
+
+    try:
+        return cls.from_pretrained(path)
+    except CheckpointError as error:
+        raise CheckpointError(f"expected a {cls.config_class.model_type} model: {error}") from None
+
+
 def train_and_record(
-    model: Any, training_args: Any, splits: dict, collator: Any, dataset: dict[str, str]
+    model: Any,
+    training_args: Any,
+    splits: dict,
+    collator: Any,
+    dataset: dict[str, str],
+    baseline: Any = None,
 ) -> Any:
     """Train on `splits["train"]` (validating on `splits["validation"]`), measure the
-    validation and test splits into the model's results, save it with them in
-    `training_args.output_dir`; returns the trainer."""
+    validation and test splits into the model's results (with `baseline`'s exact NLL
+    beside the IW-NLL when given), save it with them in `training_args.output_dir`;
+    returns the trainer."""
     from vaehub.trainer import VAETrainer
 
     trainer = VAETrainer(
@@ -171,19 +235,21 @@ def train_and_record(
         data_collator=collator,
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    record_evaluation(model, trainer, training_args, splits, dataset)
+    record_evaluation(model, trainer, training_args, splits, dataset, baseline)
     if trainer.is_world_process_zero():
         model.save_pretrained(training_args.output_dir)
     return trainer
 
 
-def _train_images(model_args: ModelArguments, data_args: DataArguments, training_args) -> int:
-    from vaehub import DeltaVAEConfig, DeltaVAEModel
+def _train_images(
+    model_args: ModelArguments, data_args: DataArguments, training_args, overrides: dict
+) -> int:
+    from vaehub import DeltaVAEConfig, DeltaVAEModel, PixelCNNConfig, PixelCNNModel
     from vaehub.data import ImageCollator
 
     if data_args.dataset not in IMAGE_DATASETS:
         raise ValueError(
-            f"--model_type delta_vae trains on images: --dataset "
+            f"--model_type {model_args.model_type} trains on images: --dataset "
             f"{' / '.join(IMAGE_DATASETS)}, not {data_args.dataset}."
         )
     splits = {
@@ -199,28 +265,58 @@ def _train_images(model_args: ModelArguments, data_args: DataArguments, training
             splits[name] = splits[name].select(
                 range(min(data_args.max_eval_examples, len(splits[name])))
             )
+    cls = DeltaVAEModel if model_args.model_type == "delta_vae" else PixelCNNModel
+    size = int(splits["train"][0]["pixel_values"].shape[-1])
     if model_args.model_name_or_path:
-        model = DeltaVAEModel.from_pretrained(model_args.model_name_or_path)
+        model = _load(cls, model_args.model_name_or_path)
+    elif model_args.init_decoder_from:
+        decoder = _load(PixelCNNModel, model_args.init_decoder_from)
+        model = DeltaVAEModel.from_decoder(decoder, **overrides)
     else:
-        size = splits["train"][0]["pixel_values"].shape[-1]
-        model = DeltaVAEModel(DeltaVAEConfig(image_size=int(size), **model_args.overrides()))
+        config_class = DeltaVAEConfig if cls is DeltaVAEModel else PixelCNNConfig
+        model = cls(config_class(image_size=size, **overrides))
+    baseline = _load(PixelCNNModel, model_args.baseline) if model_args.baseline else None
     train_and_record(
-        model, training_args, splits, ImageCollator(), IMAGE_DATASET_NAMES[data_args.dataset]
+        model,
+        training_args,
+        splits,
+        ImageCollator(),
+        IMAGE_DATASET_NAMES[data_args.dataset],
+        baseline,
     )
     return 0
 
 
 def record_evaluation(
-    model: Any, trainer: Any, training_args: Any, splits: dict, dataset: dict[str, str]
+    model: Any,
+    trainer: Any,
+    training_args: Any,
+    splits: dict,
+    dataset: dict[str, str],
+    baseline: Any = None,
 ) -> None:
-    """Evaluate the validation and test splits into the model's results."""
+    """Evaluate the validation and test splits into the model's results; with a baseline
+    (a model without a latent), its exact NLL on the same split beside the IW-NLL."""
     model.training_summary = hub.training_summary(training_args, trainer.state, dataset["name"])
     for split in [s for s in ("validation", "test") if s in splits]:
         prefix = f"{split}_"
         metrics = trainer.evaluate(splits[split], metric_key_prefix=split)
+        metrics = {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
+        if baseline is not None:
+            metrics = _beside_baseline(metrics, baseline, trainer, splits[split])
         model.evaluation_results[split] = {
             "split": split,
             "dataset": dataset,
             "iw_samples": training_args.iw_samples if training_args.eval_iw_nll else None,
-            "metrics": {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)},
+            "metrics": metrics,
         }
+
+
+def _beside_baseline(metrics: dict, baseline: Any, trainer: Any, split: Any) -> dict:
+    from vaehub.metrics import compare_to_baseline, evaluate_exact
+
+    if "nll" not in metrics:
+        raise ValueError("--baseline compares IW-NLLs: evaluate with --eval_iw_nll True.")
+    baseline.to(trainer.args.device)
+    exact = evaluate_exact(baseline, trainer._evaluation_batches(split))
+    return compare_to_baseline(metrics, exact)

@@ -338,6 +338,8 @@ class VAETrainer(Trainer):
         self._inner_steps_since_log = self._outer_steps_since_log = 0
         self.beta_schedule: BetaSchedule | None = None
         self.aggressive = AggressiveState(active=self.args.objective == "aggressive")
+        if not getattr(self.model, "has_latent", True):
+            _check_no_latent_settings(self.args, type(self.model).__name__)
         self._encoder_optimizer: torch.optim.Optimizer | None = None
         self._inner_batches: list[list[int]] | None = None
         self._inner_generator = torch.Generator().manual_seed(
@@ -728,6 +730,25 @@ class VAETrainer(Trainer):
             self._get_encoder_optimizer().load_state_dict(
                 torch.load(optimizer_path, map_location="cpu", weights_only=True)
             )
+
+
+def _check_no_latent_settings(args: VAETrainingArguments, name: str) -> None:
+    """A model without a latent has no KL to weight or posterior to refine: its ELBO is its
+    exact log-likelihood. Refuse settings that would silently do nothing."""
+    given = []
+    if args.objective != "elbo":
+        given.append(f"objective={args.objective!r}")
+    if args.free_bits:
+        given.append(f"free_bits={args.free_bits}")
+    if args.beta != 1.0:
+        given.append(f"beta={args.beta}")
+    if args.resolved_beta_schedule != "constant":
+        given.append(f"beta_schedule={args.resolved_beta_schedule!r}")
+    if given:
+        raise ValueError(
+            f"{name} has no latent, so {', '.join(given)} would change nothing: train it "
+            "with objective='elbo' (its exact NLL) and the defaults of beta and free_bits."
+        )
 
 
 def _inference_parameters(model: nn.Module) -> list[nn.Parameter]:
