@@ -13,12 +13,14 @@ from vaehub import network
 from vaehub.checkpoints import CheckpointError
 from vaehub.configuration_vae import (
     DeltaVAEConfig,
+    LinearVAEConfig,
     PixelCNNConfig,
     TextLMConfig,
     TextVAEConfig,
     VAEConfig,
 )
 from vaehub.modeling_delta_vae import DeltaVAEModel, DeltaVAEOutput, save_image_grid
+from vaehub.modeling_linear_vae import LinearVAEModel, LinearVAEOutput
 from vaehub.modeling_pixelcnn import PixelCNNModel, PixelCNNOutput
 from vaehub.modeling_text_lm import TextLMModel, TextLMOutput
 from vaehub.modeling_text_vae import TextVAEModel, TextVAEOutput
@@ -43,6 +45,8 @@ AutoConfig.register(TextLMConfig.model_type, TextLMConfig, exist_ok=True)
 AutoModel.register(TextLMConfig, TextLMModel, exist_ok=True)
 AutoConfig.register(PixelCNNConfig.model_type, PixelCNNConfig, exist_ok=True)
 AutoModel.register(PixelCNNConfig, PixelCNNModel, exist_ok=True)
+AutoConfig.register(LinearVAEConfig.model_type, LinearVAEConfig, exist_ok=True)
+AutoModel.register(LinearVAEConfig, LinearVAEModel, exist_ok=True)
 
 try:
     network.set_hub_timeout()
@@ -57,6 +61,9 @@ __all__ = [
     "DeltaVAEModel",
     "DeltaVAEOutput",
     "DiagonalGaussian",
+    "LinearVAEConfig",
+    "LinearVAEModel",
+    "LinearVAEOutput",
     "PixelCNNConfig",
     "PixelCNNModel",
     "PixelCNNOutput",

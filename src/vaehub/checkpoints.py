@@ -16,7 +16,7 @@ from transformers.utils import cached_file
 
 from vaehub import network
 
-VAEHUB_MODEL_TYPES = ("text_vae", "delta_vae", "text_lm", "pixelcnn")
+VAEHUB_MODEL_TYPES = ("text_vae", "delta_vae", "text_lm", "pixelcnn", "linear_vae")
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 # Keyword arguments of `from_pretrained` that say where files come from.

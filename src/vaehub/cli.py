@@ -165,11 +165,11 @@ def diagnose(args: argparse.Namespace) -> int:
 
 def model_class(model_type: str | None) -> Any:
     """The vaehub model class of a config's `model_type`."""
-    from vaehub import DeltaVAEModel, PixelCNNModel, TextLMModel, TextVAEModel
+    from vaehub import DeltaVAEModel, LinearVAEModel, PixelCNNModel, TextLMModel, TextVAEModel
 
     classes = {
         cls.config_class.model_type: cls
-        for cls in (TextVAEModel, DeltaVAEModel, TextLMModel, PixelCNNModel)
+        for cls in (TextVAEModel, DeltaVAEModel, TextLMModel, PixelCNNModel, LinearVAEModel)
     }
     # A folder without a model_type of ours gets the text VAE's own error from loading.
     return classes.get(model_type, TextVAEModel)
