@@ -236,3 +236,21 @@ def test_vaehub_trains_the_language_model_and_puts_it_beside_a_vae(tmp_path, cap
     assert main(["evaluate", str(lm_dir), "--data", str(corpus), "--baseline", str(vae_dir),
                  "--no-progress", "--output", str(tmp_path / "o.json")]) == 1  # fmt: skip
     assert "give a text_lm or pixelcnn model" in capsys.readouterr().err
+
+
+def test_evaluation_batches_binarize_the_same_whatever_the_model_drew(tmp_path):
+    """ΔNLL compares two models on the same images: dynamic binarization at evaluation
+    depends on the seed and the batch, not on the random numbers a model used."""
+    from vaehub.data import ImageCollator, load_digits
+
+    images = load_digits("test").select(range(40))
+    model = PixelCNNModel(PixelCNNConfig(image_size=8, decoder_channels=8, decoder_layers=2))
+    args = VAETrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=16,
+                                report_to="none", use_cpu=True, disable_tqdm=True)  # fmt: skip
+    trainer = VAETrainer(model=model, args=args, eval_dataset=images, data_collator=ImageCollator())
+    first = []
+    for batch in trainer._evaluation_batches(images):
+        first.append(batch["pixel_values"])
+        torch.rand(1000)  # a model drawing samples between batches
+    second = [batch["pixel_values"] for batch in trainer._evaluation_batches(images)]
+    assert len(first) == 3 and all(torch.equal(a, b) for a, b in zip(first, second, strict=True))

@@ -608,10 +608,12 @@ class VAETrainer(Trainer):
         Sentences (a `length` column) come in batches of similar length, as `vaehub
         evaluate` makes them: less padding, and MI's aggregate posterior for sequence
         latents is taken over same-length sentences, which needs them batched together.
+        Random draws of the collator (dynamic binarization) are seeded per batch.
         """
         collator = self._get_collator_with_removed_columns(self.data_collator, "evaluation")
         batches = _index_batches(dataset, self.args.per_device_eval_batch_size)
-        for batch in DataLoader(dataset, batch_sampler=batches, collate_fn=collator):
+        seeded = _SeededCollator(collator, self.args.seed)
+        for batch in DataLoader(dataset, batch_sampler=batches, collate_fn=seeded):
             yield self._prepare_inputs(batch)
 
     # --- evaluation -------------------------------------------------------------------
@@ -777,6 +779,21 @@ def _index_batches(dataset: Any, batch_size: int) -> list[list[int]]:
         return length_bucketed_batches(dataset["length"], batch_size)
     size = len(dataset)
     return [list(range(i, min(i + batch_size, size))) for i in range(0, size, batch_size)]
+
+
+class _SeededCollator:
+    """A collator whose random draws (dynamic binarization) depend only on the seed and
+    the batch's place in the order, not on what the model drew before: two models
+    evaluated on a dataset see the same batches, so their NLLs can be compared."""
+
+    def __init__(self, collator: Any, seed: int) -> None:
+        self.collator, self.seed, self.calls = collator, seed, 0
+
+    def __call__(self, rows: list[Any]) -> Any:
+        with _forked_rng():
+            torch.manual_seed(self.seed + self.calls)
+            self.calls += 1
+            return self.collator(rows)
 
 
 def _forked_rng():
