@@ -97,3 +97,41 @@ def test_synthetic_sentences_depend_on_their_latent():
 def test_synthetic_corpus_rejects_bad_sizes():
     with pytest.raises(ValueError, match="num_sentences must be a positive integer"):
         synthetic_corpus(0)
+
+
+def test_the_trainer_batches_sentences_of_one_length_by_default(ptb_slice, tmp_path):
+    """`VAETrainer`'s default training order (`length_buckets`): every sentence once per
+    epoch, in full batches of one length except where a length's count does not divide,
+    a new order each epoch; padding falls from the random sampler's share to almost none."""
+    from vaehub import TextVAEConfig, TextVAEModel
+    from vaehub.trainer import VAETrainer, VAETrainingArguments
+
+    train = ptb_slice["data"]["train"]
+    model = TextVAEModel(TextVAEConfig(vocab_size=len(ptb_slice["tokenizer"]), embedding_size=8,
+                                       encoder_hidden_size=8, decoder_hidden_size=8,
+                                       latent_size=2, max_sequence_length=64))  # fmt: skip
+
+    def epoch_batches(strategy: str, epoch: int = 0) -> list[dict]:
+        args = VAETrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=32,
+                                    report_to="none", use_cpu=True, seed=3,
+                                    train_sampling_strategy=strategy)  # fmt: skip
+        trainer = VAETrainer(model=model, args=args, train_dataset=train,
+                             data_collator=TextCollator())  # fmt: skip
+        loader = trainer.get_train_dataloader()
+        loader.set_epoch(epoch)
+        return list(loader)
+
+    def padding(batches: list[dict]) -> float:
+        masks = [b["attention_mask"] for b in batches]
+        return 1 - sum(m.sum().item() for m in masks) / sum(m.numel() for m in masks)
+
+    batches = epoch_batches("length_buckets")
+    assert sum(len(b["input_ids"]) for b in batches) == len(train)
+    assert all(len(b["input_ids"]) == 32 for b in batches[:-1])
+    mixed = sum(len(set(b["attention_mask"].sum(-1).tolist())) > 1 for b in batches)
+    assert mixed <= len(set(train["length"]))
+    assert padding(batches) < 0.03 and padding(epoch_batches("random")) > 10 * padding(batches)
+    again, later = epoch_batches("length_buckets"), epoch_batches("length_buckets", epoch=1)
+    pairs = zip(batches, again, strict=True)
+    assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in pairs)
+    assert not torch.equal(batches[0]["input_ids"], later[0]["input_ids"])

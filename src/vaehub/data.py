@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from datasets import Dataset, DatasetDict, load_dataset
 from torch import Tensor, nn
+from torch.utils.data import Sampler
 
 from vaehub.tokenization import pad_rows, truncate_rows
 
@@ -121,6 +122,44 @@ def length_bucketed_batches(
     if shuffle:
         random.Random(seed).shuffle(batches)
     return batches
+
+
+class LengthBucketSampler(Sampler[int]):
+    """Training order for batches of sentences of one length where lengths allow, as He
+    et al. batch them: no LSTM step and no output row is spent on padding.
+
+    Each epoch the sentences are sorted by length (ties in a random order), cut into
+    batches of `batch_size` (a batch straddles two lengths only where a length's count
+    is not a multiple of it), and the batches are shuffled; the one short batch goes
+    last, so that a `DataLoader` of the same batch size cuts exactly these batches.
+    Deterministic by `seed` and the epoch (`set_epoch`, called by the Trainer).
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.seed, self.epoch = batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def batches(self) -> list[list[int]]:
+        """This epoch's batches of indices, in training order."""
+        rng = np.random.default_rng((self.seed, self.epoch))
+        ties = rng.permutation(len(self.lengths))
+        order = np.lexsort((ties, self.lengths)).tolist()
+        size = self.batch_size
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
+        short = [batches.pop()] if batches and len(batches[-1]) < size else []
+        return [batches[i] for i in rng.permutation(len(batches))] + short
+
+    def __iter__(self) -> Iterator[int]:
+        for batch in self.batches():
+            yield from batch
 
 
 # --- He et al. 2019 synthetic data (SPEC §5) ---------------------------------------------

@@ -33,20 +33,27 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
 from vaehub import svi
 from vaehub.checkpoints import check_training_checkpoint
-from vaehub.data import length_bucketed_batches
+from vaehub.data import LengthBucketSampler, length_bucketed_batches
 from vaehub.metrics import evaluate_vae, mutual_information_terms
 from vaehub.objectives import SCHEDULES, BetaSchedule, kl_term
 
 logger = logging.get_logger(__name__)
 
 OBJECTIVES = ("elbo", "beta", "anneal", "free_bits", "aggressive", "sa_vae")
+SAMPLING_STRATEGIES = (
+    "length_buckets",
+    "random",
+    "sequential",
+    "group_by_length",
+    "batch_rebalance",
+)
 STATE_FILE = "vae_trainer_state.json"
 ENCODER_OPTIMIZER_FILE = "encoder_optimizer.pt"
 
@@ -60,6 +67,16 @@ class VAETrainingArguments(TrainingArguments):
         metadata={
             "help": "Evaluation batch size; MI's aggregate posterior is estimated within "
             "each batch, so small batches bias it (transformers' default is 8)."
+        },
+    )
+    train_sampling_strategy: str = field(
+        default="length_buckets",
+        metadata={
+            "help": "length_buckets (default): batches of sentences of one length where "
+            "lengths allow, in random order, as He et al. (no compute on padding; for data "
+            "without a `length` column, random); or transformers' random, sequential, "
+            "group_by_length, batch_rebalance.",
+            "choices": SAMPLING_STRATEGIES,
         },
     )
     objective: str = field(
@@ -149,6 +166,11 @@ class VAETrainingArguments(TrainingArguments):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.train_sampling_strategy not in SAMPLING_STRATEGIES:
+            raise ValueError(
+                f"train_sampling_strategy={self.train_sampling_strategy!r} is not valid: "
+                f"expected one of {', '.join(map(repr, SAMPLING_STRATEGIES))}."
+            )
         if self.objective not in OBJECTIVES:
             raise ValueError(
                 f"objective={self.objective!r} is not valid: expected one of "
@@ -364,6 +386,21 @@ class VAETrainer(Trainer):
                 "whose posterior's λ the SVI steps refine."
             )
         self.add_callback(_VAETrainerHooks(self))
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        if self.args.train_sampling_strategy != "length_buckets":
+            return super()._get_train_sampler(train_dataset)
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        # The Trainer hands over the dataset without the columns forward does not take:
+        # the lengths come from the dataset as given, whose rows are the same.
+        source = self.train_dataset
+        if "length" not in (getattr(source, "column_names", None) or []) or len(source) != len(
+            dataset
+        ):
+            return RandomSampler(dataset)  # images, vectors: every example is one size
+        return LengthBucketSampler(
+            source["length"], self.args.per_device_train_batch_size, self.args.seed
+        )
 
     # --- the objective ----------------------------------------------------------------
 
