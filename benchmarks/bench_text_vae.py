@@ -8,6 +8,8 @@ precision (autocast around the forward, float32 master weights):
 - training throughput in target tokens/s with the plain ELBO and with aggressive training
   (He et al. 2019: encoder-only inner steps through `VAETrainer.aggressive_inner_loop`,
   then a decoder update), and the cost of one inner step against one full step;
+- the cost of one SVI step on λ (`vaehub.svi`, weights frozen) and of one SA-VAE update
+  (Kim et al.: K steps backpropagated, then the update) against one plain step;
 - the IW-NLL rate (`vaehub.metrics.importance_weighted_log_likelihood`, K = 500) and its
   peak memory at two values of K;
 - one MI + active-units pass over the PTB test set (`vaehub.metrics.evaluate_vae`);
@@ -47,7 +49,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer
+from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer, svi
 from vaehub.data import TextCollator, length_bucketed_batches, load_ptb, tokenize_corpus
 from vaehub.metrics import evaluate_vae, importance_weighted_log_likelihood
 from vaehub.trainer import VAETrainer, VAETrainingArguments
@@ -592,6 +594,55 @@ class SettingBench:
             "batch_tokens": target_tokens(batch),
         }
 
+    def measure_svi(self, bf16: bool, rounds: int = 2) -> dict[str, float]:
+        """Seconds of one SVI step on λ (`vaehub.svi.refine`, every weight frozen), of one
+        SA-VAE update (K steps, backpropagated, then the update) and of one plain ELBO step,
+        on the same batch (best of `rounds`)."""
+        by_size = sorted(self.train_batches, key=target_tokens)
+        batch = by_size[len(by_size) // 2]
+        trainer, model = self.trainer, self.model
+        k = trainer.args.sa_vae_steps
+        n = self.budget.fraction_steps
+
+        def sa_vae_step() -> None:
+            model.train()
+            _, loss = trainer.semi_amortised_loss(model, batch)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+            trainer.optimizer.step()
+            trainer.optimizer.zero_grad(set_to_none=True)
+
+        def svi_steps(steps: int) -> None:
+            model.train()
+            parameters = model.posterior_parameters(**batch).detached()
+            svi.refine(model, model.checked_batch(**batch), parameters, steps)
+
+        svi_step = full = sa_step = math.inf
+        with autocast_forward(model, bf16):
+            self.train_step(batch)
+            svi_steps(1)
+            sa_vae_step()
+            for _ in range(rounds):
+                start = time.perf_counter()
+                for _ in range(n):
+                    self.train_step(batch)
+                full = min(full, (time.perf_counter() - start) / n)
+                start = time.perf_counter()
+                svi_steps(n)
+                svi_step = min(svi_step, (time.perf_counter() - start) / n)
+                start = time.perf_counter()
+                sa_vae_step()
+                sa_step = min(sa_step, time.perf_counter() - start)
+        return {
+            "svi_step_s": svi_step,
+            "full_step_s": full,
+            "fraction": svi_step / full,
+            "sa_vae_steps": k,
+            "sa_vae_update_s": sa_step,
+            "sa_vae_ratio": sa_step / full,
+            "batch_tokens": target_tokens(batch),
+        }
+
     # --- evaluation -------------------------------------------------------------------
 
     def measure_iw(self, bf16: bool, samples: int) -> Measurement:
@@ -669,6 +720,8 @@ class SettingBench:
             log(f"[{name}] aggressive, {tag}")
             out[f"aggressive_{tag}"] = self.measure_aggressive(bf16, b.aggressive_outer)
             out[f"inner_{tag}"] = self.measure_inner_fraction(bf16)
+            log(f"[{name}] SVI step and SA-VAE update, {tag}")
+            out[f"svi_{tag}"] = self.measure_svi(bf16)
         for bf16, tag in ((False, "fp32"), (True, "bf16")):
             log(f"[{name}] IW-NLL K={b.iw_samples} and K={b.iw_samples_small}, {tag}")
             out[f"iw_{tag}"] = self.measure_iw(bf16, b.iw_samples)
@@ -776,6 +829,18 @@ def render_setting(out: dict[str, Any], rates: dict[str, dict[str, float]]) -> l
         f"  ms per inner / full step ({i32['batch_tokens']} tok.)",
         f"{1e3 * i32['inner_step_s']:.0f}/{1e3 * i32['full_step_s']:.0f}",
         f"{1e3 * i16['inner_step_s']:.0f}/{1e3 * i16['full_step_s']:.0f}",
+    )
+    s32, s16 = out["svi_fp32"], out["svi_bf16"]
+    plain_row("SVI step / full step (same batch)", _pct(s32["fraction"]), _pct(s16["fraction"]))
+    plain_row(
+        f"  ms per SVI / full step ({s32['batch_tokens']} tok.)",
+        f"{1e3 * s32['svi_step_s']:.0f}/{1e3 * s32['full_step_s']:.0f}",
+        f"{1e3 * s16['svi_step_s']:.0f}/{1e3 * s16['full_step_s']:.0f}",
+    )
+    plain_row(
+        f"  SA-VAE update (K={s32['sa_vae_steps']}) / full step",
+        f"{s32['sa_vae_ratio']:.1f}x",
+        f"{s16['sa_vae_ratio']:.1f}x",
     )
     k, k_small = out["iw_samples"], out["iw_samples_small"]
     rate_row(f"IW-NLL K={k}, sentences/s", "iw", 2)
