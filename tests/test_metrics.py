@@ -222,6 +222,27 @@ def test_text_vae_metrics_are_consistent(trained_ptb_model, ptb_slice):
     assert model.training is False
 
 
+def test_encoder_only_pass_gives_the_same_kl_mi_and_active_units(trained_ptb_model, ptb_slice):
+    """`reconstruction=False` runs no decoder (a forward hook on it never fires) and gives
+    the values of the full pass, drawn from the same random numbers."""
+    model = trained_ptb_model
+    data = ptb_slice["data"]["validation"].select(range(96))
+    torch.manual_seed(0)
+    full = evaluate_vae(model, iterate_batches(data, 32, model.config.pad_token_id))
+    calls = []
+    hook = model.decoder.lstm.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        torch.manual_seed(0)
+        encoder_only = evaluate_vae(
+            model, iterate_batches(data, 32, model.config.pad_token_id), reconstruction=False
+        )
+    finally:
+        hook.remove()
+    assert not calls and "reconstruction" not in encoder_only and "neg_elbo" not in encoder_only
+    for key in ("kl", "mi", "active_units", "au_variance", "kl_per_dim"):
+        assert encoder_only[key] == pytest.approx(full[key], rel=1e-6), key
+
+
 def test_evaluation_shows_progress_with_a_total_and_a_rate(trained_ptb_model, ptb_slice, capsys):
     model = trained_ptb_model
     data = ptb_slice["data"]["validation"].select(range(48))
