@@ -190,6 +190,20 @@ def test_the_trainer_trains_a_baseline_on_its_exact_nll_and_refuses_latent_setti
             )
 
 
+def test_evaluate_vae_puts_the_baseline_beside_the_iw_nll():
+    torch.manual_seed(0)
+    lm = TextLMModel(lm_config()).eval()
+    vae = TextVAEModel.from_decoder(lm, latent_size=2, encoder_hidden_size=8).eval()
+    ids, mask = sentences(6)
+    batches = [{"input_ids": ids, "attention_mask": mask}]
+    results = evaluate_vae(vae, iter(batches), iw_samples=10, baseline=lm)
+    exact = -lm.log_likelihood(ids, mask).mean().item()
+    assert results["baseline_nll"] == pytest.approx(exact, rel=1e-6)
+    assert results["delta_nll"] == pytest.approx(results["nll"] - exact, abs=1e-5)
+    with pytest.raises(ValueError, match="give iw_samples"):
+        evaluate_vae(vae, batches, baseline=lm)
+
+
 def test_compare_to_baseline_needs_the_same_data():
     vae = {"nll": 40.0, "num_examples": 10}
     assert compare_to_baseline(vae, {"nll": 39.5, "num_examples": 10})["delta_nll"] == 0.5

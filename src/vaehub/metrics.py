@@ -137,6 +137,7 @@ def evaluate_vae(
     refine_steps: int = 0,
     kl_samples: int = KL_SAMPLES,
     reconstruction: bool = True,
+    baseline: nn.Module | None = None,
 ) -> dict[str, Any]:
     """Every collapse metric over a dataset, in one pass.
 
@@ -148,6 +149,9 @@ def evaluate_vae(
         kl_samples: samples of the Monte Carlo KL for a posterior with no closed form.
         reconstruction: also score log p(x|z) (a decoder pass per batch). `False` with
             `iw_samples=None` runs the encoder only: KL, MI and AU, at a third of the cost.
+        baseline: the VAE's decoder trained alone (`TextLMModel`, `PixelCNNModel`): its
+            exact NLL on the same batches is added as `baseline_nll`, with `delta_nll`
+            (`compare_to_baseline`); needs `iw_samples`.
         show_progress: a progress bar counting examples (with a rate, and with a total and
             a time left when `total` examples are announced).
         iw_samples: K for the importance-weighted NLL; `None` skips it (it is costly).
@@ -165,6 +169,15 @@ def evaluate_vae(
         if refine_steps:
             raise ValueError(f"refine_steps={refine_steps}: {type(model).__name__} has no latent.")
         return evaluate_exact(model, batches, show_progress, total)
+    if baseline is not None:
+        if iw_samples is None:
+            raise ValueError("a baseline compares NLLs: give iw_samples too.")
+        batches = list(batches)
+        results = evaluate_vae(
+            model, batches, iw_samples, max_units, active_unit_threshold, show_progress,
+            total, refine_steps, kl_samples, reconstruction,
+        )  # fmt: skip
+        return compare_to_baseline(results, evaluate_exact(baseline, batches))
     svi.check_svi_options(
         refine_steps, svi.DEFAULT_LEARNING_RATE, svi.DEFAULT_MOMENTUM, svi.DEFAULT_MAX_GRAD_NORM
     )
