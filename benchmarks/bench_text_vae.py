@@ -500,8 +500,8 @@ class SettingBench:
         """
         trainer, model = self.trainer, self.model
         model.train()
-        outputs = model(**batch)
-        loss = trainer.objective_loss(outputs)
+        # The trainer's own loss: the fused output layer, the objective, free bits.
+        loss = trainer.compute_loss(model, batch)
         loss.backward()
         if decoder_only:
             trainer.callback_handler.on_pre_optimizer_step(

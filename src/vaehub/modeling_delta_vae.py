@@ -268,7 +268,10 @@ class DeltaVAEModel(PixelModelMixin, DeltaVAEPreTrainedModel):
 
     output_class = DeltaVAEOutput
 
-    def reconstruction(self, batch: dict[str, Tensor], z: Tensor) -> tuple[Tensor, Tensor]:
+    def reconstruction(
+        self, batch: dict[str, Tensor], z: Tensor, keep_logits: bool = True
+    ) -> tuple[Tensor, Tensor]:
+        # Per-pixel logits are small next to a text model's; they are always returned.
         return self._reconstruction_nll(batch["pixel_values"], z)
 
     def _latent_map(self, z: Tensor) -> Tensor:

@@ -257,7 +257,11 @@ class LinearVAEModel(LinearVAEPreTrainedModel):
         return {"inputs": self._check_inputs(inputs)}
 
     def elbo_terms(
-        self, batch: dict[str, Tensor], parameters: PosteriorParameters, z: Tensor | None = None
+        self,
+        batch: dict[str, Tensor],
+        parameters: PosteriorParameters,
+        z: Tensor | None = None,
+        keep_logits: bool = True,
     ) -> LinearVAEOutput:
         """The ELBO's parts. The KL is closed form; E_q[log p(x|z)] is closed form for the
         linear VAE (see the class docstring), and log p(x|z) at one z ~ q for the deep one

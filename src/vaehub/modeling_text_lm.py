@@ -107,6 +107,7 @@ class TextLMModel(TextModelMixin, TextLMPreTrainedModel, GenerationMixin):
         cache: DecoderState | None = None,
         use_cache: bool | None = None,
         return_dict: bool | None = None,
+        return_logits: bool = True,
         **kwargs: Any,
     ) -> TextLMOutput | CausalLMOutputWithPast:
         """The exact NLL of a batch of sentences.
@@ -116,11 +117,12 @@ class TextLMModel(TextModelMixin, TextLMPreTrainedModel, GenerationMixin):
             attention_mask: `(batch, seq_len)` 1 on tokens, 0 on padding.
             decoding, cache: the step `generate` takes (`decoding=True`, then the decoder
                 state it hands back); returns `CausalLMOutputWithPast`.
+            return_logits: `False` leaves `logits` out (the fused loss, as training runs).
         """
         if decoding or cache is not None:
             return self._decoder_step(input_ids, None, cache)
         batch = self.checked_batch(input_ids, attention_mask)
-        nll, logits = self._training_nll(batch, None)
+        nll, logits = self._training_nll(batch, None, return_logits)
         return TextLMOutput(
             loss=nll.mean(),
             reconstruction_nll=nll,

@@ -292,6 +292,7 @@ class TextVAEModel(TextModelMixin, TextVAEPreTrainedModel, GenerationMixin):
         cache: DecoderState | None = None,
         use_cache: bool | None = None,
         return_dict: bool | None = None,
+        return_logits: bool = True,
         **kwargs: Any,
     ) -> TextVAEOutput | CausalLMOutputWithPast:
         """The ELBO's parts for a batch of sentences.
@@ -305,6 +306,8 @@ class TextVAEModel(TextModelMixin, TextVAEPreTrainedModel, GenerationMixin):
                 language model conditioned on it, the step `generate` takes. Returns
                 `CausalLMOutputWithPast` whose `cache` is the decoder state.
             cache: the decoder state `generate` hands back after the first step.
+            return_logits: `False` leaves `logits` out and scores the tokens with the fused
+                output layer and loss (`vaehub.fused_loss`), as `VAETrainer` trains.
         """
         if decoder_latent is not None or cache is not None:
             if cache is None and decoder_latent is None:
@@ -313,12 +316,14 @@ class TextVAEModel(TextModelMixin, TextVAEPreTrainedModel, GenerationMixin):
         batch = self.checked_batch(input_ids, attention_mask)
         if posterior_parameters is None:
             posterior_parameters = self.posterior_parameters(**batch)
-        return self.elbo_terms(batch, posterior_parameters, z)
+        return self.elbo_terms(batch, posterior_parameters, z, return_logits)
 
     output_class = TextVAEOutput
 
-    def reconstruction(self, batch: dict[str, Tensor], z: Tensor) -> tuple[Tensor, Tensor]:
-        return self._training_nll(batch, z)
+    def reconstruction(
+        self, batch: dict[str, Tensor], z: Tensor, keep_logits: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
+        return self._training_nll(batch, z, keep_logits)
 
     # --- generation -------------------------------------------------------------------
 

@@ -86,8 +86,11 @@ class VAEPreTrainedModel(PreTrainedModel):
         """The encoder's λ = (μ, scale) and features for a batch, checked."""
         raise NotImplementedError
 
-    def reconstruction(self, batch: dict[str, Tensor], z: Tensor) -> tuple[Tensor, Any]:
-        """−log p(x|z) per example `(batch,)` in training mode's decoder, and its logits."""
+    def reconstruction(
+        self, batch: dict[str, Tensor], z: Tensor, keep_logits: bool = True
+    ) -> tuple[Tensor, Any]:
+        """−log p(x|z) per example `(batch,)` in training mode's decoder, and its logits
+        (which a model may skip without `keep_logits`)."""
         raise NotImplementedError
 
     def output_extras(self, batch: dict[str, Tensor]) -> dict[str, Any]:
@@ -107,11 +110,13 @@ class VAEPreTrainedModel(PreTrainedModel):
         batch: dict[str, Tensor],
         parameters: PosteriorParameters,
         z: Tensor | None = None,
+        keep_logits: bool = True,
     ) -> Any:
         """The ELBO's parts for a checked batch and the posterior's parameters.
 
         Args:
             z: `(batch, *latent_shape)` a latent to decode instead of a sample of q(z|x).
+            keep_logits: return the decoder's logits; training does without them.
         """
         posterior = self.posterior_from(parameters)
         if z is None:
@@ -119,7 +124,7 @@ class VAEPreTrainedModel(PreTrainedModel):
         else:
             z, log_q = self.latent_for(posterior, z), None
         kl, kl_per_dim = latent_kl(posterior, self.prior_for(**batch), z, log_q)
-        nll, logits = self.reconstruction(batch, z)
+        nll, logits = self.reconstruction(batch, z, keep_logits)
         return self.output_class(
             loss=(nll + kl).mean(),
             reconstruction_nll=nll,

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from vaehub.fused_loss import BLOCK_ROWS, linear_cross_entropy
 from vaehub.modeling_utils import in_loss_precision
 from vaehub.tokenization import (
     check_texts,
@@ -31,8 +32,8 @@ from vaehub.tokenization import (
     truncate_rows,
 )
 
-# Token rows scored per output-layer pass when no logits are returned (see token_nll).
-SCORING_BLOCK_ROWS = 512
+# Token rows scored per block when no logits are returned (see token_nll).
+SCORING_BLOCK_ROWS = BLOCK_ROWS
 
 
 class DecoderState:
@@ -140,21 +141,10 @@ class TextDecoder(nn.Module):
             )
             nll = (token_nll.view(batch, steps) * mask).sum(-1)
             return nll, logits.view(batch, steps, -1)
-        # Without logits to return, score the real tokens only (padding costs nothing), a
-        # block of rows at a time: a block's logits stay small enough to be reused while
-        # still in cache, where one (tokens, vocabulary) matrix of hundreds of MB would be
-        # written and read back from memory by the loss (~25% of the output layer's time).
-        hidden, real_targets = hidden[mask], targets[mask]
-        token_nll = torch.cat(
-            [
-                F.cross_entropy(
-                    in_loss_precision(self.lm_head(hidden[i : i + SCORING_BLOCK_ROWS])),
-                    real_targets[i : i + SCORING_BLOCK_ROWS],
-                    reduction="none",
-                )
-                for i in range(0, hidden.shape[0], SCORING_BLOCK_ROWS)
-            ]
-        )
+        # Without logits to return, score the real tokens only (padding costs nothing) in
+        # the fused output layer and loss (`vaehub.fused_loss`): no (tokens, vocabulary)
+        # matrix is ever stored, in the forward pass or for the backward one.
+        token_nll = linear_cross_entropy(hidden[mask], self.lm_head.weight, targets[mask])
         rows = (
             torch.arange(input_ids.shape[0], device=input_ids.device).unsqueeze(1).expand_as(mask)
         )
@@ -187,12 +177,15 @@ class TextModelMixin:
         return {"num_tokens": batch["attention_mask"][:, 1:].sum(-1)}
 
     def _training_nll(
-        self, batch: dict[str, Tensor], z: Tensor | None
+        self, batch: dict[str, Tensor], z: Tensor | None, keep_logits: bool = True
     ) -> tuple[Tensor, Tensor | None]:
-        """−log p(x|z) per sentence with word dropout in training, and the logits."""
+        """−log p(x|z) per sentence with word dropout in training, and the logits (`None`
+        without `keep_logits`: the fused loss, which never builds them)."""
         input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
         decoder_ids = self._word_dropout(input_ids[:, :-1], attention_mask[:, :-1])
-        return self.decoder.token_nll(input_ids, attention_mask, z, decoder_ids=decoder_ids)
+        return self.decoder.token_nll(
+            input_ids, attention_mask, z, decoder_ids=decoder_ids, keep_logits=keep_logits
+        )
 
     def _word_dropout(self, decoder_ids: Tensor, decoder_mask: Tensor) -> Tensor:
         """Bowman's word dropout: in training, words (not `<s>`) become `<unk>` with prob p."""

@@ -452,7 +452,7 @@ class VAETrainer(Trainer):
         if self.args.objective == "sa_vae":
             outputs, loss = self.semi_amortised_loss(model, inputs)
         else:
-            outputs = model(**inputs)
+            outputs = model(**inputs, return_logits=False)
             loss = self.objective_loss(outputs)
         if model.training:
             self._term_sums["reconstruction"] += outputs.reconstruction_nll.detach().mean().item()
@@ -488,13 +488,15 @@ class VAETrainer(Trainer):
         )
         if not backprop and args.sa_vae_steps > 0:
             refined = refined.detached()
-        outputs = model(**inputs, posterior_parameters=refined)
+        outputs = model(**inputs, posterior_parameters=refined, return_logits=False)
         loss = self.objective_loss(outputs)
         if bare.training and not args.sa_vae_backprop and args.sa_vae_steps > 0:
             # The encoder's own ELBO at λ₀, with the decoder's weights held fixed; added so
             # that its value is 0 and the loss reported stays the update's.
             with svi.frozen_except(bare, _inference_parameters(bare)):
-                encoder_loss = self.objective_loss(bare(**inputs, posterior_parameters=initial))
+                encoder_loss = self.objective_loss(
+                    bare(**inputs, posterior_parameters=initial, return_logits=False)
+                )
             loss = loss + (encoder_loss - encoder_loss.detach())
         return outputs, loss
 
@@ -542,7 +544,7 @@ class VAETrainer(Trainer):
             batch = first_batch
             while True:
                 with self.autocast_smart_context_manager():
-                    outputs = model(**batch)
+                    outputs = model(**batch, return_logits=False)
                     loss = self.objective_loss(outputs)
                 units = float(model.units_per_example(**batch).sum())
                 gradients = torch.autograd.grad(loss, encoder, allow_unused=True)
