@@ -24,7 +24,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from vaehub.configuration_vae import PIXEL_DECODER_FIELDS, DeltaVAEConfig
@@ -134,16 +133,6 @@ class DeltaVAEPreTrainedModel(VAEPreTrainedModel):
     config_class = DeltaVAEConfig
     base_model_prefix = "delta_vae"
     main_input_name = "pixel_values"
-
-    @torch.no_grad()
-    def _init_weights(self, module: nn.Module) -> None:
-        # PyTorch's own fan-in initialisation, which the gated layers are tuned for.
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
-            if module.bias is not None:
-                fan_in = module.weight[0].numel()
-                bound = 1 / math.sqrt(fan_in)
-                init.uniform_(module.bias, -bound, bound)
 
 
 class DeltaVAEModel(PixelModelMixin, DeltaVAEPreTrainedModel):

@@ -11,13 +11,11 @@ by `vaehub.metrics.evaluate_vae` like every vaehub model.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor, nn
-from transformers import initialization as init
+from torch import Tensor
 from transformers.utils import ModelOutput
 
 from vaehub.configuration_vae import PixelCNNConfig
@@ -48,15 +46,6 @@ class PixelCNNPreTrainedModel(VAEPreTrainedModel):
     config_class = PixelCNNConfig
     base_model_prefix = "pixelcnn"
     main_input_name = "pixel_values"
-
-    @torch.no_grad()
-    def _init_weights(self, module: nn.Module) -> None:
-        # As the δ-VAE's decoder: PyTorch's own fan-in initialisation.
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
-            if module.bias is not None:
-                bound = 1 / math.sqrt(module.weight[0].numel())
-                init.uniform_(module.bias, -bound, bound)
 
 
 class PixelCNNModel(PixelModelMixin, PixelCNNPreTrainedModel):

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from transformers import GenerationMixin, PreTrainedTokenizerBase
-from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.utils import ModelOutput
 
@@ -53,17 +52,6 @@ class TextLMPreTrainedModel(VAEPreTrainedModel):
     base_model_prefix = "text_lm"
     main_input_name = "input_ids"
     accepts_loss_kwargs = False
-
-    @torch.no_grad()
-    def _init_weights(self, module: nn.Module) -> None:
-        # As the text VAE's decoder (He et al.): U(−0.01, 0.01), embeddings U(−0.1, 0.1).
-        if isinstance(module, nn.Embedding):
-            bound = self.config.embedding_init_range
-            init.uniform_(module.weight, -bound, bound)
-        elif isinstance(module, (nn.Linear, nn.LSTM)):
-            bound = self.config.init_range
-            for parameter in module.parameters(recurse=False):
-                init.uniform_(parameter, -bound, bound)
 
 
 class TextLMModel(TextModelMixin, TextLMPreTrainedModel, GenerationMixin):

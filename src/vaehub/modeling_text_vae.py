@@ -20,7 +20,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from transformers import GenerationMixin, PreTrainedTokenizerBase
-from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.utils import ModelOutput
 
@@ -114,17 +113,6 @@ class TextVAEPreTrainedModel(VAEPreTrainedModel):
     main_input_name = "input_ids"
     # forward takes **kwargs only for generate's bookkeeping; the loss is a per-batch mean.
     accepts_loss_kwargs = False
-
-    @torch.no_grad()
-    def _init_weights(self, module: nn.Module) -> None:
-        # He et al.: every parameter U(−0.01, 0.01), embeddings U(−0.1, 0.1).
-        if isinstance(module, nn.Embedding):
-            bound = self.config.embedding_init_range
-            init.uniform_(module.weight, -bound, bound)
-        elif isinstance(module, (nn.Linear, nn.LSTM)):
-            bound = self.config.init_range
-            for parameter in module.parameters(recurse=False):
-                init.uniform_(parameter, -bound, bound)
 
 
 class TextVAEModel(TextModelMixin, TextVAEPreTrainedModel, GenerationMixin):

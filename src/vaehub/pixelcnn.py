@@ -12,12 +12,14 @@ conditioned on z, `PixelCNNModel` without, with the same weights wherever they o
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from transformers import initialization as init
 
 from vaehub.modeling_utils import in_loss_precision
 
@@ -172,6 +174,15 @@ class PixelModelMixin:
 
     decoder: GatedPixelCNN
     nll_unit = "dim"
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        # PyTorch's own fan-in initialisation, which the gated layers are tuned for.
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if module.bias is not None:
+                bound = 1 / math.sqrt(module.weight[0].numel())
+                init.uniform_(module.bias, -bound, bound)
 
     def units_per_example(self, pixel_values: Tensor) -> Tensor:
         """D, the pixel values of each image: `(batch,)`."""

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase
+from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from vaehub.fused_loss import BLOCK_ROWS, linear_cross_entropy
@@ -159,6 +160,17 @@ class TextModelMixin:
     decoder: TextDecoder
     tokenizer: PreTrainedTokenizerBase | None
     nll_unit = "token"
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        # He et al.: every parameter U(−0.01, 0.01), embeddings U(−0.1, 0.1).
+        if isinstance(module, nn.Embedding):
+            bound = self.config.embedding_init_range
+            init.uniform_(module.weight, -bound, bound)
+        elif isinstance(module, (nn.Linear, nn.LSTM)):
+            bound = self.config.init_range
+            for parameter in module.parameters(recurse=False):
+                init.uniform_(parameter, -bound, bound)
 
     def units_per_example(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """Target tokens per sentence, `</s>` included: `(batch,)` (the PPL denominator)."""
