@@ -31,8 +31,9 @@ from torch import Tensor, nn
 from vaehub import svi
 from vaehub.flows import FlowPosterior, LocalPlanarStep
 from vaehub.kl import latent_kl
-from vaehub.metrics import log_importance_weights, prior_of
+from vaehub.metrics import log_importance_weights
 from vaehub.posteriors import PosteriorParameters
+from vaehub.priors import prior_of
 
 # Cremer et al. use K = 5000 (with AIS besides); this default keeps a CPU run in minutes.
 IW_SAMPLES = 1000

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from vaehub import svi
 from vaehub.kl import latent_kl
+from vaehub.priors import prior_of
 
 AU_THRESHOLD = 0.01
 # Samples of the Monte Carlo KL of a posterior without a closed form, at evaluation.
@@ -331,12 +332,6 @@ def posterior_of(model: nn.Module, batch: dict[str, Tensor], refine_steps: int =
         return model.encode(**batch)
     parameters = svi.refine(model, batch, model.posterior_parameters(**batch), refine_steps)
     return model.posterior_from(parameters)
-
-
-def prior_of(model: nn.Module, batch: dict[str, Tensor]) -> Any:
-    """p(z) for this batch: `model.prior_for(**batch)` where the model has it."""
-    prior_for = getattr(model, "prior_for", None)
-    return prior_for(**batch) if prior_for is not None else model.prior
 
 
 def posterior_mean_units(posterior: Any) -> Tensor:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -379,3 +380,10 @@ def prior_from_config(
         config.ar1_alphas(), device=device, dtype=dtype or torch.get_default_dtype()
     )
     return AR1Prior(alpha, n, lengths)
+
+
+def prior_of(model: Any, batch: dict[str, Tensor]) -> Any:
+    """p(z) for this batch: `model.prior_for(**batch)` where the model has it (latents
+    whose length follows the sentence), else `model.prior`."""
+    prior_for = getattr(model, "prior_for", None)
+    return prior_for(**batch) if prior_for is not None else model.prior

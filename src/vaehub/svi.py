@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from vaehub.kl import latent_kl
 from vaehub.posteriors import PosteriorParameters
+from vaehub.priors import prior_of
 
 # Kim et al.'s text setting.
 DEFAULT_STEPS = 20
@@ -67,9 +68,7 @@ def example_elbo(
     """log p(x|z) − β·KL(q‖p) per example `(batch,)`, at one z ~ q(z|x; λ)."""
     posterior = model.posterior_from(parameters)
     z, log_q = posterior.rsample_and_log_prob()
-    prior_for = getattr(model, "prior_for", None)
-    prior = prior_for(**batch) if prior_for is not None else model.prior
-    kl, _ = latent_kl(posterior, prior, z, log_q)
+    kl, _ = latent_kl(posterior, prior_of(model, batch), z, log_q)
     return model.log_likelihood(**batch, z=z.unsqueeze(0))[0] - beta * kl
 
 
