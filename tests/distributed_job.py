@@ -46,6 +46,7 @@ def main() -> None:
         ddp_find_unused_parameters=False,
         aggressive_max_inner_steps=6,
         aggressive_window=2,
+        sa_vae_steps=3,
     )
     trainer = VAETrainer(
         model=model,

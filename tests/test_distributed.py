@@ -37,7 +37,8 @@ def run_two_processes(tmp_path: Path, *arguments: str) -> list[dict]:
 
 
 @pytest.mark.parametrize(
-    ("objective", "accumulation"), [("elbo", 1), ("aggressive", 1), ("aggressive", 2)]
+    ("objective", "accumulation"),
+    [("elbo", 1), ("aggressive", 1), ("aggressive", 2), ("sa_vae", 1)],
 )
 def test_ranks_end_with_identical_parameters(tmp_path, objective, accumulation):
     ranks = run_two_processes(
