@@ -5,10 +5,11 @@
 The (tokens × vocabulary) logits are the largest tensor of a text step; here no more than
 one block of them exists at a time. Each block's logits are computed in the dtype of the
 hidden states (bfloat16 under autocast: the fast matmul), raised to float32 for the
-log-sum-exp, and dropped; the backward recomputes them from the saved hidden states
-instead of storing them. The weight is cast to the matmul dtype once per call, not once
-per block. The backward is written in differentiable operations, so SA-VAE can
-backpropagate through SVI steps that use it.
+log-sum-exp, and dropped. With gradients, logits that fit `LOGITS_BUDGET_BYTES` are kept
+for the backward as the plain loss keeps them (faster, measured); beyond it the backward
+recomputes them from the saved hidden states instead of storing them. The weight is cast
+to the matmul dtype once per call, not once per block. The backward is written in
+differentiable operations, so SA-VAE can backpropagate through SVI steps that use it.
 """
 
 from __future__ import annotations

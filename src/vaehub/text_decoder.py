@@ -143,8 +143,9 @@ class TextDecoder(nn.Module):
             nll = (token_nll.view(batch, steps) * mask).sum(-1)
             return nll, logits.view(batch, steps, -1)
         # Without logits to return, score the real tokens only (padding costs nothing) in
-        # the fused output layer and loss (`vaehub.fused_loss`): no (tokens, vocabulary)
-        # matrix is ever stored, in the forward pass or for the backward one.
+        # the fused output layer and loss (`vaehub.fused_loss`): without gradients no
+        # (tokens, vocabulary) matrix exists at once; with them, only one that fits its
+        # budget is kept for the backward.
         token_nll = linear_cross_entropy(hidden[mask], self.lm_head.weight, targets[mask])
         rows = (
             torch.arange(input_ids.shape[0], device=input_ids.device).unsqueeze(1).expand_as(mask)
