@@ -202,6 +202,9 @@ def test_evaluate_vae_puts_the_baseline_beside_the_iw_nll():
     assert results["delta_nll"] == pytest.approx(results["nll"] - exact, abs=1e-5)
     with pytest.raises(ValueError, match="give iw_samples"):
         evaluate_vae(vae, batches, baseline=lm)
+    other = TextLMModel(lm_config(vocab_size=40))
+    with pytest.raises(ValueError, match="does not read the data .*vocab_size 30 vs 40"):
+        evaluate_vae(vae, batches, iw_samples=10, baseline=other)
 
 
 def test_compare_to_baseline_needs_the_same_data():

@@ -74,9 +74,8 @@ def evaluate(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress and sys.stderr.isatty(),
         total=total,
         refine_steps=args.refine_steps,
+        baseline=load_model(args.baseline) if args.baseline else None,
     )
-    if args.baseline:
-        results = _beside_baseline(results, args)
     refined = f", posterior refined by {args.refine_steps} SVI steps" if args.refine_steps else ""
     print(
         f"{args.model_dir} on {args.data} ({args.split}, {results['num_examples']} {unit}"
@@ -94,28 +93,6 @@ def evaluate(args: argparse.Namespace) -> int:
     )
     print(f"wrote {output}")
     return 0
-
-
-def _beside_baseline(results: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    """The VAE's results with the exact NLL of `--baseline` on the same examples."""
-    import torch
-
-    from vaehub.data_sources import evaluation_data
-    from vaehub.metrics import compare_to_baseline, evaluate_exact
-
-    baseline = load_model(args.baseline)
-    if getattr(baseline, "has_latent", True):
-        raise ValueError(
-            f"--baseline {args.baseline} is a {baseline.config.model_type} model: give a "
-            "text_lm or pixelcnn model, the decoder trained alone."
-        )
-    if "nll" not in results:
-        raise ValueError("--baseline compares NLLs: give --iw_samples K > 0.")
-    batches = evaluation_data(
-        baseline, args.data, args.split, args.batch_size, args.max_examples, args.seed
-    )[0]
-    torch.manual_seed(args.seed)
-    return compare_to_baseline(results, evaluate_exact(baseline, batches))
 
 
 def diagnose(args: argparse.Namespace) -> int:

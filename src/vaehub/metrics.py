@@ -166,19 +166,20 @@ def evaluate_vae(
         For a model without a latent (`TextLMModel`, `PixelCNNModel`), what
         `evaluate_exact` gives.
     """
-    if not getattr(model, "has_latent", True):
-        if refine_steps:
-            raise ValueError(f"refine_steps={refine_steps}: {type(model).__name__} has no latent.")
-        return evaluate_exact(model, batches, show_progress, total)
     if baseline is not None:
         if iw_samples is None:
             raise ValueError("a baseline compares NLLs: give iw_samples too.")
+        check_baseline(model, baseline)
         batches = list(batches)
         results = evaluate_vae(
             model, batches, iw_samples, max_units, active_unit_threshold, show_progress,
             total, refine_steps, kl_samples, reconstruction,
         )  # fmt: skip
         return compare_to_baseline(results, evaluate_exact(baseline, batches))
+    if not getattr(model, "has_latent", True):
+        if refine_steps:
+            raise ValueError(f"refine_steps={refine_steps}: {type(model).__name__} has no latent.")
+        return evaluate_exact(model, batches, show_progress, total)
     svi.check_svi_options(
         refine_steps, svi.DEFAULT_LEARNING_RATE, svi.DEFAULT_MOMENTUM, svi.DEFAULT_MAX_GRAD_NORM
     )
@@ -300,6 +301,36 @@ def evaluate_exact(
     else:
         results["bits_per_dim"] = bits_per_dim(nll / count, units / count)
     return results
+
+
+# What a model and its baseline must share for their NLLs to be of the same data.
+INPUT_FIELDS = ("vocab_size", "max_sequence_length", "image_size", "num_channels",
+                "output_distribution")  # fmt: skip
+
+
+def check_baseline(model: nn.Module, baseline: nn.Module) -> None:
+    """Refuse a baseline that is not a decoder trained alone, or that reads the data
+    differently from the model (other image sizes, another vocabulary or tokenizer): its
+    NLL would be of other data, and ΔNLL meaningless."""
+    if getattr(baseline, "has_latent", True):
+        raise ValueError(
+            f"the baseline is a {baseline.config.model_type} model: give a text_lm or "
+            "pixelcnn model, the decoder trained alone."
+        )
+    differ = [
+        f"{field} {getattr(model.config, field)!r} vs {getattr(baseline.config, field)!r}"
+        for field in INPUT_FIELDS
+        if getattr(model.config, field, None) != getattr(baseline.config, field, None)
+    ]
+    tokenizers = getattr(model, "tokenizer", None), getattr(baseline, "tokenizer", None)
+    if None not in tokenizers and tokenizers[0].get_vocab() != tokenizers[1].get_vocab():
+        differ.append("the tokenizers' vocabularies")
+    if differ:
+        raise ValueError(
+            "the baseline does not read the data as the model does: "
+            + "; ".join(differ)
+            + ". Train the baseline on the same data (or start the VAE from it)."
+        )
 
 
 def compare_to_baseline(results: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:

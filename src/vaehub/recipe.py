@@ -313,8 +313,9 @@ def record_evaluation(
 
 
 def _beside_baseline(metrics: dict, baseline: Any, trainer: Any, split: Any) -> dict:
-    from vaehub.metrics import compare_to_baseline, evaluate_exact
+    from vaehub.metrics import check_baseline, compare_to_baseline, evaluate_exact
 
+    check_baseline(trainer.model, baseline)
     if "nll" not in metrics:
         raise ValueError("--baseline compares IW-NLLs: evaluate with --eval_iw_nll True.")
     baseline.to(trainer.args.device)
