@@ -18,11 +18,13 @@ and skipped on the next run. Writes `table.md`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
 import torch
+
+# The sibling script's results files, resumable row by row.
+from inference_table import read_results, write_results  # examples/ is on the path
 from transformers import set_seed
 
 from vaehub import (
@@ -70,7 +72,7 @@ def main() -> None:
 
     os.makedirs(args.output_dir, exist_ok=True)
     results_path = os.path.join(args.output_dir, "results.json")
-    results = _read(results_path)
+    results = read_results(results_path)
     run_text(args, results, results_path)
     run_images(args, results, results_path)
     table = render_table(results)
@@ -173,7 +175,7 @@ def train_row(
         "eval_examples": int(metrics["num_examples"]),
         "iw_samples": args.iw_samples,
     }  # fmt: skip
-    _write(results_path, results)
+    write_results(results_path, results)
     print(f"{row}: {results[row]['train_seconds']:.0f} s, NLL {metrics['nll']:.3f}")
 
 
@@ -208,20 +210,6 @@ def render_table(results: dict) -> str:
             )
         lines.append("")
     return "\n".join(lines)
-
-
-def _read(path: str) -> dict:
-    if not os.path.isfile(path):
-        return {}
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def _write(path: str, results: dict) -> None:
-    partial = path + ".partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=2, allow_nan=False)
-    os.replace(partial, path)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ def main() -> None:
 
     os.makedirs(args.output_dir, exist_ok=True)
     results_path = os.path.join(args.output_dir, "results.json")
-    results = _read(results_path)
+    results = read_results(results_path)
     corpus = synthetic_corpus(args.sentences, seed=args.seed).train_test_split(
         test_size=0.1, seed=args.seed
     )
@@ -91,7 +91,7 @@ def main() -> None:
                 results[row]["gaps"], results[row]["gap_seconds"] = measure_gaps(
                     models[row], data["test"], args
                 )
-                _write(results_path, results)
+                write_results(results_path, results)
                 print(f"{row}: gaps measured again ({results[row]['gap_seconds']:.0f} s)")
             continue
         training, overrides = ROWS[row]
@@ -137,7 +137,7 @@ def main() -> None:
             "iw_samples": args.iw_samples,
             "aggressive_epochs": len(trainer.aggressive.mi_history) or None,
         }
-        _write(results_path, results)
+        write_results(results_path, results)
         models[row] = model
         print(f"{row}: {seconds:.0f} s, {json.dumps({k: results[row][k] for k in ('nll', 'kl')})}")
 
@@ -215,14 +215,16 @@ def plot_gaps(results: dict, path: str) -> None:
     plt.close(figure)
 
 
-def _read(path: str) -> dict:
+def read_results(path: str) -> dict:
+    """The finished rows in a results file, or none."""
     if not os.path.isfile(path):
         return {}
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 
 
-def _write(path: str, results: dict) -> None:
+def write_results(path: str, results: dict) -> None:
+    """Replace a results file in one step, so an interruption leaves the last good one."""
     partial = path + ".partial"
     with open(partial, "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=2, allow_nan=False)
