@@ -3,7 +3,7 @@
     python examples/decoder_alone.py            # ~10 minutes on 2 cores
     python examples/decoder_alone.py --quick    # a smoke run
 
-Text, on He et al.'s synthetic data in the demo's setting (embedding 50, hidden 50, z = 2,
+Text, on He et al.'s synthetic data with the demo's model (embedding 50, hidden 50, z = 2,
 AdamW 3e-3, batch 32): the LSTM language model (`TextLMModel`), the text VAE trained with
 the ELBO, the text VAE whose decoder starts from the trained language model
 (`TextVAEModel.from_decoder`, Li et al. 2019), and that VAE trained aggressively (He et al.).

@@ -20,6 +20,7 @@ from vaehub.data_sources import (
     image_dataset_kind,
     load_images,
 )
+from vaehub.demo import OBJECTIVES, RECIPES
 
 
 def train(argv: Sequence[str]) -> int:
@@ -297,6 +298,7 @@ def _demo(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         iw_samples=args.iw_samples,
+        objectives=tuple(args.recipes),
     )
     return 0
 
@@ -354,9 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="ELBO against aggressive training on the embedded synthetic corpus",
+        help="posterior collapse (ELBO) and its cure (free bits) on the embedded corpus",
         description="Train a small text VAE on He et al.'s synthetic corpus, generated here, "
-        "with the ELBO and with aggressive training; compare, sample, plot, save.",
+        "with the ELBO and with free bits (or the recipes given); compare, sample, plot, save.",
     )
     demo.add_argument("--output-dir", default="vaehub-demo", help="where to save the models")
     demo.add_argument(
@@ -365,7 +367,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=12000,
         help="synthetic sentences to generate (10%% held out)",
     )
-    demo.add_argument("--epochs", type=float, default=4, help="training epochs per objective")
+    demo.add_argument(
+        "--recipes",
+        nargs="+",
+        default=list(OBJECTIVES),
+        choices=list(RECIPES),
+        help="what to train, the reference first (default: %(default)s)",
+    )
+    demo.add_argument("--epochs", type=float, default=10, help="training epochs per recipe")
     demo.add_argument("--batch-size", type=int, default=32)
     demo.add_argument(
         "--iw-samples", type=int, default=100, help="importance samples K of the validation NLL"
