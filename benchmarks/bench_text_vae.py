@@ -64,11 +64,13 @@ LEARNING_RATE = 1e-3
 MAX_GRAD_NORM = 5.0  # He et al. clip at 5
 
 # The spec's targets; the script reports against them and never tunes the model to meet them.
-TARGET_FLOOR_FRACTION = 0.85
+TARGET_FLOOR_FRACTION = {"elbo": 0.75, "iw": 0.85}  # float32 training, IW-NLL
+TARGET_BF16_TRAIN_FLOOR = 0.40
 TARGET_BF16_TRAIN_SPEEDUP = 2.5
-TARGET_BF16_IW_SPEEDUP = 3.0
+TARGET_BF16_IW_SPEEDUP = 4.0
 TARGET_NLL_GAP = 0.05
-TARGET_INNER_FRACTION = 0.75
+TARGET_INNER_FRACTION = 0.70  # an aggressive inner step or an SVI step, of a full step
+TARGET_MI_AU_SPEEDUP = 2.5  # the encoder-only MI + AU pass against the one with the decoder
 # IW-NLL memory counts as bounded by the chunk when K = 500 costs no more than this over
 # K = 100 (relative, or absolute for small peaks where allocator noise dominates); memory
 # that grew with K would grow ~5x.
@@ -904,7 +906,7 @@ def render_setting(out: dict[str, Any], rates: dict[str, dict[str, float]]) -> l
 
 
 def check_targets(out: dict[str, Any], rates: dict[str, dict[str, float]]) -> list[str]:
-    r32 = rates["fp32"]["best"]
+    r32, r16 = rates["fp32"]["best"], rates["bf16"]["best"]
     name = out["setting"]
     checks = []
 
@@ -914,10 +916,16 @@ def check_targets(out: dict[str, Any], rates: dict[str, dict[str, float]]) -> li
     for key, label in (("elbo", "training"), ("iw", "IW-NLL")):
         fraction = out[f"{key}_fp32"].fraction(r32)
         check(
-            fraction >= TARGET_FLOOR_FRACTION,
+            fraction >= TARGET_FLOOR_FRACTION[key],
             f"float32 {label} at {_pct(fraction)} of its floor "
-            f"(target >= {_pct(TARGET_FLOOR_FRACTION)})",
+            f"(target >= {_pct(TARGET_FLOOR_FRACTION[key])})",
         )
+    fraction = out["elbo_bf16"].fraction(r16)
+    check(
+        fraction >= TARGET_BF16_TRAIN_FLOOR,
+        f"bf16 training at {_pct(fraction)} of the bf16 matmul floor "
+        f"(target >= {_pct(TARGET_BF16_TRAIN_FLOOR)})",
+    )
     for key, label, target in (
         ("elbo", "training tokens/s", TARGET_BF16_TRAIN_SPEEDUP),
         ("iw", "IW-NLL rate", TARGET_BF16_IW_SPEEDUP),
@@ -930,12 +938,20 @@ def check_targets(out: dict[str, Any], rates: dict[str, dict[str, float]]) -> li
         f"bf16 validation NLL {gap:+.3f} nats/sentence from float32 "
         f"(target within {TARGET_NLL_GAP})",
     )
+    for kind, label in (("inner", "aggressive inner step"), ("svi", "SVI step")):
+        for tag in ("fp32", "bf16"):
+            fraction = out[f"{kind}_{tag}"]["fraction"]
+            check(
+                fraction <= TARGET_INNER_FRACTION,
+                f"{tag} {label} {_pct(fraction)} of a full step "
+                f"(target <= {_pct(TARGET_INNER_FRACTION)})",
+            )
     for tag in ("fp32", "bf16"):
-        fraction = out[f"inner_{tag}"]["fraction"]
+        speedup = out[f"mi_au_full_{tag}"].seconds / out[f"mi_au_{tag}"].seconds
         check(
-            fraction <= TARGET_INNER_FRACTION,
-            f"{tag} aggressive inner step {_pct(fraction)} of a full step "
-            f"(target <= {_pct(TARGET_INNER_FRACTION)})",
+            speedup >= TARGET_MI_AU_SPEEDUP,
+            f"{tag} MI + AU pass, encoder only, {speedup:.2f}x faster than with the decoder "
+            f"(target >= {TARGET_MI_AU_SPEEDUP}x)",
         )
     for tag in ("fp32", "bf16"):
         small, large = out[f"iw_small_{tag}"].peak_mib, out[f"iw_{tag}"].peak_mib
