@@ -207,6 +207,9 @@ def run_demo(
                 "seed": seed,
                 "num_sentences": num_sentences,
                 "iw_samples": iw_samples,
+                "threads": torch.get_num_threads(),
+                # A busy machine slows the small LSTM steps many-fold: say how busy it was.
+                "load_average_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
                 **{key: value for key, value in asdict(result).items() if key != "output_dir"},
             },
             file,

@@ -1,0 +1,109 @@
+"""One PTB epoch of `vaehub train --preset ptb --paper_training`, timed as a user runs it.
+
+Runs the command itself (elbo, batch 32, SGD lr 1.0, length-bucketed batches, one
+validation pass at the epoch's end) once in float32 and once with `--bf16 True`, each in
+a fresh process, and writes one record per precision to `--json` as each finishes:
+
+- `train_runtime_seconds`: the Trainer's own clock over the epoch (and its validation
+  pass), from the saved model's `training.json`;
+- `wall_seconds`: the whole command, with data loading, tokenizer, the final validation
+  and test evaluation and the save;
+- `updates_per_second`, the validation −ELBO after the epoch, and the load average
+  before and after, since a busy machine slows an LSTM step many-fold.
+
+    python benchmarks/time_ptb_epoch.py                     # float32 and bf16, ~8 min
+    python benchmarks/time_ptb_epoch.py --precisions bf16 --json out.json
+    python benchmarks/time_ptb_epoch.py --malloc-tuned      # records "fp32+malloc", ...
+
+`--malloc-tuned` runs the command with glibc's `MALLOC_MMAP_THRESHOLD_` and
+`MALLOC_TRIM_THRESHOLD_` raised (`MALLOC_TUNING`): the (tokens × vocabulary) tensors of
+every step are then reused from the heap instead of being mapped afresh from the kernel
+and faulted in page by page each time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_text_vae import default_data_dir  # the same data folder as the benchmark
+
+RESULTS = Path(__file__).parent / "results" / "ptb_epoch.json"
+MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": "4294967296", "MALLOC_TRIM_THRESHOLD_": "4294967296"}
+
+
+def time_epoch(precision: str, data_dir: Path, threads: int, environment: dict) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        command = [
+            str(Path(sys.executable).parent / "vaehub"),
+            "train",
+            "--dataset", "ptb",
+            "--data_dir", str(data_dir),
+            "--preset", "ptb",
+            "--paper_training",
+            "--num_train_epochs", "1",
+            "--save_strategy", "no",
+            "--disable_tqdm", "True",
+            "--output_dir", folder,
+        ]  # fmt: skip
+        if precision == "bf16":
+            command += ["--bf16", "True", "--use_cpu", "True"]
+        load_before = os.getloadavg()
+        start = time.perf_counter()
+        subprocess.run(
+            command, check=True, env=os.environ | {"OMP_NUM_THREADS": str(threads)} | environment
+        )
+        wall = time.perf_counter() - start
+        load_after = os.getloadavg()
+        training = json.loads(Path(folder, "training.json").read_text())
+        validation = json.loads(Path(folder, "eval_validation.json").read_text())
+    return {
+        "command": " ".join(command[1:-2]),
+        "threads": threads,
+        "environment": environment,
+        "train_runtime_seconds": training["train_runtime_seconds"],
+        "wall_seconds": wall,
+        "updates": training["global_step"],
+        "updates_per_second": training["global_step"] / training["train_runtime_seconds"],
+        "validation_neg_elbo": validation["metrics"]["neg_elbo"],
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--precisions", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"]
+    )
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir())
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=RESULTS)
+    parser.add_argument("--malloc-tuned", action="store_true", help="see MALLOC_TUNING")
+    args = parser.parse_args(argv)
+    records = json.loads(args.json.read_text()) if args.json.is_file() else {}
+    environment = MALLOC_TUNING if args.malloc_tuned else {}
+    for precision in args.precisions:
+        name = precision + ("+malloc" if args.malloc_tuned else "")
+        records[name] = time_epoch(precision, args.data_dir, args.threads, environment)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(records, indent=1))
+        record = records[name]
+        print(
+            f"{name}: {record['train_runtime_seconds']:.0f} s for {record['updates']} "
+            f"updates ({record['updates_per_second']:.2f}/s), whole command "
+            f"{record['wall_seconds']:.0f} s, validation -ELBO "
+            f"{record['validation_neg_elbo']:.2f}, load {record['load_average_before'][0]:.2f}"
+            f" -> {record['load_average_after'][0]:.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
