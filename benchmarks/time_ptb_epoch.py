@@ -53,7 +53,7 @@ def time_epoch(precision: str, data_dir: Path, threads: int, environment: dict) 
             "--output_dir", folder,
         ]  # fmt: skip
         if precision == "bf16":
-            command += ["--bf16", "True", "--use_cpu", "True"]
+            command += ["--bf16", "True"]
         load_before = os.getloadavg()
         start = time.perf_counter()
         subprocess.run(

@@ -22,7 +22,7 @@ def test_demo_compares_objectives_samples_plots_and_saves(tmp_path, capsys):
         num_sentences=500,
         epochs=1,
         iw_samples=5,
-        objectives=("elbo", "free_bits", "aggressive"),
+        recipes=("elbo", "free_bits", "aggressive"),
         show_progress=False,
     )
     printed = capsys.readouterr().out
@@ -59,7 +59,7 @@ def test_command_line_runs_the_demo_and_reports_errors(tmp_path, capsys):
     assert main(["demo", "--num-sentences", "0"]) == 1
     assert "num_sentences must be a positive integer" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown demo recipe beta"):
-        run_demo(output_dir=str(tmp_path / "bad"), objectives=("elbo", "beta"))
+        run_demo(output_dir=str(tmp_path / "bad"), recipes=("elbo", "beta"))
 
 
 def test_console_script_is_installed():

@@ -86,6 +86,12 @@ def test_bad_arguments_are_refused(tmp_path, overrides, message):
         VAETrainingArguments(output_dir=str(tmp_path), use_cpu=True, **overrides)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only machine's path")
+def test_bf16_on_a_cpu_only_machine_trains_on_the_cpu(tmp_path):
+    args = VAETrainingArguments(output_dir=str(tmp_path), bf16=True)
+    assert args.use_cpu and args.device.type == "cpu"
+
+
 def test_aggressive_needs_a_validation_set(data, tmp_path):
     tokenizer, train, _ = data
     with pytest.raises(ValueError, match="needs an eval_dataset"):

@@ -20,7 +20,7 @@ from vaehub.data_sources import (
     image_dataset_kind,
     load_images,
 )
-from vaehub.demo import OBJECTIVES, RECIPES
+from vaehub.demo import DEFAULT_RECIPES, RECIPES
 
 
 def train(argv: Sequence[str]) -> int:
@@ -298,7 +298,7 @@ def _demo(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         iw_samples=args.iw_samples,
-        objectives=tuple(args.recipes),
+        recipes=tuple(args.recipes),
     )
     return 0
 
@@ -370,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--recipes",
         nargs="+",
-        default=list(OBJECTIVES),
+        default=list(DEFAULT_RECIPES),
         choices=list(RECIPES),
         help="what to train, the reference first (default: %(default)s)",
     )

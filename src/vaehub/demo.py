@@ -41,7 +41,7 @@ RECIPES: dict[str, dict] = {
     "anneal": dict(objective="anneal"),
     "sa_vae": dict(objective="sa_vae"),
 }
-OBJECTIVES = ("elbo", "free_bits")
+DEFAULT_RECIPES = ("elbo", "free_bits")
 
 
 @dataclass
@@ -62,7 +62,7 @@ def run_demo(
     learning_rate: float = 3e-3,
     seed: int = 0,
     iw_samples: int = 100,
-    objectives: tuple[str, ...] = OBJECTIVES,
+    recipes: tuple[str, ...] = DEFAULT_RECIPES,
     show_progress: bool = True,
 ) -> DemoResult:
     """Train once per recipe, compare, sample, interpolate, plot and save.
@@ -72,11 +72,11 @@ def run_demo(
         num_sentences: synthetic sentences generated; 10% are held out for validation.
         epochs: passes over the training sentences, for each recipe.
         iw_samples: K of the importance-weighted NLL on the validation sentences.
-        objectives: names in `RECIPES`; the first is the reference the others are
+        recipes: names in `RECIPES`; the first is the reference the others are
             compared with, the last the model that samples and interpolates.
     """
-    unknown = [name for name in objectives if name not in RECIPES]
-    if unknown or not objectives:
+    unknown = [name for name in recipes if name not in RECIPES]
+    if unknown or not recipes:
         raise ValueError(
             f"unknown demo recipe {', '.join(unknown) or '(none given)'}; choose from "
             f"{', '.join(RECIPES)}."
@@ -92,17 +92,17 @@ def run_demo(
     )
     print(
         f"Text VAE: embedding {config.embedding_size}, hidden {config.decoder_hidden_size}, "
-        f"latent {config.latent_size}; recipes: {', '.join(objectives)}, {epochs:g} epochs each."
+        f"latent {config.latent_size}; recipes: {', '.join(recipes)}, {epochs:g} epochs each."
     )
 
     result = DemoResult(output_dir, 0.0)
     models: dict[str, TextVAEModel] = {}
-    for objective in objectives:
-        print(f"\n=== {objective}: {_describe(RECIPES[objective])} ===")
+    for recipe in recipes:
+        print(f"\n=== {recipe}: {_describe(RECIPES[recipe])} ===")
         set_seed(seed)
         model = TextVAEModel(config)
         model.tokenizer = tokenizer
-        folder = os.path.join(output_dir, objective)
+        folder = os.path.join(output_dir, recipe)
         steps = math.ceil(len(data["train"]) / batch_size) * epochs
         args = VAETrainingArguments(
             output_dir=folder,
@@ -121,7 +121,7 @@ def run_demo(
             eval_iw_nll=True,
             iw_samples=iw_samples,
             per_device_eval_batch_size=100,
-            **RECIPES[objective],
+            **RECIPES[recipe],
         )
         trainer = train_and_record(
             model,
@@ -143,18 +143,18 @@ def run_demo(
         )
         if args.objective == "aggressive":
             metrics["aggressive_epochs"] = len(trainer.aggressive.mi_history)
-        result.results[objective] = metrics
+        result.results[recipe] = metrics
         plot_training_curves(trainer.state.log_history, os.path.join(folder, "training_curves.png"))
-        models[objective] = model
+        models[recipe] = model
 
     print(
         f"\nValidation ({len(data['test'])} sentences; NLL importance-weighted with "
         f"K={iw_samples}; nats per sentence):"
     )
     print(f"  {'recipe':<12}{'NLL':>9}{'KL':>8}{'MI':>8}{'AU':>5}{'train s':>10}")
-    for objective, metrics in result.results.items():
+    for recipe, metrics in result.results.items():
         print(
-            f"  {objective:<12}{metrics['nll']:>9.2f}{metrics['kl']:>8.2f}{metrics['mi']:>8.2f}"
+            f"  {recipe:<12}{metrics['nll']:>9.2f}{metrics['kl']:>8.2f}{metrics['mi']:>8.2f}"
             f"{metrics['active_units']:>5d}{metrics['seconds']:>10.0f}"
         )
     collapsed = [o for o, m in result.results.items() if m["kl"] < 0.1]
@@ -163,15 +163,15 @@ def run_demo(
             f"KL ≈ 0 for {', '.join(collapsed)}: the posterior collapsed onto the prior and "
             "the decoder ignores z."
         )
-    reference = result.results[objectives[0]]
-    for objective in objectives[1:]:
-        print(_verdict(objective, result.results[objective], objectives[0], reference, config))
+    reference = result.results[recipes[0]]
+    for recipe in recipes[1:]:
+        print(_verdict(recipe, result.results[recipe], recipes[0], reference, config))
 
-    best = models[objectives[-1]]
+    best = models[recipes[-1]]
     torch.manual_seed(seed)
     result.samples = best.generate_sentences(num_samples=5, do_sample=True)
     print(
-        f"\nFive sentences sampled from the {objectives[-1]} model's decoder, each from its own "
+        f"\nFive sentences sampled from the {recipes[-1]} model's decoder, each from its own "
         "z ~ p(z), and five training sentences to compare:"
     )
     for sentence in result.samples:
@@ -200,7 +200,7 @@ def run_demo(
     with open(summary, "w") as file:
         json.dump(
             {
-                "recipes": {name: RECIPES[name] for name in objectives},
+                "recipes": {name: RECIPES[name] for name in recipes},
                 "epochs": epochs,
                 "batch_size": batch_size,
                 "learning_rate": learning_rate,
@@ -216,7 +216,7 @@ def run_demo(
             indent=1,
         )
     print(
-        f"\nSaved {', '.join(os.path.join(output_dir, o) for o in objectives)} (model, tokenizer, "
+        f"\nSaved {', '.join(os.path.join(output_dir, o) for o in recipes)} (model, tokenizer, "
         f"training_curves.png), the posterior mean space plot {result.plot} and {summary}."
     )
     print(f"Wall time: {result.seconds:.0f} s.")
@@ -228,7 +228,9 @@ def _describe(recipe: dict) -> str:
     return recipe["objective"] + (f" ({settings})" if settings else "")
 
 
-def _verdict(name: str, metrics: dict, reference_name: str, reference: dict, config) -> str:
+def _verdict(
+    name: str, metrics: dict, reference_name: str, reference: dict, config: TextVAEConfig
+) -> str:
     """One line: does `name` keep the code in use, at a likelihood no worse than the
     reference's? The marks of a cure on this data (KL ≥ 1 nat, every dimension active,
     MI above 0) are those He et al.'s synthetic model shows."""

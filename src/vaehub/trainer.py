@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, RandomSampler
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
-from transformers.utils import logging
+from transformers.utils import is_torch_bf16_gpu_available, logging
 
 from vaehub import svi
 from vaehub.checkpoints import check_training_checkpoint
@@ -165,6 +165,15 @@ class VAETrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self) -> None:
+        if (
+            (self.bf16 or self.bf16_full_eval)
+            and not self.use_cpu
+            and not is_torch_bf16_gpu_available()
+        ):
+            # transformers refuses bf16 without an accelerator unless told to use the CPU;
+            # on a machine that has only a CPU, that is what asking for bf16 means.
+            logger.info("bf16 without a bf16-capable accelerator: training on the CPU.")
+            self.use_cpu = True
         super().__post_init__()
         if self.train_sampling_strategy not in SAMPLING_STRATEGIES:
             raise ValueError(
