@@ -10,6 +10,7 @@ import warnings
 from transformers import AutoConfig, AutoModel
 
 from vaehub import network
+from vaehub.allocator import keep_freed_memory
 from vaehub.checkpoints import CheckpointError
 from vaehub.configuration_vae import (
     DeltaVAEConfig,
@@ -78,6 +79,7 @@ __all__ = [
     "VarianceConstrainedPrior",
     "build_tokenizer",
     "interpolate_latents",
+    "keep_freed_memory",
     "kl_divergence",
     "prior_from_config",
     "save_image_grid",

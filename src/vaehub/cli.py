@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from vaehub import hub
+from vaehub.allocator import keep_freed_memory
 from vaehub.data_sources import (
     DataArguments,
     image_dataset_kind,
@@ -552,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
+    keep_freed_memory()
     try:
         if command == "train":
             return train(argv[1:])
