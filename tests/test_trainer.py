@@ -371,3 +371,15 @@ def test_evaluate_reports_the_collapse_metrics(data, tmp_path):
     )
     again = trainer.evaluate()
     assert again == metrics  # a fixed seed: evaluation is repeatable
+
+
+@pytest.mark.parametrize("after_only", [False, True])
+def test_iw_nll_can_wait_for_the_end_of_training(data, tmp_path, after_only):
+    trainer = make_trainer(
+        data, tmp_path, max_steps=4, eval_strategy="steps", eval_steps=2, eval_iw_nll=True,
+        iw_samples=3, iw_nll_after_training_only=after_only,
+    )  # fmt: skip
+    trainer.train()
+    during = [entry for entry in trainer.state.log_history if "eval_loss" in entry]
+    assert len(during) == 2 and all(("eval_nll" in e) != after_only for e in during)
+    assert "eval_nll" in trainer.evaluate()  # measured after training: always there

@@ -131,6 +131,44 @@ def plot_posterior_contours(
     return _save(figure, path, layout=False)
 
 
+def plot_collapse_table(table: dict, path: str | os.PathLike) -> str:
+    """For each row with a latent, KL and MI (nats) against its ΔNLL to the exact
+    baseline: collapsed rows sit at KL = MI = 0, the cures above them, and how far right
+    a row lies is what its code costs in likelihood.
+
+    Args:
+        table: `vaehub.reproduction.collect`'s dict; each row's `kl`, `mi` and
+            `delta_nll` hold a `mean` (and `sd` over seeds, drawn as error bars).
+    Returns:
+        the path written.
+    """
+    rows = [
+        (row["label"], row)
+        for row in table["rows"].values()
+        if not row["exact"] and row["delta_nll"]["mean"] is not None
+    ]
+    if not rows:
+        raise ValueError("the table holds no row with a latent and a ΔNLL to plot.")
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    for axis, key, title in ((axes[0], "kl", "KL(q(z|x) ‖ p(z))"),
+                             (axes[1], "mi", "mutual information I(x; z)")):  # fmt: skip
+        for index, (label, row) in enumerate(rows):
+            colour = plt.cm.tab20(index % 20)
+            axis.errorbar(
+                row["delta_nll"]["mean"], row[key]["mean"],
+                xerr=row["delta_nll"]["sd"], yerr=row[key]["sd"],
+                fmt="o", color=colour, label=label, capsize=3,
+            )  # fmt: skip
+            axis.annotate(label, (row["delta_nll"]["mean"], row[key]["mean"]), fontsize=7,
+                          xytext=(4, 3), textcoords="offset points")  # fmt: skip
+        axis.axvline(0, color="grey", lw=0.8, ls="--")
+        axis.set(title=title, xlabel="ΔNLL to the exact baseline (nats)", ylabel="nats")
+        axis.set_ylim(bottom=min(0, axis.get_ylim()[0]))
+        axis.grid(alpha=0.3)
+    figure.suptitle(f"{table['dataset']}: {table['max_steps']} updates per row")
+    return _save(figure, path)
+
+
 def _save(figure: plt.Figure, path: str | os.PathLike, layout: bool = True) -> str:
     if layout:
         figure.tight_layout()

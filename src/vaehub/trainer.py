@@ -160,6 +160,14 @@ class VAETrainingArguments(TrainingArguments):
     eval_iw_nll: bool = field(
         default=False, metadata={"help": "Compute the (costly) IW-NLL at every evaluation."}
     )
+    iw_nll_after_training_only: bool = field(
+        default=False,
+        metadata={
+            "help": "With --eval_iw_nll: skip the IW-NLL in the evaluations during training "
+            "(the ELBO terms, MI and AU still run); the validation and test results measured "
+            "after it keep it."
+        },
+    )
     eval_max_units: int = field(
         default=4096, metadata={"help": "Tokens or pixels per decoder pass of the IW-NLL."}
     )
@@ -368,6 +376,8 @@ class VAETrainer(Trainer):
         self._last_beta = 1.0
         self._inner_steps_since_log = self._outer_steps_since_log = 0
         self.beta_schedule: BetaSchedule | None = None
+        # True while train() runs: the evaluations it calls are the ones during training.
+        self._training = False
         self.aggressive = AggressiveState(active=self.args.objective == "aggressive")
         if not getattr(self.model, "has_latent", True):
             _check_no_latent_settings(self.args, type(self.model).__name__)
@@ -682,7 +692,7 @@ class VAETrainer(Trainer):
             results = evaluate_vae(
                 self.model,
                 self._evaluation_batches(dataset),
-                iw_samples=self.args.iw_samples if self.args.eval_iw_nll else None,
+                iw_samples=self.args.iw_samples if self._iw_nll_now() else None,
                 max_units=self.args.eval_max_units,
                 show_progress=not self.args.disable_tqdm and self.is_world_process_zero(),
                 total=len(dataset),
@@ -743,6 +753,11 @@ class VAETrainer(Trainer):
                 )
         super()._save_checkpoint(model, trial)
 
+    def _iw_nll_now(self) -> bool:
+        if not self.args.eval_iw_nll:
+            return False
+        return not (self.args.iw_nll_after_training_only and self._training)
+
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
         """`Trainer.train`, after checking that the checkpoint to resume from is complete
         (raises `vaehub.CheckpointError` naming the bad file and an earlier checkpoint)."""
@@ -757,7 +772,11 @@ class VAETrainer(Trainer):
             check_training_checkpoint(
                 resume_from_checkpoint, {STATE_FILE: "json", ENCODER_OPTIMIZER_FILE: "torch"}
             )
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        self._training = True
+        try:
+            return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        finally:
+            self._training = False
 
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
         super()._load_optimizer_and_scheduler(checkpoint)

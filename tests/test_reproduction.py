@@ -1,0 +1,147 @@
+"""`vaehub reproduce`: He et al.'s table in kind on the synthetic corpus, real runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pytest
+
+from vaehub.cli import main
+from vaehub.reproduction import (
+    TEXT_ROWS,
+    TableSettings,
+    render_markdown,
+    row_flags,
+    row_folder,
+    summarise,
+)
+
+# A budget that shows the lesson on 2 cores in about a minute and a half: the synthetic
+# model has 50-unit LSTMs and a 2-d latent; the inner loops are cut short (at most 10
+# aggressive encoder steps per update, 3 SVI steps), given to every row after `--`.
+TABLE = dict(dataset="synthetic", max_steps=200, iw_samples=20)
+INNER = ["--aggressive_max_inner_steps", "10", "--sa_vae_steps", "3"]
+DATA = ["--synthetic-sentences", "4000", "--max-eval-examples", "300"]
+ROWS = ["vae", "vae_anneal", "sa_vae_anneal", "aggressive", "delta_vae"]  # table order
+CURES = ("aggressive", "sa_vae_anneal")
+
+
+@pytest.fixture(scope="module")
+def table_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("reproduce")
+    status = main(
+        ["reproduce", "--dataset", "synthetic", "--output-dir", str(folder), "--rows", *ROWS,
+         "--max-steps", str(TABLE["max_steps"]), "--iw-samples", str(TABLE["iw_samples"]),
+         *DATA, "--", "--disable_tqdm", "True", *INNER]
+    )  # fmt: skip
+    assert status == 0
+    return folder
+
+
+def read_table(folder) -> dict:
+    with open(os.path.join(folder, "synthetic", "table.json"), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def test_the_table_shows_collapse_and_its_cures(table_dir):
+    rows = read_table(table_dir)["rows"]
+    assert list(rows) == ["lstm_lm", *ROWS]  # the exact baseline joins, first
+    mean = {name: {k: v["mean"] for k, v in row.items() if isinstance(v, dict) and "mean" in v}
+            for name, row in rows.items()}  # fmt: skip
+    for collapsed in ("vae", "vae_anneal"):
+        assert mean[collapsed]["kl"] < 0.5 and mean[collapsed]["active_units"] <= 1, collapsed
+    for cure in CURES:
+        for key in ("kl", "mi", "active_units"):
+            assert mean[cure][key] > mean["vae"][key], (cure, key)
+    # The δ-VAE's KL is at least its committed rate, by construction, whether or not its
+    # posterior means carry information about x (MI and AU say that).
+    assert mean["delta_vae"]["kl"] >= 1.0 - 1e-3
+    # ΔNLL is the row's IW-NLL minus the exact NLL of the LM of the same seed.
+    for name in ROWS:
+        assert mean[name]["delta_nll"] == pytest.approx(
+            mean[name]["nll"] - mean["lstm_lm"]["nll"], abs=1e-6
+        )
+
+
+def test_each_row_is_a_vaehub_train_folder_with_its_command(table_dir):
+    settings = TableSettings(output_dir=str(table_dir), rows=ROWS, **TABLE)
+    for row in settings.table_rows:
+        folder = row_folder(settings, row, 0)
+        assert os.path.isfile(os.path.join(folder, "model.safetensors"))
+        assert not [n for n in os.listdir(folder) if n.startswith("checkpoint-")]
+        with open(os.path.join(folder, "training.json"), encoding="utf-8") as handle:
+            assert json.load(handle)["global_step"] == TABLE["max_steps"]
+        with open(os.path.join(folder, "command.txt"), encoding="utf-8") as handle:
+            assert handle.read().startswith("vaehub train --dataset synthetic")
+
+
+def test_markdown_and_figure_come_from_the_json(table_dir):
+    table = read_table(table_dir)
+    folder = os.path.join(table_dir, "synthetic")
+    with open(os.path.join(folder, "table.md"), encoding="utf-8") as handle:
+        markdown = handle.read()
+    assert markdown == render_markdown(table)
+    vae = table["rows"]["vae"]
+    assert f"| VAE | {vae['nll']['mean']:.2f} |" in markdown
+    assert "| 329 / 0 / 0 / 0 |" in markdown  # He et al.'s VAE row beside ours
+    assert os.path.getsize(os.path.join(folder, "collapse.png")) > 10_000
+
+
+def test_a_finished_row_is_kept_not_trained_again(table_dir, capsys):
+    weights = os.path.join(table_dir, "synthetic", "vae", "seed-0", "model.safetensors")
+    before = os.path.getmtime(weights)
+    status = main(
+        ["reproduce", "--dataset", "synthetic", "--output-dir", str(table_dir), "--rows", "vae",
+         "--max-steps", str(TABLE["max_steps"]), "--iw-samples", str(TABLE["iw_samples"]),
+         *DATA]
+    )  # fmt: skip
+    assert status == 0
+    assert os.path.getmtime(weights) == before
+    assert "vae seed 0: done before, kept" in capsys.readouterr().out
+
+
+def flag_values(flags: list[str]) -> dict[str, str | bool]:
+    values, index = {}, 0
+    while index < len(flags):
+        has_value = index + 1 < len(flags) and not flags[index + 1].startswith("--")
+        values[flags[index]] = flags[index + 1] if has_value else True
+        index += 2 if has_value else 1
+    return values
+
+
+def test_row_flags_name_the_baseline_and_the_budget(tmp_path):
+    settings = TableSettings(dataset="synthetic", output_dir=str(tmp_path), max_steps=1000)
+    rows = {row.name: row for row in TEXT_ROWS}
+    ours = flag_values(row_flags(settings, rows["lm_free_bits_aggressive"], 3))
+    lm = row_folder(settings, rows["lstm_lm"], 3)
+    assert ours["--baseline"] == lm and ours["--init_decoder_from"] == lm
+    assert ours["--max_steps"] == "1000" and ours["--seed"] == "3"
+    assert ours["--free_bits"] == "0.75"  # the synthetic model's λ
+    assert flag_values(row_flags(settings, rows["vae_anneal"], 0))["--anneal_steps"] == "300"
+    assert "--anneal_steps" not in flag_values(row_flags(settings, rows["vae"], 0))
+    assert "--baseline" not in flag_values(row_flags(settings, rows["lstm_lm"], 0))
+    ptb = TableSettings(dataset="ptb", output_dir=str(tmp_path))
+    assert flag_values(row_flags(ptb, rows["delta_vae"], 0))["--committed_rate"] == "5.0"
+    assert flag_values(row_flags(ptb, rows["vae"], 0))["--paper_training"] is True
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (dict(dataset="cifar"), "dataset 'cifar' is not known"),
+        (dict(dataset="synthetic", rows=["vae", "gan"]), "unknown text row gan"),
+        (dict(dataset="mnist", rows=["iaf"]), "unknown image row iaf"),
+        (dict(dataset="synthetic", max_steps=0), "max_steps=0 is not valid"),
+    ],
+)
+def test_bad_settings_are_refused(settings, message):
+    with pytest.raises(ValueError, match=message):
+        TableSettings(**settings)
+
+
+def test_summary_over_seeds():
+    assert summarise([1.0, 3.0]) == {"mean": 2.0, "sd": pytest.approx(math.sqrt(2))}
+    assert summarise([5.0, None]) == {"mean": 5.0, "sd": None}
+    assert summarise([None]) == {"mean": None, "sd": None}
