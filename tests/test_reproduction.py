@@ -40,8 +40,8 @@ def table_dir(tmp_path_factory):
     return folder
 
 
-def read_table(folder) -> dict:
-    with open(os.path.join(folder, "synthetic", "table.json"), encoding="utf-8") as handle:
+def read_table(folder, dataset: str = "synthetic") -> dict:
+    with open(os.path.join(folder, dataset, "table.json"), encoding="utf-8") as handle:
         return json.load(handle)
 
 
@@ -145,3 +145,21 @@ def test_summary_over_seeds():
     assert summarise([1.0, 3.0]) == {"mean": 2.0, "sd": pytest.approx(math.sqrt(2))}
     assert summarise([5.0, None]) == {"mean": 5.0, "sd": None}
     assert summarise([None]) == {"mean": None, "sd": None}
+
+
+def test_the_image_table_runs_beside_its_pixelcnn(tmp_path):
+    status = main(
+        ["reproduce", "--dataset", "digits", "--output-dir", str(tmp_path), "--rows", "vae",
+         "delta_constrained", "--max-steps", "30", "--iw-samples", "5", "--max-train-examples",
+         "640", "--", "--disable_tqdm", "True", "--decoder_layers", "2"]
+    )  # fmt: skip
+    assert status == 0
+    rows = read_table(tmp_path, "digits")["rows"]
+    assert list(rows) == ["pixelcnn", "vae", "delta_constrained"]
+    assert rows["pixelcnn"]["bits_per_dim"]["mean"] > 0
+    for name in ("vae", "delta_constrained"):
+        row = rows[name]
+        assert row["delta_nll"]["mean"] == pytest.approx(
+            row["nll"]["mean"] - rows["pixelcnn"]["nll"]["mean"], abs=1e-6
+        )
+    assert rows["delta_constrained"]["kl"]["mean"] >= 2.0 - 1e-3  # its committed rate
