@@ -210,6 +210,46 @@ def card(args: argparse.Namespace) -> int:
     return 0
 
 
+def release(args: argparse.Namespace) -> int:
+    """`vaehub release`: a trained model folder as a checkpoint with a checkable card."""
+    from vaehub.verification import release as release_checkpoint
+
+    folder = release_checkpoint(
+        args.model_dir, args.name, args.data, output_dir=args.output_dir,
+        organization=args.organization, split=args.split, first=args.examples,
+        seed=args.seed, iw_samples=args.iw_samples, batch_size=args.batch_size,
+        dtype=args.dtype,
+    )  # fmt: skip
+    print(f"wrote {folder}; push it with: vaehub push {folder} {args.organization}/{args.name}")
+    return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    """`vaehub verify`: the card's verification slice measured again."""
+    from vaehub import network
+    from vaehub.verification import verify as verify_checkpoint
+
+    network.set_hub_timeout(args.timeout)
+    checks = verify_checkpoint(args.model, data=args.data)
+    print(f"{'metric':<16}{'card':>12}{'measured':>12}{'within':>10}")
+    for check in checks:
+        measured = "missing" if check.measured is None else hub.fixed(check.measured, 4)
+        print(
+            f"{check.metric:<16}{hub.fixed(check.card, 4):>12}{measured:>12}"
+            f"{hub.fixed(check.tolerance, 4):>10}  {'ok' if check.ok else 'DIFFERS'}"
+        )
+    wrong = [check.metric for check in checks if not check.ok]
+    if wrong:
+        print(
+            f"vaehub verify: the card of {args.model} does not match its weights: "
+            f"{', '.join(wrong)} differ beyond tolerance.",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{args.model}: every number of the card's verification slice agrees.")
+    return 0
+
+
 def _load_model(args: argparse.Namespace) -> Any:
     """The vaehub model of a folder or Hub repository, for inference."""
     import torch
@@ -464,8 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument(
         "--data",
         required=True,
-        help="a PTB folder (with --split) or a one-sentence-per-line file; for a δ-VAE, "
-        "'digits' or an MNIST or Omniglot folder",
+        help="a PTB folder (with --split), 'synthetic' (He et al.'s corpus, splits train and "
+        "validation) or a one-sentence-per-line file; for a δ-VAE, 'digits' or an MNIST or "
+        "Omniglot folder",
     )
     evaluation.add_argument("--split", default="test", help="train, validation or test")
     evaluation.add_argument(
@@ -609,6 +650,44 @@ def build_parser() -> argparse.ArgumentParser:
     carding.add_argument("--split", default=None, help="which evaluation to report")
     carding.add_argument("--output", default=None, help="default MODEL_DIR/README.md")
     carding.set_defaults(run=card)
+
+    releasing = commands.add_parser(
+        "release",
+        help="make a trained model folder a checkpoint with a card anyone can check",
+        description="Write OUTPUT_DIR/NAME, ready for `vaehub push`: the model (optionally "
+        "stored in float16 or bfloat16), its results, a verification slice (the first N "
+        "examples of the card's split) measured on the stored weights, and the card.",
+    )
+    releasing.add_argument("model_dir", help="a folder written by vaehub train")
+    releasing.add_argument("--name", required=True, help="the checkpoint's name on the Hub")
+    releasing.add_argument(
+        "--data", required=True,
+        help="the slice's dataset: synthetic, digits, or a PTB, MNIST or Omniglot folder or "
+        "a sentence file",
+    )  # fmt: skip
+    releasing.add_argument("--output-dir", default="model_cards")
+    releasing.add_argument("--organization", default="vaehub")
+    releasing.add_argument("--split", default=None, help="default: test where there is one")
+    releasing.add_argument("--examples", type=int, default=200, help="size of the slice")
+    releasing.add_argument("--iw-samples", type=int, default=100, help="K on the slice")
+    releasing.add_argument("--batch-size", type=int, default=64)
+    releasing.add_argument("--seed", type=int, default=0)
+    releasing.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    releasing.set_defaults(run=release)
+
+    verifying = commands.add_parser(
+        "verify",
+        help="measure a checkpoint's verification slice again and compare with its card",
+        description="Read the card of a folder or Hub repository, measure the verification "
+        "slice it names on the weights beside it, and compare each number within its "
+        "tolerance; exits 1 when any differs.",
+    )
+    verifying.add_argument("model", help="a checkpoint folder or a Hub id")
+    verifying.add_argument(
+        "--data", default=None, help="where the slice's dataset lies (not for synthetic, digits)"
+    )
+    add_timeout_flag(verifying)
+    verifying.set_defaults(run=verify)
     return parser
 
 

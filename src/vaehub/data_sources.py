@@ -141,8 +141,10 @@ def evaluation_data(
     """The batches `vaehub evaluate` and `vaehub diagnose` measure a model on.
 
     Args:
-        data: for a text model, a PTB folder (read at `split`) or a one-sentence-per-line
-            file; for an image model, `digits` or a folder of MNIST or Omniglot files.
+        data: for a text model, a PTB folder (read at `split`), `synthetic` (He et al.'s
+            corpus as `vaehub train --dataset synthetic` generates it) or a
+            one-sentence-per-line file; for an image model, `digits` or a folder of MNIST
+            or Omniglot files.
     Returns:
         an iterable of batches, the unit counted (`"sentences"`/`"images"`), the
         dataset's record and the number of examples.
@@ -164,7 +166,12 @@ def evaluation_data(
         return batches, "images", IMAGE_DATASET_NAMES[kind], len(images)
     if model.tokenizer is None:
         raise ValueError(f"{model.name_or_path} holds no tokenizer to read the corpus with.")
-    if os.path.isdir(data):
+    if data == "synthetic":
+        corpus = load_corpus(DataArguments(dataset="synthetic"))
+        if split not in corpus:
+            raise ValueError(f"split {split!r} not in the synthetic corpus: {', '.join(corpus)}.")
+        sentences, dataset = corpus[split], DATASET_NAMES["synthetic"]
+    elif os.path.isdir(data):
         corpus = load_ptb(data)
         if split not in corpus:
             raise ValueError(f"split {split!r} not in {data}: {', '.join(corpus)}.")

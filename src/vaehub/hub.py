@@ -35,6 +35,7 @@ EVAL_PREFIX = "eval_"
 LIBRARY_NAME = "vaehub"
 LICENSE = "apache-2.0"
 
+VERIFICATION_TEMPLATE = "verification_section.md"  # appended when a folder has a slice
 SAMPLES_FILE = "samples.png"  # a grid of generated images, shown in the card when present
 CONFIG_NOT_IN_CARD = (
     "architectures", "transformers_version", "dtype", "_name_or_path", "use_cache"
@@ -280,6 +281,9 @@ def render_model_card(
         )
         for key, metric_type, label in wanted
     ]
+    verification = _verification_results(folder, model_type, dataset_type, dataset_name)
+    if verification is not None:
+        eval_results += verification["eval_results"]
     card_data = ModelCardData(
         library_name=LIBRARY_NAME,
         license=LICENSE,
@@ -291,10 +295,14 @@ def render_model_card(
         # No pipeline_tag: it promises `transformers.pipeline(tag, model=...)`, whose
         # text-generation contract (the output continues the prompt) a VAE does not keep.
     )
-    template = resources.files("vaehub").joinpath("card_templates", f"{model_type}.md")
+    templates = resources.files("vaehub").joinpath("card_templates")
+    template = templates.joinpath(f"{model_type}.md").read_text(encoding="utf-8")
+    if verification is not None:
+        template += templates.joinpath(VERIFICATION_TEMPLATE).read_text(encoding="utf-8")
     return ModelCard.from_template(
         card_data,
-        template_str=template.read_text(encoding="utf-8"),
+        template_str=template,
+        verification=verification,
         model_name=name,
         repo_id=repo_id or os.fspath(folder),
         config=config,
@@ -315,6 +323,49 @@ def render_model_card(
         training={key: _short(value) for key, value in training.items()},
         vaehub_version=_version(),
     )
+
+
+def _verification_results(
+    folder: str | os.PathLike, model_type: str, dataset_type: str, dataset_name: str
+) -> dict[str, Any] | None:
+    """The card's part for a folder's verification slice (`vaehub.verification`): its
+    model-index results and what the template shows; `None` when the folder has none."""
+    from vaehub.verification import VerificationSlice, read_verification, tolerance
+
+    record = read_verification(os.fspath(folder))
+    if record is None:
+        return None
+    piece = VerificationSlice(**{k: v for k, v in record.items() if k != "metrics"})
+    metrics = record["metrics"]
+    wanted = [row for row in CARD_METRICS[model_type] if metrics.get(row[0]) is not None]
+    values = {key: round(metrics[key]) if key in COUNTS else round(float(metrics[key]), 4)
+              for key, _, _ in wanted}  # fmt: skip
+    return {
+        "slice": piece,
+        "eval_results": [
+            EvalResult(
+                task_type=TASKS[model_type],
+                dataset_type=dataset_type,
+                dataset_name=dataset_name,
+                dataset_split=piece.split_name,
+                dataset_args=piece.card_args(),
+                metric_type=metric_type,
+                metric_name=label,
+                metric_value=values[key],
+            )
+            for key, metric_type, label in wanted
+        ],
+        "rows": [
+            (
+                label,
+                str(values[key]) if key in COUNTS else fixed(values[key], 4),
+                str(round(tolerance(key, values[key])))
+                if key in COUNTS
+                else fixed(tolerance(key, values[key]), 4),
+            )
+            for key, _, label in wanted
+        ],
+    }
 
 
 def _short(value: Any) -> Any:

@@ -1,0 +1,345 @@
+"""Checkpoints whose cards can be checked: a verification slice, measured at release and
+measured again by anyone who holds the weights.
+
+A released checkpoint folder (`release`) holds what `save_pretrained` writes, the card
+(`README.md`) and `verification.json`: the first N examples of a named split, the seed and
+the K of the IW-NLL, and the card's metrics measured there on the stored weights. The card
+carries that slice as a second model-index result (split `validation[:200]`, its seed,
+K and batch size as the dataset's arguments). `verify` reads the card — from a folder or
+from the Hub — loads the weights beside it, measures the slice again and compares every
+number with the card's within `tolerance`: a card edited by hand, or weights changed
+under it, fails.
+
+    vaehub release RUN_FOLDER --name synthetic-vae-aggressive --data synthetic
+    vaehub verify vaehub/synthetic-vae-aggressive
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from vaehub import hub
+
+VERIFICATION_FILE = "verification.json"
+# Datasets a slice can name without a path: they are generated or ship with a package.
+SELF_CONTAINED = ("synthetic", "digits")
+# A measured value agrees with its card when |card − measured| ≤ max(ABSOLUTE, RELATIVE·|card|);
+# the card rounds to 4 decimals, and the same weights, seed and slice give the same sums up
+# to the order of floating-point additions. Counts (active units) must agree exactly.
+ABSOLUTE_TOLERANCE = 0.002
+RELATIVE_TOLERANCE = 1e-4
+SLICE_SPLIT = re.compile(r"^(?P<split>[A-Za-z_]+)\[:(?P<first>\d+)\]$")
+STORAGE_DTYPES = ("float32", "float16", "bfloat16")
+
+
+class VerificationError(ValueError):
+    """A checkpoint's card names no verification slice, or names one that cannot be read."""
+
+
+@dataclass(frozen=True)
+class VerificationSlice:
+    """The first `first` examples of `split` of `data`, measured with `seed` and K =
+    `iw_samples` in batches of `batch_size`.
+
+    `data` is `synthetic` or `digits` (no files needed) or the kind of a dataset read from
+    files (`ptb`, `mnist`, `omniglot`, or `file:<name>`), whose path `verify` is given.
+    """
+
+    data: str
+    split: str
+    first: int
+    seed: int = 0
+    iw_samples: int = 100
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.first < 1:
+            raise ValueError(f"a verification slice needs at least 1 example, got {self.first}.")
+        if self.iw_samples < 1:
+            raise ValueError(f"iw_samples must be at least 1, got {self.iw_samples}.")
+
+    @property
+    def split_name(self) -> str:
+        """How the card names the slice, as the `datasets` slicing syntax does."""
+        return f"{self.split}[:{self.first}]"
+
+    def card_args(self) -> dict[str, Any]:
+        """The slice's settings as the model-index dataset's `args`."""
+        return {"data": self.data, "seed": self.seed, "iw_samples": self.iw_samples,
+                "batch_size": self.batch_size}  # fmt: skip
+
+
+def data_kind(data: str) -> str:
+    """What a slice records of `--data`: a self-contained name as given, else the kind of
+    dataset the path holds."""
+    if data in SELF_CONTAINED:
+        return data
+    if os.path.isdir(data):
+        if os.path.isfile(os.path.join(data, "ptb.train.txt")):
+            return "ptb"
+        if os.path.isfile(os.path.join(data, "t10k-images-idx3-ubyte.gz")):
+            return "mnist"
+        if os.path.isfile(os.path.join(data, "images_evaluation.npz")):
+            return "omniglot"
+    if os.path.isfile(data):
+        return f"file:{os.path.basename(data)}"
+    raise ValueError(
+        f"--data {data!r} is neither {' nor '.join(SELF_CONTAINED)} nor a PTB, MNIST or "
+        "Omniglot folder or a one-sentence-per-line file."
+    )
+
+
+def measure(model: Any, piece: VerificationSlice, data: str | None = None) -> dict[str, Any]:
+    """The metrics of `model` on the slice, as `vaehub evaluate` measures them.
+
+    Args:
+        data: where the slice's dataset lies; needed unless it is self-contained.
+    Returns:
+        `evaluate_vae`'s results (a model without a latent: `evaluate_exact`'s).
+    """
+    import torch
+
+    from vaehub.data_sources import evaluation_data
+    from vaehub.metrics import evaluate_vae
+
+    source = _data_path(piece, data)
+    batches, _, _, total = evaluation_data(
+        model, source, piece.split, piece.batch_size, piece.first, piece.seed
+    )
+    if total < piece.first:
+        raise VerificationError(
+            f"the slice {piece.split_name} of {piece.data} needs {piece.first} examples; "
+            f"{source} holds {total} in {piece.split}."
+        )
+    torch.manual_seed(piece.seed)
+    with torch.no_grad():
+        return evaluate_vae(model.eval(), batches, iw_samples=piece.iw_samples, total=total)
+
+
+def _data_path(piece: VerificationSlice, data: str | None) -> str:
+    if piece.data in SELF_CONTAINED:
+        return piece.data
+    if data is None:
+        raise VerificationError(
+            f"the verification slice reads {piece.data}; give its location with --data "
+            "(a PTB, MNIST or Omniglot folder, or the sentence file)."
+        )
+    if data_kind(data) != piece.data:
+        raise VerificationError(
+            f"--data {data} holds {data_kind(data)}, but the card's slice was measured on "
+            f"{piece.data}."
+        )
+    return data
+
+
+# --- release --------------------------------------------------------------------------------
+
+
+def release(
+    model_dir: str,
+    name: str,
+    data: str,
+    output_dir: str = "model_cards",
+    organization: str = "vaehub",
+    split: str | None = None,
+    first: int = 200,
+    seed: int = 0,
+    iw_samples: int = 100,
+    batch_size: int = 64,
+    dtype: str = "float32",
+) -> str:
+    """Write `OUTPUT_DIR/NAME`: the model of `model_dir` ready for `vaehub push`, with its
+    verification slice measured on the stored weights and its card.
+
+    The card reports the split of `model_dir`'s results (`test` where there is one). With
+    `dtype` float16 or bfloat16 the weights are stored in it, and that split is measured
+    again on the stored weights (same K, all its examples) before the card is written.
+
+    Returns:
+        the checkpoint folder.
+    """
+    import torch
+
+    from vaehub.cli import load_model
+
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not one of {', '.join(STORAGE_DTYPES)}.")
+    model = load_model(model_dir)
+    results = hub.read_results(model_dir)
+    if not results:
+        raise hub.MissingResultsError(
+            f"{model_dir} holds no evaluation results (eval_<split>.json): train it with "
+            "vaehub train, or measure it with vaehub evaluate, first."
+        )
+    card_split = split or ("test" if "test" in results else sorted(results)[0])
+    if card_split not in results:
+        raise hub.MissingResultsError(
+            f"{model_dir} holds no results for split {card_split!r} (it has "
+            f"{', '.join(sorted(results))})."
+        )
+    piece = VerificationSlice(data_kind(data), card_split, first, seed, iw_samples, batch_size)
+    record = results[card_split]
+    if dtype != "float32":
+        # Results measured on the float32 weights do not describe the stored ones.
+        model.evaluation_results = {}
+    os.makedirs(output_dir, exist_ok=True)
+    # Written beside its final place and moved there whole: a failed release leaves any
+    # earlier checkpoint of that name as it was.
+    staging = tempfile.mkdtemp(prefix=f".{name}-", dir=output_dir)
+    try:
+        model.to(getattr(torch, dtype)).save_pretrained(staging)
+        stored = _load_for_measuring(staging)
+        if dtype != "float32":
+            whole = VerificationSlice(
+                piece.data, card_split, int(record["metrics"]["num_examples"]), seed,
+                record.get("iw_samples") or iw_samples, batch_size,
+            )  # fmt: skip
+            hub.write_results(
+                staging, card_split, _finite(measure(stored, whole, data)),
+                record.get("dataset"), iw_samples=whole.iw_samples, stored_dtype=dtype,
+            )  # fmt: skip
+        _write_json(
+            os.path.join(staging, VERIFICATION_FILE),
+            {**asdict(piece), "metrics": _finite(measure(stored, piece, data))},
+        )
+        card = hub.render_model_card(staging, repo_id=f"{organization}/{name}", split=card_split)
+        card.save(os.path.join(staging, "README.md"))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    folder = os.path.join(output_dir, name)
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
+    os.replace(staging, folder)
+    return folder
+
+
+def _load_for_measuring(name_or_path: str) -> Any:
+    """The stored weights, computed with in float32 (half-precision storage only rounds
+    them)."""
+    import torch
+
+    from vaehub.cli import load_model
+
+    model = load_model(name_or_path)
+    if any(p.dtype in (torch.float16, torch.bfloat16) for p in model.parameters()):
+        model = model.float()
+    return model.eval()
+
+
+def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
+    hub.check_finite_metrics(metrics, "the verification slice's results")
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def _write_json(path: str, value: Any) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(value, handle, indent=2, allow_nan=False)
+
+
+def read_verification(folder: str) -> dict[str, Any] | None:
+    """A folder's `verification.json`, or `None` when it has none."""
+    path = os.path.join(folder, VERIFICATION_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+        VerificationSlice(**{k: v for k, v in record.items() if k != "metrics"})
+    except (OSError, ValueError, TypeError) as error:
+        raise VerificationError(f"{path} is not a readable verification record: {error}") from error
+    return record
+
+
+# --- verify ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """One number of the card against the same number measured again."""
+
+    metric: str
+    card: float
+    measured: float | None
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return self.measured is not None and abs(self.card - self.measured) <= self.tolerance
+
+
+def tolerance(metric_key: str, value: float) -> float:
+    """How far a re-measured metric may lie from its card value."""
+    if metric_key in hub.COUNTS:
+        return 0.0
+    return max(ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE * abs(value))
+
+
+def card_slice(card: Any, source: str) -> tuple[VerificationSlice, dict[str, float]]:
+    """The verification slice a card's model-index names, and the card's numbers on it by
+    metric key (`nll`, `kl`, ...)."""
+    results = getattr(card.data, "eval_results", None) or []
+    found = [r for r in results if r.dataset_split and SLICE_SPLIT.match(r.dataset_split)]
+    if not found:
+        raise VerificationError(
+            f"the card of {source} names no verification slice (a model-index result on a "
+            "split such as validation[:200]); release the model with `vaehub release` to "
+            "give it one."
+        )
+    first = found[0]
+    match = SLICE_SPLIT.match(first.dataset_split)
+    args = first.dataset_args or {}
+    try:
+        piece = VerificationSlice(
+            data=args["data"], split=match["split"], first=int(match["first"]),
+            seed=int(args["seed"]), iw_samples=int(args["iw_samples"]),
+            batch_size=int(args["batch_size"]),
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError) as error:
+        raise VerificationError(
+            f"the card of {source} names the slice {first.dataset_split} without its "
+            f"settings (data, seed, iw_samples, batch_size in the dataset's args): {error}"
+        ) from error
+    keys = {metric_type: key for rows in hub.CARD_METRICS.values() for key, metric_type, _ in rows}
+    numbers = {
+        keys.get(r.metric_type, r.metric_type): float(r.metric_value)
+        for r in found
+        if r.dataset_split == first.dataset_split
+    }
+    return piece, numbers
+
+
+def load_card(name_or_path: str) -> Any:
+    """The model card of a folder or a Hub repository."""
+    from huggingface_hub import ModelCard
+
+    if os.path.isdir(name_or_path):
+        path = os.path.join(name_or_path, "README.md")
+        if not os.path.isfile(path):
+            raise VerificationError(f"{name_or_path} holds no card (README.md) to verify.")
+        return ModelCard.load(path)
+    return ModelCard.load(name_or_path)
+
+
+def verify(name_or_path: str, data: str | None = None) -> list[Check]:
+    """Measure the verification slice of a checkpoint's card again on its weights.
+
+    Args:
+        name_or_path: a checkpoint folder or a Hub repository id.
+        data: the dataset's location, for a slice of files (PTB, MNIST, ...).
+    Returns:
+        one `Check` per number of the card's slice; all `ok` when the card matches.
+    """
+    card = load_card(name_or_path)
+    piece, numbers = card_slice(card, name_or_path)
+    measured = measure(_load_for_measuring(name_or_path), piece, data)
+    return [
+        Check(key, value, measured.get(key), tolerance(key, value))
+        for key, value in numbers.items()
+    ]

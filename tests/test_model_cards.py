@@ -1,0 +1,116 @@
+"""The checkpoints under model_cards/, served as a Hub: each loads through the Auto classes,
+its card is the one its results render, and its card's verification slice, measured again
+on the weights, agrees with the card. A card edited by hand fails."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors import safe_open
+from transformers import AutoModel
+
+from vaehub import verification
+from vaehub.cli import main
+from vaehub.hub import push_folder, render_model_card
+
+MODEL_CARDS = Path(__file__).resolve().parents[1] / "model_cards"
+CHECKPOINTS = sorted(
+    path.name for path in MODEL_CARDS.iterdir() if (path / verification.VERIFICATION_FILE).is_file()
+)
+
+
+def test_there_are_checkpoints_to_check():
+    assert {"synthetic-vae-elbo", "synthetic-vae-aggressive"} <= set(CHECKPOINTS)
+
+
+def serve(hub, folder: Path, repo_id: str) -> None:
+    # The committed card goes up as it is: what a user pulls is what is checked.
+    push_folder(folder, repo_id, card=False)
+
+
+@pytest.mark.parametrize("name", CHECKPOINTS)
+def test_checkpoint_loads_from_the_hub_and_its_card_holds(hub, name):
+    repo_id = f"vaehub/{name}"
+    serve(hub, MODEL_CARDS / name, repo_id)
+    model = AutoModel.from_pretrained(repo_id)
+    assert model.config.model_type in ("text_vae", "text_lm", "delta_vae", "pixelcnn")
+    checks = verification.verify(repo_id)
+    assert {check.metric for check in checks} >= {"nll", "kl", "mi", "active_units"}
+    failing = [check for check in checks if not check.ok]
+    assert not failing, f"{name}: the card differs from its weights: {failing}"
+
+
+@pytest.mark.parametrize("name", CHECKPOINTS)
+def test_card_is_the_one_its_results_render(name):
+    folder = MODEL_CARDS / name
+    rendered = render_model_card(folder, repo_id=f"vaehub/{name}")
+    assert (folder / "README.md").read_text(encoding="utf-8") == str(rendered)
+
+
+def edit_slice_number(card: Path, metric_type: str, delta: float) -> float:
+    """Add `delta` to one number of the card's verification slice; returns the new value."""
+    text = card.read_text(encoding="utf-8")
+    _, header, body = text.split("---\n", 2)
+    data = yaml.safe_load(header)
+    results = data["model-index"][0]["results"]
+    piece = next(r for r in results if "[:" in r["dataset"]["split"])
+    metric = next(m for m in piece["metrics"] if m["type"] == metric_type)
+    metric["value"] = round(metric["value"] + delta, 4)
+    card.write_text(
+        "---\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True) + "---\n" + body,
+        encoding="utf-8",
+    )
+    return metric["value"]
+
+
+@pytest.mark.parametrize(("metric_type", "delta"), [("kl", 0.05), ("nll", -0.1)])
+def test_an_edited_card_fails_verification(hub, tmp_path, capsys, metric_type, delta):
+    folder = tmp_path / "edited"
+    shutil.copytree(MODEL_CARDS / "synthetic-vae-aggressive", folder)
+    edited = edit_slice_number(folder / "README.md", metric_type, delta)
+    repo_id = f"vaehub/synthetic-vae-aggressive-edited-{metric_type}"
+    serve(hub, folder, repo_id)
+    checks = {check.metric: check for check in verification.verify(repo_id)}
+    key = "nll" if metric_type == "nll" else "kl"
+    assert checks[key].card == pytest.approx(edited)
+    assert not checks[key].ok
+    assert all(check.ok for name, check in checks.items() if name != key)
+    assert main(["verify", repo_id]) == 1
+    assert "does not match its weights" in capsys.readouterr().err
+
+
+def test_a_card_without_a_slice_is_refused_with_the_way_to_give_it_one(tmp_path):
+    folder = tmp_path / "plain"
+    shutil.copytree(MODEL_CARDS / "synthetic-vae-elbo", folder)
+    (folder / verification.VERIFICATION_FILE).unlink()
+    render_model_card(folder).save(folder / "README.md")
+    with pytest.raises(verification.VerificationError, match="vaehub release"):
+        verification.verify(str(folder))
+
+
+def test_release_measures_the_slice_on_the_stored_weights(tmp_path):
+    source = tmp_path / "source"
+    shutil.copytree(MODEL_CARDS / "synthetic-vae-elbo", source)
+    folder = verification.release(
+        str(source), "half", "synthetic", output_dir=str(tmp_path / "out"), first=64,
+        iw_samples=10, dtype="bfloat16",
+    )  # fmt: skip
+    record = verification.read_verification(folder)
+    assert record["first"] == 64 and record["metrics"]["num_examples"] == 64
+    stored = verification._load_for_measuring(folder)
+    again = verification.measure(stored, verification.VerificationSlice("synthetic", "validation",
+                                 64, iw_samples=10))  # fmt: skip
+    assert again["nll"] == pytest.approx(record["metrics"]["nll"], abs=1e-6)
+    # The weights went to disk in bfloat16, and the card's split was measured on them.
+    with safe_open(str(Path(folder) / "model.safetensors"), "pt") as weights:
+        assert {weights.get_tensor(k).dtype for k in weights.keys()} == {torch.bfloat16}
+    split = json.loads((Path(folder) / "eval_validation.json").read_text(encoding="utf-8"))
+    assert split["stored_dtype"] == "bfloat16"
+    results = yaml.safe_load((Path(folder) / "README.md").read_text().split("---\n")[1])
+    assert results["model-index"][0]["results"][1]["dataset"]["split"] == "validation[:64]"
+    assert all(check.ok for check in verification.verify(folder))
