@@ -8,8 +8,18 @@ import torch.nn.functional as F
 from vaehub import TextVAEConfig, TextVAEModel
 from vaehub.fused_loss import linear_cross_entropy
 
+# 0: every block recomputed in the backward; the default: the logits' gradient kept from the
+# forward (these sizes fit its budget).
+BUDGETS = pytest.mark.parametrize("budget", [0, None], ids=["recomputed", "kept"])
 
-def plain_and_fused(dtype_context, block_rows=96, rows=300, hidden=24, vocab=500):
+
+def fused_nll(h, w, targets, block_rows, budget):
+    if budget is None:
+        return linear_cross_entropy(h, w, targets, block_rows)
+    return linear_cross_entropy(h, w, targets, block_rows, logits_budget_bytes=budget)
+
+
+def plain_and_fused(dtype_context, budget, block_rows=96, rows=300, hidden=24, vocab=500):
     torch.manual_seed(0)
     h = torch.randn(rows, hidden, requires_grad=True)
     w = (0.2 * torch.randn(vocab, hidden)).requires_grad_()
@@ -21,24 +31,25 @@ def plain_and_fused(dtype_context, block_rows=96, rows=300, hidden=24, vocab=500
             if name == "plain":
                 nll = F.cross_entropy((h @ w.T).float(), targets, reduction="none")
             else:
-                # A budget of 0: the blocks are recomputed in the backward.
-                nll = linear_cross_entropy(h, w, targets, block_rows, logits_budget_bytes=0)
+                nll = fused_nll(h, w, targets, block_rows, budget)
         (nll * upstream).sum().backward()
         out[name] = (nll.detach(), h.grad.clone(), w.grad.clone())
         h.grad = w.grad = None
     return out
 
 
-def test_fused_loss_equals_the_plain_one_in_float32():
+@BUDGETS
+def test_fused_loss_equals_the_plain_one_in_float32(budget):
     from contextlib import nullcontext
 
-    out = plain_and_fused(nullcontext)
+    out = plain_and_fused(nullcontext, budget)
     for plain, fused in zip(out["plain"], out["fused"], strict=True):
         torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
 
 
-def test_fused_loss_under_bfloat16_autocast_is_within_bfloat16_rounding():
-    out = plain_and_fused(lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+@BUDGETS
+def test_fused_loss_under_bfloat16_autocast_is_within_bfloat16_rounding(budget):
+    out = plain_and_fused(lambda: torch.autocast("cpu", dtype=torch.bfloat16), budget)
     nll_plain, h_plain, w_plain = out["plain"]
     nll_fused, h_fused, w_fused = out["fused"]
     assert nll_fused.dtype == torch.float32 and w_fused.dtype == torch.float32
@@ -83,7 +94,8 @@ def test_training_without_logits_gives_the_same_loss_and_gradients():
         torch.testing.assert_close(gradients[False][1][name], grad, rtol=1e-4, atol=1e-6)
 
 
-def test_the_backward_can_be_differentiated_as_the_plain_ones():
+@BUDGETS
+def test_the_backward_can_be_differentiated_as_the_plain_ones(budget):
     """SA-VAE differentiates gradients taken through the loss (create_graph): the fused
     backward's own gradient matches the plain loss's, for the hidden states and weight."""
     torch.manual_seed(0)
@@ -96,9 +108,18 @@ def test_the_backward_can_be_differentiated_as_the_plain_ones():
         if name == "plain":
             nll = F.cross_entropy(h @ w.T, targets, reduction="none")
         else:
-            nll = linear_cross_entropy(h, w, targets, block_rows=32, logits_budget_bytes=0)
+            nll = fused_nll(h, w, targets, 32, budget)
         (grad_h,) = torch.autograd.grad(nll.sum(), h, create_graph=True)
         hidden_second, weight_second = torch.autograd.grad((grad_h * direction).sum(), (h, w))
         second[name] = (hidden_second, weight_second)
     for fused, plain in zip(second["fused"], second["plain"], strict=True):
         torch.testing.assert_close(fused, plain, rtol=1e-4, atol=1e-6)
+
+
+def test_no_rows_give_no_loss_and_zero_gradients():
+    w = torch.randn(50, 8, requires_grad=True)
+    h = torch.randn(0, 8, requires_grad=True)
+    nll = linear_cross_entropy(h, w, torch.zeros(0, dtype=torch.long))
+    assert nll.shape == (0,)
+    nll.sum().backward()
+    assert h.grad.shape == (0, 8) and torch.count_nonzero(w.grad) == 0
