@@ -1120,6 +1120,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     report = {
         "quick": args.quick,
+        # The floors move with the host: bfloat16 matmuls run several times faster where the
+        # CPU has matrix units for them than where it has only vector instructions.
+        "cpu": cpu_name(),
+        "torch": torch.__version__,
         "threads": args.threads,
         "load_average": [load_before, load_after],
         "matmul_gflops": rates,
