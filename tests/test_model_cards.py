@@ -100,12 +100,11 @@ def test_release_measures_the_slice_on_the_stored_weights(tmp_path):
         str(source), "half", "synthetic", output_dir=str(tmp_path / "out"), first=64,
         iw_samples=10, dtype="bfloat16",
     )  # fmt: skip
-    record = verification.read_verification(folder)
-    assert record["first"] == 64 and record["metrics"]["num_examples"] == 64
-    stored = verification._load_for_measuring(folder)
-    again = verification.measure(stored, verification.VerificationSlice("synthetic", "validation",
-                                 64, iw_samples=10))  # fmt: skip
-    assert again["nll"] == pytest.approx(record["metrics"]["nll"], abs=1e-6)
+    piece, metrics = verification.read_verification(folder)
+    assert piece == verification.VerificationSlice("synthetic", "validation", 64, iw_samples=10)
+    assert metrics["num_examples"] == 64
+    again = verification.measure(verification._load_for_measuring(folder), piece)
+    assert again["nll"] == pytest.approx(metrics["nll"], abs=1e-6)
     # The weights went to disk in bfloat16, and the card's split was measured on them.
     with safe_open(str(Path(folder) / "model.safetensors"), "pt") as weights:
         assert {weights.get_tensor(k).dtype for k in weights.keys()} == {torch.bfloat16}

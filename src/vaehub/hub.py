@@ -21,6 +21,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
@@ -269,19 +270,13 @@ def render_model_card(
     dataset_type = dataset.get("type", "custom")
     dataset_name = dataset.get("name", dataset_type)
     name = repo_id.split("/")[-1] if repo_id else os.path.basename(os.path.abspath(folder))
-    eval_results = [
-        EvalResult(
-            task_type=TASKS[model_type],
-            dataset_type=dataset_type,
-            dataset_name=dataset_name,
-            dataset_split=split,
-            metric_type=metric_type,
-            metric_name=label,
-            metric_value=round(metrics[key]) if key in COUNTS else round(float(metrics[key]), 4),
-        )
-        for key, metric_type, label in wanted
-    ]
-    verification = _verification_results(folder, model_type, dataset_type, dataset_name)
+    dataset_fields = {
+        "task_type": TASKS[model_type],
+        "dataset_type": dataset_type,
+        "dataset_name": dataset_name,
+    }
+    eval_results = _eval_results(metrics, wanted, dataset_split=split, **dataset_fields)
+    verification = _verification_results(folder, model_type, dataset_fields)
     if verification is not None:
         eval_results += verification["eval_results"]
     card_data = ModelCardData(
@@ -325,46 +320,56 @@ def render_model_card(
     )
 
 
+def _card_value(key: str, value: float) -> float | int:
+    """A metric as the model-index holds it: counts whole, the rest to 4 decimals."""
+    return round(value) if key in COUNTS else round(float(value), 4)
+
+
+def _eval_results(
+    metrics: dict[str, Any], wanted: Sequence[tuple[str, str, str]], **fields: Any
+) -> list[EvalResult]:
+    """The model-index results of `wanted` (key, metric type, label) rows of `metrics`."""
+    return [
+        EvalResult(
+            metric_type=metric_type,
+            metric_name=label,
+            metric_value=_card_value(key, metrics[key]),
+            **fields,
+        )
+        for key, metric_type, label in wanted
+    ]
+
+
 def _verification_results(
-    folder: str | os.PathLike, model_type: str, dataset_type: str, dataset_name: str
+    folder: str | os.PathLike, model_type: str, dataset_fields: dict[str, str]
 ) -> dict[str, Any] | None:
     """The card's part for a folder's verification slice (`vaehub.verification`): its
     model-index results and what the template shows; `None` when the folder has none."""
-    from vaehub.verification import VerificationSlice, read_verification, tolerance
+    from vaehub.verification import read_verification, tolerance
 
-    record = read_verification(os.fspath(folder))
-    if record is None:
+    found = read_verification(os.fspath(folder))
+    if found is None:
         return None
-    piece = VerificationSlice(**{k: v for k, v in record.items() if k != "metrics"})
-    metrics = record["metrics"]
+    piece, metrics = found
     wanted = [row for row in CARD_METRICS[model_type] if metrics.get(row[0]) is not None]
-    values = {key: round(metrics[key]) if key in COUNTS else round(float(metrics[key]), 4)
-              for key, _, _ in wanted}  # fmt: skip
+    rows = []
+    for key, _, label in wanted:
+        value = _card_value(key, metrics[key])
+        within = tolerance(key, value)
+        if key in COUNTS:
+            rows.append((label, str(value), str(round(within))))
+        else:
+            rows.append((label, fixed(value, 4), fixed(within, 4)))
     return {
         "slice": piece,
-        "eval_results": [
-            EvalResult(
-                task_type=TASKS[model_type],
-                dataset_type=dataset_type,
-                dataset_name=dataset_name,
-                dataset_split=piece.split_name,
-                dataset_args=piece.card_args(),
-                metric_type=metric_type,
-                metric_name=label,
-                metric_value=values[key],
-            )
-            for key, metric_type, label in wanted
-        ],
-        "rows": [
-            (
-                label,
-                str(values[key]) if key in COUNTS else fixed(values[key], 4),
-                str(round(tolerance(key, values[key])))
-                if key in COUNTS
-                else fixed(tolerance(key, values[key]), 4),
-            )
-            for key, _, label in wanted
-        ],
+        "eval_results": _eval_results(
+            metrics,
+            wanted,
+            dataset_split=piece.split_name,
+            dataset_args=piece.card_args(),
+            **dataset_fields,
+        ),
+        "rows": rows,
     }
 
 

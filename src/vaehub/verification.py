@@ -243,18 +243,19 @@ def _write_json(path: str, value: Any) -> None:
         json.dump(value, handle, indent=2, allow_nan=False)
 
 
-def read_verification(folder: str) -> dict[str, Any] | None:
-    """A folder's `verification.json`, or `None` when it has none."""
+def read_verification(folder: str) -> tuple[VerificationSlice, dict[str, Any]] | None:
+    """A folder's verification slice and the metrics measured on it (`verification.json`),
+    or `None` when it has none."""
     path = os.path.join(folder, VERIFICATION_FILE)
     if not os.path.isfile(path):
         return None
     try:
         with open(path, encoding="utf-8") as handle:
             record = json.load(handle)
-        VerificationSlice(**{k: v for k, v in record.items() if k != "metrics"})
-    except (OSError, ValueError, TypeError) as error:
+        piece = VerificationSlice(**{k: v for k, v in record.items() if k != "metrics"})
+        return piece, dict(record["metrics"])
+    except (OSError, ValueError, TypeError, KeyError) as error:
         raise VerificationError(f"{path} is not a readable verification record: {error}") from error
-    return record
 
 
 # --- verify ---------------------------------------------------------------------------------
