@@ -226,21 +226,8 @@ def render_model_card(
             f"for {', '.join(map(repr, CARD_METRICS))}."
         )
     results = read_results(folder)
-    how_to = (
-        f"measure them with `vaehub evaluate {folder} --data ...` (it writes "
-        f"eval_<split>.json there)"
-    )
-    if not results:
-        raise MissingResultsError(
-            f"{folder} holds no evaluation results (eval_<split>.json); {how_to}."
-        )
-    if split is None:
-        split = "test" if "test" in results else sorted(results)[0]
-    if split not in results:
-        raise MissingResultsError(
-            f"{folder} holds no results for split {split!r} (it has "
-            f"{', '.join(sorted(results))}); {how_to}."
-        )
+    how_to = _how_to_measure(folder)
+    split = reported_split(folder, results, split)
     record = results[split]
     metrics = record.get("metrics", {})
     check_finite_metrics(metrics, f"the {split} results in {folder}")
@@ -318,6 +305,33 @@ def render_model_card(
         training={key: _short(value) for key, value in training.items()},
         vaehub_version=_version(),
     )
+
+
+def _how_to_measure(folder: str | os.PathLike) -> str:
+    return (
+        f"measure them with `vaehub evaluate {folder} --data ...` (it writes "
+        f"eval_<split>.json there)"
+    )
+
+
+def reported_split(
+    folder: str | os.PathLike, results: dict[str, dict[str, Any]], split: str | None = None
+) -> str:
+    """The split a card reports from a folder's `results`: `split`, or `test` where there
+    is one, else the first. Raises `MissingResultsError` naming what is missing."""
+    if not results:
+        raise MissingResultsError(
+            f"{folder} holds no evaluation results (eval_<split>.json); "
+            f"{_how_to_measure(folder)}."
+        )
+    if split is None:
+        split = "test" if "test" in results else sorted(results)[0]
+    if split not in results:
+        raise MissingResultsError(
+            f"{folder} holds no results for split {split!r} (it has "
+            f"{', '.join(sorted(results))}); {_how_to_measure(folder)}."
+        )
+    return split
 
 
 def _card_value(key: str, value: float) -> float | int:

@@ -172,17 +172,7 @@ def release(
         raise ValueError(f"dtype {dtype!r} is not one of {', '.join(STORAGE_DTYPES)}.")
     model = load_model(model_dir)
     results = hub.read_results(model_dir)
-    if not results:
-        raise hub.MissingResultsError(
-            f"{model_dir} holds no evaluation results (eval_<split>.json): train it with "
-            "vaehub train, or measure it with vaehub evaluate, first."
-        )
-    card_split = split or ("test" if "test" in results else sorted(results)[0])
-    if card_split not in results:
-        raise hub.MissingResultsError(
-            f"{model_dir} holds no results for split {card_split!r} (it has "
-            f"{', '.join(sorted(results))})."
-        )
+    card_split = hub.reported_split(model_dir, results, split)
     piece = VerificationSlice(data_kind(data), card_split, first, seed, iw_samples, batch_size)
     record = results[card_split]
     if dtype != "float32":
