@@ -123,7 +123,19 @@ def test_row_flags_name_the_baseline_and_the_budget(tmp_path):
     assert "--anneal_steps" not in flag_values(row_flags(settings, rows["vae"], 0))
     assert "--baseline" not in flag_values(row_flags(settings, rows["lstm_lm"], 0))
     ptb = TableSettings(dataset="ptb", output_dir=str(tmp_path))
-    assert flag_values(row_flags(ptb, rows["delta_vae"], 0))["--committed_rate"] == "5.0"
+    delta = flag_values(row_flags(ptb, rows["delta_vae"], 0))
+    assert delta["--committed_rate"] == "5.0" and delta["--latent_length"] == "22"
+    assert "--latent_length" not in flag_values(row_flags(settings, rows["delta_vae"], 0))
+    assert flag_values(row_flags(ptb, rows["vae"], 0))["--final_iw_nll_splits"] == "test"
+    # The CPU budget checks aggressive's MI every 50 updates and takes K = 5 SVI steps;
+    # the papers' budget keeps He et al.'s per-epoch check and Kim et al.'s K = 20.
+    cpu = flag_values(row_flags(ptb, rows["aggressive_anneal"], 0))
+    assert cpu["--aggressive_check_steps"] == "50" and cpu["--aggressive_window"] == "10"
+    assert flag_values(row_flags(ptb, rows["sa_vae_anneal"], 0))["--sa_vae_steps"] == "5"
+    paper = TableSettings(dataset="ptb", output_dir=str(tmp_path), budget="paper")
+    for name in ("aggressive", "sa_vae", "lm_free_bits_aggressive"):
+        flags = flag_values(row_flags(paper, rows[name], 0))
+        assert not {"--aggressive_check_steps", "--sa_vae_steps"} & set(flags)
     assert flag_values(row_flags(ptb, rows["vae"], 0))["--paper_training"] is True
 
 
@@ -134,6 +146,7 @@ def test_row_flags_name_the_baseline_and_the_budget(tmp_path):
         (dict(dataset="synthetic", rows=["vae", "gan"]), "unknown text row gan"),
         (dict(dataset="mnist", rows=["iaf"]), "unknown image row iaf"),
         (dict(dataset="synthetic", max_steps=0), "max_steps=0 is not valid"),
+        (dict(dataset="ptb", budget="gpu"), "budget='gpu' is not valid"),
     ],
 )
 def test_bad_settings_are_refused(settings, message):

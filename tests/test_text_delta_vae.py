@@ -115,3 +115,22 @@ def test_active_units_pool_every_position_over_batches_of_different_widths(model
     assert len(results["au_variance"]) == model.config.latent_size
     torch.testing.assert_close(torch.tensor(results["au_variance"], dtype=torch.float64), expected)
     assert results["active_units"] == int((expected > 0.01).sum())
+
+
+def test_latent_length_says_at_which_sentence_length_delta_holds():
+    from vaehub import TextVAEConfig
+    from vaehub.recipe import ModelArguments
+
+    given = ModelArguments(model_type="text_vae", prior="ar1", committed_rate=5.0, latent_length=22)
+    config = TextVAEConfig.from_preset("ptb", vocab_size=50, **given.overrides())
+    model = TextVAEModel(config)
+    assert model.committed_rate_for(22) == pytest.approx(5.0, rel=1e-5)
+    assert model.committed_rate_for(10) < 5.0 < model.committed_rate_for(40)
+    # By default δ holds at the longest sentence, so a PTB sentence commits far less.
+    longest = TextVAEModel(TextVAEConfig.from_preset("ptb", vocab_size=50, prior="ar1",
+                                                     committed_rate=5.0))
+    assert longest.committed_rate_for(22) < 0.5 * model.committed_rate_for(22)
+    with pytest.raises(ValueError, match="latent_length=22 is not valid.*prior='ar1'"):
+        TextVAEConfig.from_preset("ptb", latent_length=22)
+    with pytest.raises(ValueError, match="--latent_length is not a text_lm setting"):
+        ModelArguments(model_type="text_lm", latent_length=22).overrides()

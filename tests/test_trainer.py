@@ -74,6 +74,7 @@ def changed(before: dict, after: dict) -> set[str]:
         ({"objective": "free_bits"}, "objective='free_bits' needs λ > 0"),
         ({"objective": "free_bits", "free_bits": 0.5, "beta_schedule": "sigmoid"}, "anneal"),
         ({"aggressive_window": 0}, "aggressive_window=0"),
+        ({"aggressive_check_steps": 0}, "aggressive_check_steps=0"),
         ({"objective": "anneal", "anneal_steps": 0}, "anneal_steps=0 is not valid"),
         ({"objective": "anneal", "anneal_steps": -5}, "anneal_steps=-5 is not valid"),
         ({"objective": "anneal", "anneal_epochs": -1.0}, "anneal_epochs=-1.0 is not valid"),
@@ -267,6 +268,20 @@ def test_aggressive_switches_off_at_the_first_epoch_whose_mi_does_not_rise(data,
             if "aggressive" in e and "loss" in e
         ]
         assert all(flag == (1.0 if epoch <= off else 0.0) for epoch, flag in flags)
+
+
+def test_aggressive_checks_mi_every_given_number_of_updates(data, tmp_path):
+    trainer = make_trainer(
+        data, tmp_path, objective="aggressive", max_steps=7, aggressive_check_steps=2
+    )
+    trainer.train()
+    history = trainer.aggressive.mi_history
+    checked_at = [e["step"] for e in trainer.state.log_history if "validation_mi" in e]
+    # While aggressive is on, a check every 2 updates and none at the epoch's end.
+    assert checked_at == [2, 4, 6][: len(history)] and history
+    rises = [later > earlier for earlier, later in zip(history, history[1:], strict=False)]
+    assert len(history) == (3 if all(rises) else rises.index(False) + 2)
+    assert trainer.aggressive.active == all(rises)
 
 
 # --- checkpoints -------------------------------------------------------------------------

@@ -445,6 +445,13 @@ class TextVAEConfig(VAEConfig):
         super()._validate()
         check_int("encoder_hidden_size", self.encoder_hidden_size)
         check_text_decoder(self)
+        if self.prior != "ar1" and self.latent_length != 1:
+            # One latent per sentence: a length would silently mean nothing.
+            raise _fail(
+                "latent_length",
+                self.latent_length,
+                "only the text δ-VAE (prior='ar1') has one latent per step; drop it",
+            )
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> TextVAEConfig:

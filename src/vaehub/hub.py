@@ -173,6 +173,7 @@ def training_summary(args: Any, state: Any = None, dataset: str | None = None) -
         "aggressive_max_inner_steps",
         "aggressive_window",
         "aggressive_patience",
+        "aggressive_check_steps",
         "learning_rate",
         "optim",
         "lr_scheduler_type",

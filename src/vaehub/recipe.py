@@ -88,6 +88,14 @@ class ModelArguments:
         default=None, metadata={"help": "Longest sentence in tokens."}
     )
     ar1_alpha: float | None = field(default=None, metadata={"help": "AR(1) α, for prior=ar1."})
+    latent_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "Text δ-VAE (prior=ar1): the sentence length, in decoder steps, at which "
+            "the committed rate δ holds (shorter sentences commit less, longer more). "
+            "Default: the longest, max_sequence_length − 1."
+        },
+    )
     encoder_type: str | None = field(
         default=None, metadata={"help": "δ-VAE encoder: anticausal or resnet."}
     )
@@ -116,6 +124,7 @@ class ModelArguments:
         "decoder_hidden_size",
         "word_dropout",
         "max_sequence_length",
+        "latent_length",
     )
     IMAGE_FIELDS = (
         "encoder_type",
@@ -129,7 +138,10 @@ class ModelArguments:
     )  # fmt: skip
 
     # The latent and encoder fields, which a model without a latent does not have.
-    LATENT_FIELDS = ("encoder_hidden_size", "encoder_type", "encoder_channels", "encoder_layers")
+    LATENT_FIELDS = (
+        "encoder_hidden_size", "encoder_type", "encoder_channels", "encoder_layers",
+        "latent_length",
+    )  # fmt: skip
 
     def overrides(self) -> dict[str, Any]:
         """The sizes given on the command line, for this model type; others refused."""
@@ -302,12 +314,13 @@ def record_evaluation(
         prefix = f"{split}_"
         metrics = trainer.evaluate(splits[split], metric_key_prefix=split)
         metrics = {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
-        if baseline is not None:
+        measured = "nll" in metrics or split in training_args.final_iw_nll_splits
+        if baseline is not None and measured:
             metrics = _beside_baseline(metrics, baseline, trainer, splits[split])
         model.evaluation_results[split] = {
             "split": split,
             "dataset": dataset,
-            "iw_samples": training_args.iw_samples if training_args.eval_iw_nll else None,
+            "iw_samples": training_args.iw_samples if "nll" in metrics else None,
             "metrics": metrics,
         }
 

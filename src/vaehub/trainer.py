@@ -127,6 +127,14 @@ class VAETrainingArguments(TrainingArguments):
             "training stops (He et al.: 1 for text, 5 for images)."
         },
     )
+    aggressive_check_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "Updates between the validation-MI checks that switch aggressive training "
+            "off. Default: one check per epoch (He et al.); a budget of about one epoch "
+            "needs shorter intervals for the rule to act at all."
+        },
+    )
     sa_vae_steps: int = field(
         default=svi.DEFAULT_STEPS, metadata={"help": "SVI steps K of sa_vae (Kim et al.: 20)."}
     )
@@ -166,6 +174,14 @@ class VAETrainingArguments(TrainingArguments):
             "help": "With --eval_iw_nll: skip the IW-NLL in the evaluations during training "
             "(the ELBO terms, MI and AU still run); the validation and test results measured "
             "after it keep it."
+        },
+    )
+    final_iw_nll_splits: list[str] = field(
+        default_factory=lambda: ["validation", "test"],
+        metadata={
+            "help": "With --eval_iw_nll: the splits whose evaluation after training computes "
+            "the IW-NLL (the others keep the ELBO terms, MI and AU). A table's rows need it "
+            "on test only."
         },
     )
     eval_max_units: int = field(
@@ -249,6 +265,11 @@ class VAETrainingArguments(TrainingArguments):
             value = getattr(self, name)
             if value < 1:
                 raise ValueError(f"{name}={value!r} is not valid: expected an integer >= 1.")
+        if self.aggressive_check_steps is not None and self.aggressive_check_steps < 1:
+            raise ValueError(
+                f"aggressive_check_steps={self.aggressive_check_steps!r} is not valid: expected "
+                "an integer >= 1 (updates between MI checks), or none for one per epoch."
+            )
         if self.free_bits < 0:
             raise ValueError(f"free_bits={self.free_bits!r} is not valid: expected λ >= 0 nats.")
         # Validates β, β₀, the ramp ratio with the schedule's own checks.
@@ -315,7 +336,8 @@ class AggressiveState:
     switched_off_at_epoch: float | None = None
 
     def record_mi(self, mi: float, patience: int) -> None:
-        """After an epoch: count a failure when `mi` does not beat the best so far."""
+        """After an epoch (or `aggressive_check_steps` updates): count a failure when `mi`
+        does not beat the best so far."""
         self.mi_history.append(mi)
         if mi > self.best_mi:
             self.best_mi = mi
@@ -340,8 +362,14 @@ class _VAETrainerHooks(TrainerCallback):
             for parameter in _inference_parameters(self.trainer.model):
                 parameter.grad = None
 
+    def on_step_end(self, args, state, control, **kwargs):
+        every = args.aggressive_check_steps
+        if every is not None and state.global_step % every == 0:
+            self.trainer._check_aggressive()
+
     def on_epoch_end(self, args, state, control, **kwargs):
-        self.trainer._end_of_epoch()
+        if args.aggressive_check_steps is None:
+            self.trainer._check_aggressive()
 
 
 class VAETrainer(Trainer):
@@ -632,7 +660,7 @@ class VAETrainer(Trainer):
         collator = self._get_collator_with_removed_columns(self.data_collator, "training")
         return self._prepare_inputs(collator(rows))
 
-    def _end_of_epoch(self) -> None:
+    def _check_aggressive(self) -> None:
         if not self.aggressive.active:
             return
         mi = self._validation_mi()
@@ -692,7 +720,7 @@ class VAETrainer(Trainer):
             results = evaluate_vae(
                 self.model,
                 self._evaluation_batches(dataset),
-                iw_samples=self.args.iw_samples if self._iw_nll_now() else None,
+                iw_samples=self.args.iw_samples if self._iw_nll_now(metric_key_prefix) else None,
                 max_units=self.args.eval_max_units,
                 show_progress=not self.args.disable_tqdm and self.is_world_process_zero(),
                 total=len(dataset),
@@ -753,10 +781,12 @@ class VAETrainer(Trainer):
                 )
         super()._save_checkpoint(model, trial)
 
-    def _iw_nll_now(self) -> bool:
+    def _iw_nll_now(self, split: str) -> bool:
         if not self.args.eval_iw_nll:
             return False
-        return not (self.args.iw_nll_after_training_only and self._training)
+        if self._training:
+            return not self.args.iw_nll_after_training_only
+        return split not in ("validation", "test") or split in self.args.final_iw_nll_splits
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
         """`Trainer.train`, after checking that the checkpoint to resume from is complete
