@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
 from vaehub.cli import main
 from vaehub.reproduction import (
+    MARKDOWN_FILE,
+    TABLE_FILE,
     TEXT_ROWS,
     TableSettings,
     render_markdown,
@@ -102,6 +106,25 @@ def test_a_finished_row_is_kept_not_trained_again(table_dir, capsys):
     assert "vae seed 0: done before, kept" in capsys.readouterr().out
 
 
+def test_table_only_trains_nothing_and_reports_the_seeds_that_finished(table_dir, tmp_path, capsys):
+    folder = tmp_path / "copy"
+    shutil.copytree(table_dir, folder)
+    before = read_table(folder)
+    capsys.readouterr()
+    status = main(
+        ["reproduce", "--dataset", "synthetic", "--output-dir", str(folder), "--seeds", "0", "1",
+         "--max-steps", str(TABLE["max_steps"]), "--iw-samples", str(TABLE["iw_samples"]),
+         "--table-only"]
+    )  # fmt: skip
+    assert status == 0
+    assert not os.path.exists(os.path.join(folder, "synthetic", "vae", "seed-1"))
+    after = read_table(folder)
+    assert after["seeds"] == [0, 1] and list(after["rows"]) == list(before["rows"])
+    assert all(list(row["seeds"]) == ["0"] for row in after["rows"].values())
+    assert after["rows"]["vae"]["nll"] == before["rows"]["vae"]["nll"]
+    assert render_markdown(after) in capsys.readouterr().out
+
+
 def flag_values(flags: list[str]) -> dict[str, str | bool]:
     values, index = {}, 0
     while index < len(flags):
@@ -176,3 +199,21 @@ def test_the_image_table_runs_beside_its_pixelcnn(tmp_path):
             row["nll"]["mean"] - rows["pixelcnn"]["nll"]["mean"], abs=1e-6
         )
     assert rows["delta_constrained"]["kl"]["mean"] >= 2.0 - 1e-3  # its committed rate
+
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLISHED_TABLES = {
+    "reproduce-synthetic-table": REPO / "examples/results/reproduce/synthetic",
+    "reproduce-ptb-first-rows": REPO / "examples/results/reproduce/ptb-2630-updates",
+}
+
+
+@pytest.mark.parametrize("marker", sorted(PUBLISHED_TABLES))
+def test_the_readme_tables_are_the_ones_their_runs_wrote(marker):
+    folder = PUBLISHED_TABLES[marker]
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split(f"<!-- {marker} -->")[1].split(f"<!-- /{marker} -->")[0]
+    markdown = (folder / MARKDOWN_FILE).read_text(encoding="utf-8")
+    assert markdown in block
+    with open(folder / TABLE_FILE, encoding="utf-8") as handle:
+        assert render_markdown(json.load(handle)) == markdown

@@ -351,6 +351,11 @@ def _reproduce(args: argparse.Namespace) -> int:
         budget=args.budget,
         extra_flags=tuple(extra),
     )
+    if args.table_only:
+        from vaehub.reproduction import render_markdown, write_table
+
+        print(render_markdown(write_table(settings)))
+        return 0
     reproduce_table(settings)
     return 0
 
@@ -469,6 +474,10 @@ def build_parser() -> argparse.ArgumentParser:
     reproducing.add_argument(
         "--anneal-fraction", type=float, default=0.3,
         help="annealed rows reach β = 1 after this fraction of the updates",
+    )  # fmt: skip
+    reproducing.add_argument(
+        "--table-only", action="store_true",
+        help="train nothing: write the table from the rows and seeds already finished",
     )  # fmt: skip
     reproducing.add_argument(
         "--budget", choices=("cpu", "paper"), default="cpu",
