@@ -6,7 +6,7 @@ corpus is not available here) — the script measures, in float32 and in bfloat1
 precision (autocast around the forward, float32 master weights):
 
 - training throughput in target tokens/s with the plain ELBO and with aggressive training
-  (He et al. 2019: encoder-only inner steps through `VAETrainer.aggressive_inner_loop`,
+  (He et al. 2019: encoder-only inner steps through `AggressiveTraining.aggressive_inner_loop`,
   then a decoder update), and the cost of one inner step against one full step;
 - the cost of one SVI step on λ (`vaehub.svi`, weights frozen) and of one SA-VAE update
   (Kim et al.: K steps backpropagated, then the update) against one plain step;

@@ -10,8 +10,9 @@ from conftest import small_config
 from transformers import TrainerCallback
 
 from vaehub import CheckpointError, TextVAEModel
+from vaehub.aggressive import AggressiveState, InnerLoopStop
 from vaehub.data import TextCollator
-from vaehub.trainer import AggressiveState, InnerLoopStop, VAETrainer, VAETrainingArguments
+from vaehub.trainer import VAETrainer, VAETrainingArguments
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +222,33 @@ def test_inner_loop_leaves_accumulated_gradients_alone(data, tmp_path):
     for name, p in model.named_parameters():
         assert torch.equal(p.grad, marker[name]), name
         assert p.requires_grad, name
+
+
+def test_inner_steps_compute_no_decoder_gradient(data, tmp_path):
+    trainer = make_trainer(data, tmp_path, objective="aggressive")
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    model = trainer.model
+    decoder = [p for name, p in model.named_parameters() if not name.startswith("encoder.")]
+    seen = []
+
+    def record(module, args, kwargs):
+        seen.append(
+            (
+                [p.requires_grad for p in decoder],
+                [p.grad is None for p in model.parameters()],
+            )
+        )
+
+    handle = model.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        steps = trainer.aggressive_inner_loop(TextCollator()(data[1].select(range(32))))
+    finally:
+        handle.remove()
+    assert len(seen) == steps >= 3
+    for decoder_requires_grad, no_gradient in seen:
+        # No decoder weight is differentiated, and no gradient is carried into a step.
+        assert not any(decoder_requires_grad)
+        assert all(no_gradient)
 
 
 def test_inner_loop_stop_rule():

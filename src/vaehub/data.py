@@ -4,8 +4,8 @@
 - `load_ptb`: the Penn Treebank splits (Mikolov's 10k-vocabulary version).
 - `synthetic_corpus`: He et al. 2019's synthetic data, generated here, deterministic by
   seed; the embedded default that needs no files.
-- `tokenize_corpus`, `TextCollator`, `length_bucketed_batches`: ids, padding, and
-  batches of sentences of similar length.
+- `tokenize_corpus`, `TextCollator`, `length_bucketed_batches`, `index_batches`: ids,
+  padding, and batches of sentences of similar length.
 - `load_mnist`, `load_omniglot`, `load_digits`: images as grey levels in [0, 1];
   `ImageCollator` binarizes them afresh at every batch (dynamic binarization).
 """
@@ -241,6 +241,15 @@ def iterate_batches(
     for indices in length_bucketed_batches(dataset["length"], batch_size):
         batch = collate(dataset.select(indices))
         yield {k: v.to(device) for k, v in batch.items()}
+
+
+def index_batches(dataset: Any, batch_size: int) -> list[list[int]]:
+    """Row indices in batches: sentences (a `length` column) grouped by length, anything
+    else in order."""
+    if "length" in (getattr(dataset, "column_names", None) or []):
+        return length_bucketed_batches(dataset["length"], batch_size)
+    size = len(dataset)
+    return [list(range(i, min(i + batch_size, size))) for i in range(0, size, batch_size)]
 
 
 # --- images ----------------------------------------------------------------------------------

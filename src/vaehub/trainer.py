@@ -5,12 +5,9 @@ trainer weights them (SPEC §2):
 
 - `elbo`: β = 1; `beta`: constant β; `anneal`: β from β₀ to 1 on a linear, sigmoid or
   cyclical schedule; `free_bits` (λ per latent dim) on top of any of them.
-- `aggressive` (He et al. 2019, Algorithm 1): before each update, the encoder alone is
-  trained on fresh minibatches until the mean loss per token of the last `window` inner
-  steps stops falling (at most `max_inner_steps`); the update that follows changes the
-  decoder only. After each epoch the validation mutual information decides: once it has
-  failed `patience` times in all to beat its best, aggressive training stops for good.
-  Give `beta_schedule` to combine it with annealing.
+- `aggressive` (He et al. 2019, Algorithm 1; `vaehub.aggressive`): encoder-only inner
+  steps before each update, which then changes the decoder only, until the validation
+  mutual information stops rising. Give `beta_schedule` to combine it with annealing.
 - `sa_vae` (Kim et al. 2018; SPEC §7.1): `sa_vae_steps` SVI steps refine the encoder's
   λ₀ into λ_K (`vaehub.svi`); the update is on ELBO(x; λ_K), the decoder through its
   direct gradient, the encoder backpropagated through the steps (or, with
@@ -39,8 +36,9 @@ from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import is_torch_bf16_gpu_available, logging
 
 from vaehub import svi
+from vaehub.aggressive import AggressiveState, AggressiveTraining, inference_parameters
 from vaehub.checkpoints import check_training_checkpoint
-from vaehub.data import LengthBucketSampler, length_bucketed_batches
+from vaehub.data import LengthBucketSampler, index_batches
 from vaehub.metrics import evaluate_vae, mutual_information_terms
 from vaehub.objectives import SCHEDULES, BetaSchedule, kl_term
 
@@ -295,58 +293,6 @@ class VAETrainingArguments(TrainingArguments):
         return "linear" if self.objective == "anneal" else "constant"
 
 
-class InnerLoopStop:
-    """He et al.'s stopping rule for the aggressive inner loop.
-
-    Every `window` steps, the mean loss per token of those steps is compared with that of
-    the previous `window`; the loop stops when it did not decrease, or after `max_steps`.
-    """
-
-    def __init__(self, window: int, max_steps: int) -> None:
-        self.window, self.max_steps = window, max_steps
-        self.steps = 0
-        self.previous = math.inf
-        self.loss_sum = self.units = 0.0
-
-    def update(self, loss_sum: float, units: float) -> bool:
-        """Record one inner step's summed loss over `units` tokens; `True` means stop."""
-        self.steps += 1
-        self.loss_sum += loss_sum
-        self.units += units
-        if self.steps % self.window == 0:
-            current = self.loss_sum / self.units
-            if current >= self.previous:
-                return True
-            self.previous = current
-            self.loss_sum = self.units = 0.0
-        return self.steps >= self.max_steps
-
-
-@dataclass
-class AggressiveState:
-    """What the aggressive schedule has decided; saved in every checkpoint."""
-
-    active: bool = False
-    mi_history: list[float] = field(default_factory=list)
-    best_mi: float = -math.inf
-    failures: int = 0
-    inner_steps_total: int = 0
-    outer_steps: int = 0
-    last_inner_loop_step: int = -1
-    switched_off_at_epoch: float | None = None
-
-    def record_mi(self, mi: float, patience: int) -> None:
-        """After an epoch (or `aggressive_check_steps` updates): count a failure when `mi`
-        does not beat the best so far."""
-        self.mi_history.append(mi)
-        if mi > self.best_mi:
-            self.best_mi = mi
-        else:
-            self.failures += 1
-        if self.failures >= patience:
-            self.active = False
-
-
 class _VAETrainerHooks(TrainerCallback):
     """Trainer events the VAE objectives act on."""
 
@@ -359,7 +305,7 @@ class _VAETrainerHooks(TrainerCallback):
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         # The update after an aggressive inner loop changes the decoder only.
         if self.trainer.aggressive.active:
-            for parameter in _inference_parameters(self.trainer.model):
+            for parameter in inference_parameters(self.trainer.model):
                 parameter.grad = None
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -372,7 +318,7 @@ class _VAETrainerHooks(TrainerCallback):
             self.trainer._check_aggressive()
 
 
-class VAETrainer(Trainer):
+class VAETrainer(AggressiveTraining, Trainer):
     """A `Trainer` whose loss is the weighted negative ELBO of `VAETrainingArguments`.
 
     Logs carry `reconstruction` and `kl` (nats per example), `beta`, and with
@@ -540,134 +486,12 @@ class VAETrainer(Trainer):
         if bare.training and not args.sa_vae_backprop and args.sa_vae_steps > 0:
             # The encoder's own ELBO at λ₀, with the decoder's weights held fixed; added so
             # that its value is 0 and the loss reported stays the update's.
-            with svi.frozen_except(bare, _inference_parameters(bare)):
+            with svi.frozen_except(bare, inference_parameters(bare)):
                 encoder_loss = self.objective_loss(
                     bare(**inputs, posterior_parameters=initial, return_logits=False)
                 )
             loss = loss + (encoder_loss - encoder_loss.detach())
         return outputs, loss
-
-    # --- aggressive training ----------------------------------------------------------
-
-    def training_step(
-        self, model: nn.Module, inputs: dict[str, Tensor], num_items_in_batch: Any = None
-    ) -> Tensor:
-        # Once per update (the first micro-batch of a gradient-accumulation window).
-        if (
-            self.aggressive.active
-            and self.aggressive.last_inner_loop_step != self.state.global_step
-        ):
-            self.aggressive.last_inner_loop_step = self.state.global_step
-            steps = self.aggressive_inner_loop(self._prepare_inputs(inputs))
-            self.aggressive.inner_steps_total += steps
-            self.aggressive.outer_steps += 1
-            self._inner_steps_since_log += steps
-            self._outer_steps_since_log += 1
-        return super().training_step(model, inputs, num_items_in_batch)
-
-    def aggressive_inner_loop(self, first_batch: dict[str, Tensor]) -> int:
-        """Encoder-only updates until the loss per token stops falling; returns the steps.
-
-        The first step uses `first_batch` (the batch of the decoder update that follows),
-        the others random training batches. Decoder weights get no gradient at all, and
-        the gradients the Trainer is accumulating are left as they were.
-        """
-        model = self.model
-        encoder = _inference_parameters(model)
-        encoder_ids = {id(p) for p in encoder}
-        decoder = [p for p in model.parameters() if id(p) not in encoder_ids]
-        stashed = {p: p.grad for p in model.parameters()}
-        requires = {p: p.requires_grad for p in decoder}
-        optimizer = self._get_encoder_optimizer()
-        for group in optimizer.param_groups:
-            group["lr"] = self._get_learning_rate()
-        stop = InnerLoopStop(self.args.aggressive_window, self.args.aggressive_max_inner_steps)
-        model.train()
-        try:
-            for parameter in model.parameters():
-                parameter.grad = None
-            for parameter in decoder:
-                parameter.requires_grad_(False)
-            batch = first_batch
-            while True:
-                with self.autocast_smart_context_manager():
-                    outputs = model(**batch, return_logits=False)
-                    loss = self.objective_loss(outputs)
-                units = float(model.units_per_example(**batch).sum())
-                gradients = torch.autograd.grad(loss, encoder, allow_unused=True)
-                statistics = torch.tensor(
-                    [loss.item() * outputs.kl.shape[0], units], dtype=torch.float64
-                )
-                self._average_across_processes(gradients, statistics)
-                for parameter, gradient in zip(encoder, gradients, strict=True):
-                    parameter.grad = gradient
-                if self.args.max_grad_norm and self.args.max_grad_norm > 0:
-                    nn.utils.clip_grad_norm_(encoder, self.args.max_grad_norm)
-                optimizer.step()
-                for parameter in encoder:
-                    parameter.grad = None
-                if stop.update(statistics[0].item(), statistics[1].item()):
-                    return stop.steps
-                batch = self._random_training_batch()
-        finally:
-            for parameter, flag in requires.items():
-                parameter.requires_grad_(flag)
-            for parameter, grad in stashed.items():
-                parameter.grad = grad
-
-    def _average_across_processes(
-        self, gradients: tuple[Tensor | None, ...], statistics: Tensor
-    ) -> None:
-        """All-reduce the inner step's gradients (mean) and loss statistics (sum), so that
-        every process takes the same step and the same decision to stop."""
-        if self.accelerator.num_processes <= 1 or not dist.is_initialized():
-            return
-        world = self.accelerator.num_processes
-        for gradient in gradients:
-            if gradient is not None:
-                dist.all_reduce(gradient)
-                gradient.div_(world)
-        dist.all_reduce(statistics)
-
-    def _get_encoder_optimizer(self) -> torch.optim.Optimizer:
-        # Its own state, apart from the decoder's (He et al. keep two optimizers).
-        if self._encoder_optimizer is None:
-            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(
-                self.args, self.model
-            )
-            # Weight decay as the Trainer's own optimiser applies it: through parameter
-            # groups (the optimiser's default would otherwise apply to every weight).
-            decay = set(self.get_decay_parameter_names(self.model))
-            inference = {id(p) for p in _inference_parameters(self.model)}
-            named = [(n, p) for n, p in self.model.named_parameters() if id(p) in inference]
-            groups = [
-                {
-                    "params": [p for n, p in named if n in decay],
-                    "weight_decay": self.args.weight_decay,
-                },
-                {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0},
-            ]
-            groups = [group for group in groups if group["params"]]
-            self._encoder_optimizer = optimizer_cls(groups, **optimizer_kwargs)
-        return self._encoder_optimizer
-
-    def _random_training_batch(self) -> dict[str, Tensor]:
-        dataset = self.train_dataset
-        if self._inner_batches is None:
-            self._inner_batches = _index_batches(dataset, self.args.per_device_train_batch_size)
-        index = int(torch.randint(len(self._inner_batches), (1,), generator=self._inner_generator))
-        rows = [dataset[i] for i in self._inner_batches[index]]
-        collator = self._get_collator_with_removed_columns(self.data_collator, "training")
-        return self._prepare_inputs(collator(rows))
-
-    def _check_aggressive(self) -> None:
-        if not self.aggressive.active:
-            return
-        mi = self._validation_mi()
-        self.aggressive.record_mi(mi, self.args.aggressive_patience)
-        if not self.aggressive.active:
-            self.aggressive.switched_off_at_epoch = self.state.epoch
-        self.log({"validation_mi": mi, "aggressive": float(self.aggressive.active)})
 
     def _validation_mi(self) -> float:
         """He et al.'s MI estimate on the validation set, the same on every process."""
@@ -697,7 +521,7 @@ class VAETrainer(Trainer):
         Random draws of the collator (dynamic binarization) are seeded per batch.
         """
         collator = self._get_collator_with_removed_columns(self.data_collator, "evaluation")
-        batches = _index_batches(dataset, self.args.per_device_eval_batch_size)
+        batches = index_batches(dataset, self.args.per_device_eval_batch_size)
         seeded = _SeededCollator(collator, self.args.seed)
         for batch in DataLoader(dataset, batch_sampler=batches, collate_fn=seeded):
             yield self._prepare_inputs(batch)
@@ -850,13 +674,6 @@ def _check_no_latent_settings(args: VAETrainingArguments, name: str) -> None:
         )
 
 
-def _inference_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """φ, the weights the aggressive inner loop trains: the encoder's, and the posterior
-    family's own (flows, auxiliary networks) where the model has them."""
-    get = getattr(model, "inference_network_parameters", None)
-    return get() if get is not None else list(model.encoder.parameters())
-
-
 def _dump_json(value: Any, path: str) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(value, handle, indent=2)
@@ -867,15 +684,6 @@ def _write_atomically(path: str, write: Any) -> None:
     temporary = f"{path}.partial"
     write(temporary)
     os.replace(temporary, path)
-
-
-def _index_batches(dataset: Any, batch_size: int) -> list[list[int]]:
-    """Row indices in batches: sentences (a `length` column) grouped by length, anything
-    else in order."""
-    if "length" in (getattr(dataset, "column_names", None) or []):
-        return length_bucketed_batches(dataset["length"], batch_size)
-    size = len(dataset)
-    return [list(range(i, min(i + batch_size, size))) for i in range(0, size, batch_size)]
 
 
 class _SeededCollator:
