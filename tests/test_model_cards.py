@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,31 @@ def test_release_measures_the_slice_on_the_stored_weights(tmp_path):
     results = yaml.safe_load((Path(folder) / "README.md").read_text().split("---\n")[1])
     assert results["model-index"][0]["results"][1]["dataset"]["split"] == "validation[:64]"
     assert all(check.ok for check in verification.verify(folder))
+
+
+def test_a_refined_model_is_released_and_verified_on_its_refined_posterior(tmp_path):
+    source = tmp_path / "source"
+    shutil.copytree(MODEL_CARDS / "synthetic-vae-aggressive", source)
+    # Its results measured as an SA-VAE's are: on the posterior refined by SVI steps.
+    assert main(
+        ["evaluate", str(source), "--data", "synthetic", "--split", "validation",
+         "--max_examples", "64", "--iw-samples", "10", "--refine_steps", "3", "--no-progress"]
+    ) == 0  # fmt: skip
+    folder = verification.release(
+        str(source), "refined", "synthetic", output_dir=str(tmp_path / "out"), first=32,
+        iw_samples=10, dtype="bfloat16",
+    )  # fmt: skip
+    piece, metrics = verification.read_verification(folder)
+    assert piece.refine_steps == 3
+    stored = verification._load_for_measuring(folder)
+    assert metrics["kl"] == pytest.approx(verification.measure(stored, piece)["kl"], abs=1e-6)
+    unrefined = verification.measure(stored, replace(piece, refine_steps=0))
+    assert abs(metrics["kl"] - unrefined["kl"]) > 1e-3
+    split = json.loads((Path(folder) / "eval_validation.json").read_text(encoding="utf-8"))
+    assert split["metrics"]["refine_steps"] == 3 and split["metrics"]["num_examples"] == 64
+    card = (Path(folder) / "README.md").read_text(encoding="utf-8")
+    index = yaml.safe_load(card.split("---\n")[1])["model-index"][0]["results"]
+    assert index[1]["dataset"]["args"]["refine_steps"] == 3
+    assert "refined by 3 SVI steps" in card
+    checks = verification.verify(folder)
+    assert checks and all(check.ok for check in checks)

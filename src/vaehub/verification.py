@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from vaehub import hub
@@ -45,7 +45,8 @@ class VerificationError(ValueError):
 @dataclass(frozen=True)
 class VerificationSlice:
     """The first `first` examples of `split` of `data`, measured with `seed` and K =
-    `iw_samples` in batches of `batch_size`.
+    `iw_samples` in batches of `batch_size`; with `refine_steps` > 0, on the posterior
+    refined by that many SVI steps (an SA-VAE is measured as it was trained).
 
     `data` is `synthetic` or `digits` (no files needed) or the kind of a dataset read from
     files (`ptb`, `mnist`, `omniglot`, or `file:<name>`), whose path `verify` is given.
@@ -57,12 +58,15 @@ class VerificationSlice:
     seed: int = 0
     iw_samples: int = 100
     batch_size: int = 64
+    refine_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.first < 1:
             raise ValueError(f"a verification slice needs at least 1 example, got {self.first}.")
         if self.iw_samples < 1:
             raise ValueError(f"iw_samples must be at least 1, got {self.iw_samples}.")
+        if self.refine_steps < 0:
+            raise ValueError(f"refine_steps must be 0 or more, got {self.refine_steps}.")
 
     @property
     def split_name(self) -> str:
@@ -71,8 +75,11 @@ class VerificationSlice:
 
     def card_args(self) -> dict[str, Any]:
         """The slice's settings as the model-index dataset's `args`."""
-        return {"data": self.data, "seed": self.seed, "iw_samples": self.iw_samples,
+        args = {"data": self.data, "seed": self.seed, "iw_samples": self.iw_samples,
                 "batch_size": self.batch_size}  # fmt: skip
+        if self.refine_steps:
+            args["refine_steps"] = self.refine_steps
+        return args
 
 
 def data_kind(data: str) -> str:
@@ -119,7 +126,10 @@ def measure(model: Any, piece: VerificationSlice, data: str | None = None) -> di
         )
     torch.manual_seed(piece.seed)
     with torch.no_grad():
-        return evaluate_vae(model.eval(), batches, iw_samples=piece.iw_samples, total=total)
+        return evaluate_vae(
+            model.eval(), batches, iw_samples=piece.iw_samples, total=total,
+            refine_steps=piece.refine_steps,
+        )  # fmt: skip
 
 
 def _data_path(piece: VerificationSlice, data: str | None) -> str:
@@ -175,6 +185,9 @@ def release(
     card_split = hub.reported_split(model_dir, results, split)
     piece = VerificationSlice(data_kind(data), card_split, first, seed, iw_samples, batch_size)
     record = results[card_split]
+    # A model evaluated on a refined posterior (SA-VAE) is released with the same refinement.
+    refine_steps = int(record["metrics"].get("refine_steps", 0))
+    piece = replace(piece, refine_steps=refine_steps)
     if dtype != "float32":
         # Results measured on the float32 weights do not describe the stored ones.
         model.evaluation_results = {}
@@ -188,7 +201,7 @@ def release(
         if dtype != "float32":
             whole = VerificationSlice(
                 piece.data, card_split, int(record["metrics"]["num_examples"]), seed,
-                record.get("iw_samples") or iw_samples, batch_size,
+                record.get("iw_samples") or iw_samples, batch_size, refine_steps,
             )  # fmt: skip
             hub.write_results(
                 staging, card_split, _finite(measure(stored, whole, data)),
@@ -291,6 +304,7 @@ def card_slice(card: Any, source: str) -> tuple[VerificationSlice, dict[str, flo
             data=args["data"], split=match["split"], first=int(match["first"]),
             seed=int(args["seed"]), iw_samples=int(args["iw_samples"]),
             batch_size=int(args["batch_size"]),
+            refine_steps=int(args.get("refine_steps", 0)),
         )  # fmt: skip
     except (KeyError, TypeError, ValueError) as error:
         raise VerificationError(
