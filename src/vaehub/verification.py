@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from vaehub import hub
@@ -183,11 +183,12 @@ def release(
     model = load_model(model_dir)
     results = hub.read_results(model_dir)
     card_split = hub.reported_split(model_dir, results, split)
-    piece = VerificationSlice(data_kind(data), card_split, first, seed, iw_samples, batch_size)
     record = results[card_split]
     # A model evaluated on a refined posterior (SA-VAE) is released with the same refinement.
     refine_steps = int(record["metrics"].get("refine_steps", 0))
-    piece = replace(piece, refine_steps=refine_steps)
+    piece = VerificationSlice(
+        data_kind(data), card_split, first, seed, iw_samples, batch_size, refine_steps
+    )
     if dtype != "float32":
         # Results measured on the float32 weights do not describe the stored ones.
         model.evaluation_results = {}
