@@ -204,6 +204,7 @@ def test_the_image_table_runs_beside_its_pixelcnn(tmp_path):
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED_TABLES = {
     "reproduce-synthetic-table": REPO / "examples/results/reproduce/synthetic",
+    "reproduce-ptb-table": REPO / "examples/results/reproduce/ptb",
     "reproduce-ptb-first-rows": REPO / "examples/results/reproduce/ptb-2630-updates",
 }
 
