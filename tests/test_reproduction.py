@@ -12,6 +12,7 @@ import pytest
 
 from vaehub.cli import main
 from vaehub.reproduction import (
+    IMAGE_ROWS,
     MARKDOWN_FILE,
     TABLE_FILE,
     TEXT_ROWS,
@@ -167,6 +168,13 @@ def test_row_flags_name_the_baseline_and_the_budget(tmp_path):
         flags = flag_values(row_flags(paper, rows[name], 0))
         assert not {"--aggressive_check_steps", "--sa_vae_steps"} & set(flags)
     assert flag_values(row_flags(ptb, rows["vae"], 0))["--paper_training"] is True
+    images = {row.name: row for row in IMAGE_ROWS}
+    for dataset in ("mnist", "omniglot"):
+        image = TableSettings(dataset=dataset, output_dir=str(tmp_path))
+        aggressive = flag_values(row_flags(image, images["aggressive"], 0))
+        assert aggressive["--aggressive_check_steps"] == "50"
+        assert flag_values(row_flags(image, images["sa_vae"], 0))["--sa_vae_steps"] == "5"
+        assert "--sa_vae_steps" not in flag_values(row_flags(image, images["vae"], 0))
 
 
 @pytest.mark.parametrize(

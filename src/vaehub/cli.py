@@ -482,8 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproducing.add_argument(
         "--budget", choices=("cpu", "paper"), default="cpu",
         help="cpu: aggressive's MI checked every 50 updates and SA-VAE with K = 5, so that "
-        "PTB's table fits 3 CPU hours; paper: He et al.'s per-epoch check and Kim et al.'s "
-        "K = 20 (for a GPU)",
+        "PTB's and the image tables fit a few CPU hours; paper: He et al.'s per-epoch check "
+        "and Kim et al.'s K = 20 (for a GPU)",
     )  # fmt: skip
     for flag, what in (
         ("--data-dir", "folder of ptb.*.txt, MNIST's IDX files or Omniglot's npz files"),
