@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 
@@ -149,7 +150,11 @@ def plot_collapse_table(table: dict, path: str | os.PathLike) -> str:
     ]
     if not rows:
         raise ValueError("the table holds no row with a latent and a ΔNLL to plot.")
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    # Points are numbered and the legend names them: many rows sit together at KL ≈ 0,
+    # where their full labels would print over each other.
+    legend_rows = math.ceil(len(rows) / 3)
+    height = 4.2 + 0.22 * legend_rows
+    figure, axes = plt.subplots(1, 2, figsize=(11, height), sharex=True)
     for axis, key, title in ((axes[0], "kl", "KL(q(z|x) ‖ p(z))"),
                              (axes[1], "mi", "mutual information I(x; z)")):  # fmt: skip
         for index, (label, row) in enumerate(rows):
@@ -157,16 +162,19 @@ def plot_collapse_table(table: dict, path: str | os.PathLike) -> str:
             axis.errorbar(
                 row["delta_nll"]["mean"], row[key]["mean"],
                 xerr=row["delta_nll"]["sd"], yerr=row[key]["sd"],
-                fmt="o", color=colour, label=label, capsize=3,
+                fmt="o", color=colour, label=f"{index + 1}  {label}", capsize=3,
             )  # fmt: skip
-            axis.annotate(label, (row["delta_nll"]["mean"], row[key]["mean"]), fontsize=7,
-                          xytext=(4, 3), textcoords="offset points")  # fmt: skip
+            axis.annotate(str(index + 1), (row["delta_nll"]["mean"], row[key]["mean"]),
+                          fontsize=7, xytext=(4, 3), textcoords="offset points")  # fmt: skip
         axis.axvline(0, color="grey", lw=0.8, ls="--")
         axis.set(title=title, xlabel="ΔNLL to the exact baseline (nats)", ylabel="nats")
         axis.set_ylim(bottom=min(0, axis.get_ylim()[0]))
         axis.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     figure.suptitle(f"{table['dataset']}: {table['max_steps']} updates per row")
-    return _save(figure, path)
+    figure.tight_layout(rect=(0, 0.22 * legend_rows / height + 0.02, 1, 1))
+    return _save(figure, path, layout=False)
 
 
 def _save(figure: plt.Figure, path: str | os.PathLike, layout: bool = True) -> str:
