@@ -21,6 +21,7 @@ from vaehub.reproduction import (
     row_done,
     row_flags,
     row_folder,
+    run_row,
     summarise,
 )
 
@@ -163,6 +164,9 @@ def test_row_flags_name_the_baseline_and_the_budget(tmp_path):
     cpu = flag_values(row_flags(ptb, rows["aggressive_anneal"], 0))
     assert cpu["--aggressive_check_steps"] == "50" and cpu["--aggressive_window"] == "10"
     assert flag_values(row_flags(ptb, rows["sa_vae_anneal"], 0))["--sa_vae_steps"] == "5"
+    # Without annealing, SA-VAE steps λ by Kim et al.'s η = 1 over a batch mean of 32.
+    assert flag_values(row_flags(ptb, rows["sa_vae"], 0))["--sa_vae_lr"] == "0.03125"
+    assert "--sa_vae_lr" not in flag_values(row_flags(ptb, rows["sa_vae_anneal"], 0))
     paper = TableSettings(dataset="ptb", output_dir=str(tmp_path), budget="paper")
     for name in ("aggressive", "sa_vae", "lm_free_bits_aggressive"):
         flags = flag_values(row_flags(paper, rows[name], 0))
@@ -174,7 +178,41 @@ def test_row_flags_name_the_baseline_and_the_budget(tmp_path):
         aggressive = flag_values(row_flags(image, images["aggressive"], 0))
         assert aggressive["--aggressive_check_steps"] == "50"
         assert flag_values(row_flags(image, images["sa_vae"], 0))["--sa_vae_steps"] == "5"
+        assert flag_values(row_flags(image, images["sa_vae"], 0))["--sa_vae_lr"] == "0.03125"
         assert "--sa_vae_steps" not in flag_values(row_flags(image, images["vae"], 0))
+
+
+def test_a_stopped_row_resumes_and_refuses_other_flags(tmp_path, capsys):
+    from vaehub.cli import train
+
+    small = ["--synthetic_sentences", "400", "--max_eval_examples", "40", "--disable_tqdm",
+             "True", "--logging_steps", "100"]  # fmt: skip
+    settings = TableSettings(dataset="synthetic", output_dir=str(tmp_path), rows=["lstm_lm"],
+                             max_steps=8, iw_samples=2, extra_flags=tuple(small))  # fmt: skip
+    lm = TEXT_ROWS[0]  # the exact row: it needs no baseline trained first
+    folder = row_folder(settings, lm, 0)
+    # A run stopped after its first checkpoint (every 2 updates): the row's own command,
+    # cut at 2 updates, leaves checkpoint-2 and no finished model.
+    flags = row_flags(settings, lm, 0)
+    os.makedirs(folder)
+    Path(folder, "command.txt").write_text("vaehub train " + " ".join(flags) + "\n")
+    assert train([*flags, "--max_steps", "2"]) == 0
+    os.remove(os.path.join(folder, "model.safetensors"))
+    assert not row_done(folder) and os.path.isdir(os.path.join(folder, "checkpoint-2"))
+
+    changed = TableSettings(dataset="synthetic", output_dir=str(tmp_path), rows=["lstm_lm"],
+                            max_steps=8, iw_samples=3, extra_flags=tuple(small))  # fmt: skip
+    with pytest.raises(ValueError, match="checkpoint-2 of a run started with other flags"):
+        run_row(changed, lm, 0)
+    assert os.path.isdir(os.path.join(folder, "checkpoint-2"))  # nothing lost
+
+    run_row(settings, lm, 0)
+    assert "resuming from" in capsys.readouterr().out
+    assert row_done(folder)
+    with open(os.path.join(folder, "training.json"), encoding="utf-8") as handle:
+        assert json.load(handle)["global_step"] == 8
+    with open(os.path.join(folder, "wall_seconds.json"), encoding="utf-8") as handle:
+        assert json.load(handle)["resumed_from"].endswith("checkpoint-2")
 
 
 @pytest.mark.parametrize(
