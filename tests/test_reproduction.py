@@ -259,6 +259,7 @@ PUBLISHED_TABLES = {
     "reproduce-synthetic-table": REPO / "examples/results/reproduce/synthetic",
     "reproduce-ptb-table": REPO / "examples/results/reproduce/ptb",
     "reproduce-ptb-first-rows": REPO / "examples/results/reproduce/ptb-2630-updates",
+    "reproduce-mnist-table": REPO / "examples/results/reproduce/mnist",
 }
 
 
