@@ -312,7 +312,7 @@ def run_row(settings: TableSettings, row: Row, seed: int) -> str:
     last = get_last_checkpoint(folder) if os.path.isdir(folder) else None
     command = "vaehub train " + " ".join(flags)
     if last is not None:
-        _check_same_command(folder, command, last)
+        _check_same_command(folder, row_command(settings, row, seed), command, last)
     with open(os.path.join(_mkdir(folder), COMMAND_FILE), "w", encoding="utf-8") as handle:
         handle.write(command + "\n")
     if last is not None:
@@ -331,13 +331,9 @@ def run_row(settings: TableSettings, row: Row, seed: int) -> str:
     return folder
 
 
-def _check_same_command(folder: str, command: str, checkpoint: str) -> None:
-    """Refuse to resume a row under other flags: its weights would mix two recipes."""
-    path = os.path.join(folder, COMMAND_FILE)
-    if not os.path.isfile(path):
-        return
-    with open(path, encoding="utf-8") as handle:
-        before = handle.read().strip()
+def _check_same_command(folder: str, before: str, command: str, checkpoint: str) -> None:
+    """Refuse to resume a row under other flags than `before`, the command its folder
+    recorded: its weights would mix two recipes."""
     if before == command:
         return
     old, new = before.split(), command.split()
@@ -346,8 +342,8 @@ def _check_same_command(folder: str, command: str, checkpoint: str) -> None:
         changed.append(f"{len(old)} → {len(new)} words")
     raise ValueError(
         f"{folder} holds {os.path.basename(checkpoint)} of a run started with other flags "
-        f"({'; '.join(changed)}; the earlier command is in {path}). Rerun with the flags "
-        "that started it to resume, or delete the folder to train the row again."
+        f"({'; '.join(changed)}; the earlier command is in {folder}/{COMMAND_FILE}). Rerun with "
+        "the flags that started it to resume, or delete the folder to train the row again."
     )
 
 
