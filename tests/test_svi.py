@@ -58,6 +58,29 @@ def test_sa_vae_with_zero_steps_is_plain_training_bit_for_bit(data, tmp_path):
     assert not all(torch.equal(a[name], c[name]) for name in a)
 
 
+def test_a_bf16_sa_vae_run_refines_under_its_autocast(data, tmp_path, monkeypatch):
+    trainer = make_trainer(
+        data, tmp_path, objective="sa_vae", sa_vae_steps=3, bf16=True, max_steps=1
+    )
+    dtypes, refined = [], []
+    hook = trainer.model.decoder.latent_to_state.register_forward_hook(
+        lambda module, inputs, output: dtypes.append(output.dtype)
+    )
+    refine = svi.refine
+
+    def recording_refine(*args, **kwargs):  # the real refinement, its result kept
+        refined.append(refine(*args, **kwargs))
+        return refined[-1]
+
+    monkeypatch.setattr(svi, "refine", recording_refine)
+    trainer.train()
+    hook.remove()
+    # Three SVI steps and the update's forward pass, every one under bfloat16 autocast.
+    assert dtypes == [torch.bfloat16] * 4
+    # λ itself is kept in float32, where steps of η/B do not round away.
+    assert refined[0].mean.dtype == refined[0].scale.dtype == torch.float32
+
+
 def test_refined_elbo_beats_the_amortised_one_on_a_fixed_batch(trained_ptb_model, ptb_slice):
     model = trained_ptb_model
     valid = ptb_slice["data"]["validation"].select(range(96))
@@ -146,7 +169,8 @@ def test_refinement_keeps_a_delta_vae_posterior_inside_its_family():
     assert (kl >= model.committed_rate - 1e-5).all()
 
 
-def test_sa_vae_trains_the_image_vae_and_evaluates_refined(tmp_path):
+@pytest.mark.parametrize("bf16", [False, True])
+def test_sa_vae_trains_the_image_vae_and_evaluates_refined(tmp_path, bf16):
     torch.manual_seed(0)
     config = DeltaVAEConfig(
         image_size=6, latent_size=2, encoder_channels=8, encoder_layers=2, decoder_channels=8,
@@ -161,7 +185,7 @@ def test_sa_vae_trains_the_image_vae_and_evaluates_refined(tmp_path):
             output_dir=str(tmp_path), per_device_train_batch_size=8, use_cpu=True,
             report_to="none", disable_tqdm=True, save_strategy="no", max_steps=2,
             logging_steps=1, objective="sa_vae", sa_vae_steps=2, beta_schedule="linear",
-            anneal_steps=4,
+            anneal_steps=4, bf16=bf16,
         ),  # fmt: skip
         train_dataset=rows,
         eval_dataset=rows,

@@ -107,7 +107,12 @@ def refine(
         return parameters
     if not create_graph:
         parameters = parameters.detached()
-    mean, scale = parameters.mean, parameters.scale
+    # λ stays in float32 under autocast: steps of η/B on bfloat16 values (8 significant
+    # bits) would round away.
+    mean, scale = (
+        x.to(torch.promote_types(x.dtype, torch.float32))
+        for x in (parameters.mean, parameters.scale)
+    )
     with torch.enable_grad(), frozen(model):
         if not mean.requires_grad:
             mean = mean.detach().requires_grad_()

@@ -467,18 +467,21 @@ class VAETrainer(AggressiveTraining, Trainer):
         """
         bare, args = self.model, self.args
         backprop = args.sa_vae_backprop and bare.training
-        initial = bare.posterior_parameters(**inputs)
-        refined = svi.refine(
-            bare,
-            bare.checked_batch(**inputs),
-            initial,
-            args.sa_vae_steps,
-            args.sa_vae_lr,
-            args.sa_vae_momentum,
-            args.sa_vae_max_grad_norm,
-            beta=self.current_beta,
-            create_graph=backprop,
-        )
+        # Mixed precision wraps `forward` only; the encoder and the steps call the model's
+        # parts, so they enter the same autocast here, or a bf16 run would refine in float32.
+        with self.accelerator.autocast():
+            initial = bare.posterior_parameters(**inputs)
+            refined = svi.refine(
+                bare,
+                bare.checked_batch(**inputs),
+                initial,
+                args.sa_vae_steps,
+                args.sa_vae_lr,
+                args.sa_vae_momentum,
+                args.sa_vae_max_grad_norm,
+                beta=self.current_beta,
+                create_graph=backprop,
+            )
         if not backprop and args.sa_vae_steps > 0:
             refined = refined.detached()
         outputs = model(**inputs, posterior_parameters=refined, return_logits=False)
