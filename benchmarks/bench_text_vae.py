@@ -5,6 +5,8 @@ For each setting — the PTB model (256 / 256 / 256, z = 32) and the Yahoo-sized
 corpus is not available here) — the script measures, in float32 and in bfloat16 mixed
 precision (autocast around the forward, float32 master weights):
 
+- vaehub's training step against the same model in plain PyTorch (`plain_reference.py`)
+  on the same batches, the two interleaved: this host's yardstick;
 - training throughput in target tokens/s with the plain ELBO and with aggressive training
   (He et al. 2019: encoder-only inner steps through `AggressiveTraining.aggressive_inner_loop`,
   then a decoder update), and the cost of one inner step against one full step;
@@ -48,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from plain_reference import PlainTextVAE  # the same model in plain PyTorch: this host's yardstick
 from torch import Tensor, nn
 
 from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer, svi
@@ -71,6 +74,9 @@ TARGET_BF16_IW_SPEEDUP = 4.0
 TARGET_NLL_GAP = 0.05
 TARGET_INNER_FRACTION = 0.70  # an aggressive inner step or an SVI step, of a full step
 TARGET_MI_AU_SPEEDUP = 2.5  # the encoder-only MI + AU pass against the one with the decoder
+# vaehub's training step against the plain PyTorch model's on the same batches and cores:
+# the host-independent form of "as fast as the reference implementation".
+TARGET_PLAIN_RATIO = 1.0
 # IW-NLL memory counts as bounded by the chunk when K = 500 costs no more than this over
 # K = 100 (relative, or absolute for small peaks where allocator noise dominates); memory
 # that grew with K would grow ~5x.
@@ -531,6 +537,40 @@ class SettingBench:
             memory.peak_mib,
         )
 
+    def measure_against_plain(self, bf16: bool, steps: int, warmup: int) -> dict[str, float]:
+        """Target tokens/s of vaehub's training step and of `PlainTextVAE`'s (same sizes,
+        AdamW, clip) on the same batches, interleaved step by step so that a slow spell of
+        the machine hits both."""
+        torch.manual_seed(0)
+        plain = PlainTextVAE(self.config).train()
+        optimizer = torch.optim.AdamW(plain.parameters(), lr=LEARNING_RATE)
+
+        def plain_step(batch: Batch) -> None:
+            with autocast(bf16):
+                loss = plain(batch["input_ids"], batch["attention_mask"])
+            loss.backward()
+            nn.utils.clip_grad_norm_(plain.parameters(), MAX_GRAD_NORM)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        batches = [self.next_train_batch() for _ in range(warmup + steps)]
+        seconds = {"vaehub": 0.0, "plain": 0.0}
+        steps_in_turn = (("vaehub", self.train_step), ("plain", plain_step))
+        with autocast_forward(self.model, bf16):
+            for i, batch in enumerate(batches):
+                for name, step in steps_in_turn[:: 1 if i % 2 else -1]:
+                    start = time.perf_counter()
+                    step(batch)
+                    if i >= warmup:
+                        seconds[name] += time.perf_counter() - start
+        tokens = sum(map(target_tokens, batches[warmup:]))
+        return {
+            "vaehub_tokens_per_s": tokens / seconds["vaehub"],
+            "plain_tokens_per_s": tokens / seconds["plain"],
+            "ratio": seconds["plain"] / seconds["vaehub"],
+            "steps": steps,
+        }
+
     @contextlib.contextmanager
     def inner_steps(self, steps: int) -> Iterator[None]:
         """Make the inner loop take exactly `steps` steps: its stopping rule's window
@@ -607,9 +647,11 @@ class SettingBench:
         k = trainer.args.sa_vae_steps
         n = self.budget.fraction_steps
 
+        # As a `--bf16 True` run refines: under the forward's autocast, λ in float32.
         def sa_vae_step() -> None:
             model.train()
-            _, loss = trainer.semi_amortised_loss(model, batch)
+            with autocast(bf16):
+                _, loss = trainer.semi_amortised_loss(model, batch)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
             trainer.optimizer.step()
@@ -617,8 +659,9 @@ class SettingBench:
 
         def svi_steps(steps: int) -> None:
             model.train()
-            parameters = model.posterior_parameters(**batch).detached()
-            svi.refine(model, model.checked_batch(**batch), parameters, steps)
+            with autocast(bf16):
+                parameters = model.posterior_parameters(**batch).detached()
+                svi.refine(model, model.checked_batch(**batch), parameters, steps)
 
         svi_step = full = sa_step = math.inf
         with autocast_forward(model, bf16):
@@ -730,6 +773,9 @@ class SettingBench:
         log(f"[{name}] bfloat16 ELBO steps")
         out["elbo_bf16"] = self.measure_elbo(True, b.steps, b.warmup)
         for bf16, tag in ((False, "fp32"), (True, "bf16")):
+            log(f"[{name}] vaehub against the plain PyTorch model, {tag}")
+            out[f"plain_{tag}"] = self.measure_against_plain(bf16, b.steps, b.warmup)
+        for bf16, tag in ((False, "fp32"), (True, "bf16")):
             log(f"[{name}] aggressive, {tag}")
             out[f"aggressive_{tag}"] = self.measure_aggressive(bf16, b.aggressive_outer)
             out[f"inner_{tag}"] = self.measure_inner_fraction(bf16)
@@ -831,6 +877,18 @@ def render_setting(out: dict[str, Any], rates: dict[str, dict[str, float]]) -> l
         lines.append(f"{label:<36}{a:>11}{'':>11}{'':>10}{b:>11}{'':>11}{'':>10}{ratio:>11}")
 
     rate_row("training ELBO, target tokens/s", "elbo")
+    p32, p16 = out["plain_fp32"], out["plain_bf16"]
+    plain_row(
+        "  plain PyTorch model, tokens/s",
+        _fmt(p32["plain_tokens_per_s"]),
+        _fmt(p16["plain_tokens_per_s"]),
+        f"{p16['plain_tokens_per_s'] / p32['plain_tokens_per_s']:.2f}x",
+    )
+    plain_row(
+        "  vaehub / plain, same batches",
+        f"{p32['ratio']:.2f}x",
+        f"{p16['ratio']:.2f}x",
+    )
     rate_row("training aggressive, target tokens/s", "aggressive")
     i32, i16 = out["inner_fp32"], out["inner_bf16"]
     plain_row(
@@ -932,6 +990,13 @@ def check_targets(out: dict[str, Any], rates: dict[str, dict[str, float]]) -> li
     ):
         speedup = out[f"{key}_bf16"].rate / out[f"{key}_fp32"].rate
         check(speedup >= target, f"bf16 {label} {speedup:.2f}x float32 (target >= {target}x)")
+    for tag in ("fp32", "bf16"):
+        ratio = out[f"plain_{tag}"]["ratio"]
+        check(
+            ratio >= TARGET_PLAIN_RATIO,
+            f"{tag} training step {ratio:.2f}x the plain PyTorch model's tokens/s on the same "
+            f"batches (target >= {TARGET_PLAIN_RATIO}x)",
+        )
     gap = out["validation"]["gap"]
     check(
         abs(gap) <= TARGET_NLL_GAP,
