@@ -989,7 +989,12 @@ def check_targets(out: dict[str, Any], rates: dict[str, dict[str, float]]) -> li
         ("iw", "IW-NLL rate", TARGET_BF16_IW_SPEEDUP),
     ):
         speedup = out[f"{key}_bf16"].rate / out[f"{key}_fp32"].rate
-        check(speedup >= target, f"bf16 {label} {speedup:.2f}x float32 (target >= {target}x)")
+        # A speed-up above the ratio of the two matmul rates is out of any code's reach here.
+        reach = "" if r16 / r32 >= target else f"; this CPU's bf16 matmul is {r16 / r32:.2f}x"
+        check(
+            speedup >= target,
+            f"bf16 {label} {speedup:.2f}x float32 (target >= {target}x{reach})",
+        )
     for tag in ("fp32", "bf16"):
         ratio = out[f"plain_{tag}"]["ratio"]
         check(
@@ -1006,10 +1011,16 @@ def check_targets(out: dict[str, Any], rates: dict[str, dict[str, float]]) -> li
     for kind, label in (("inner", "aggressive inner step"), ("svi", "SVI step")):
         for tag in ("fp32", "bf16"):
             fraction = out[f"{kind}_{tag}"]["fraction"]
+            flops = out[f"{kind}_{tag}"].get("analytic_fraction", 0.0)
+            reach = (
+                f"; its matmul FLOPs alone are {_pct(flops)}"
+                if flops > TARGET_INNER_FRACTION
+                else ""
+            )
             check(
                 fraction <= TARGET_INNER_FRACTION,
                 f"{tag} {label} {_pct(fraction)} of a full step "
-                f"(target <= {_pct(TARGET_INNER_FRACTION)})",
+                f"(target <= {_pct(TARGET_INNER_FRACTION)}{reach})",
             )
     for tag in ("fp32", "bf16"):
         speedup = out[f"mi_au_full_{tag}"].seconds / out[f"mi_au_{tag}"].seconds

@@ -50,10 +50,11 @@ def time_epoch(precision: str, data_dir: Path, threads: int, environment: dict) 
             "--num_train_epochs", "1",
             "--save_strategy", "no",
             "--disable_tqdm", "True",
-            "--output_dir", folder,
         ]  # fmt: skip
         if precision == "bf16":
             command += ["--bf16", "True"]
+        shown = " ".join(command[1:])  # without the temporary output folder
+        command += ["--output_dir", folder]
         load_before = os.getloadavg()
         start = time.perf_counter()
         subprocess.run(
@@ -64,7 +65,8 @@ def time_epoch(precision: str, data_dir: Path, threads: int, environment: dict) 
         training = json.loads(Path(folder, "training.json").read_text())
         validation = json.loads(Path(folder, "eval_validation.json").read_text())
     return {
-        "command": " ".join(command[1:-2]),
+        "command": shown,
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "threads": threads,
         "environment": environment,
         "train_runtime_seconds": training["train_runtime_seconds"],
