@@ -35,7 +35,9 @@ from vaehub.hub import (
     fixed,
     pull,
     render_model_card,
+    training_summary,
     write_results,
+    write_training_summary,
 )
 from vaehub.metrics import evaluate_vae
 
@@ -312,6 +314,36 @@ def test_card_prints_counts_as_whole_numbers_and_no_negative_zero(tmp_path):
     values = {r.metric_type: r.metric_value for r in card.data.eval_results}
     assert values["active_units"] == 0 and isinstance(values["active_units"], int)
     assert fixed(-0.0004, 3) == "0.000" and fixed(-0.0006, 3) == "-0.001"  # vaehub evaluate
+
+
+def test_the_card_lists_the_settings_the_run_used_and_no_others(tmp_path):
+    from vaehub.trainer import VAETrainingArguments
+
+    def table(folder):
+        text = str(render_model_card(folder))
+        section = text.split("## Training")[1].split("\n## ")[0]
+        return {line.split(" | ")[0].strip("| ") for line in section.splitlines() if "|" in line}
+
+    folder = tmp_path / "model"
+    make_model().save_pretrained(folder)
+    common = dict(output_dir=str(tmp_path), use_cpu=True, max_steps=100)
+    write_training_summary(folder, training_summary(VAETrainingArguments(**common)))
+    plain = table(folder)
+    assert {"objective", "learning_rate", "max_steps", "beta"} <= plain
+    # elbo, β constant: no aggressive loop, no annealing, no free bits; max_steps decides.
+    assert not {k for k in plain if k.startswith(("aggressive_", "anneal_", "sa_vae_"))}
+    assert "free_bits" not in plain and "num_train_epochs" not in plain
+
+    args = VAETrainingArguments(**common, objective="aggressive", beta_schedule="linear")
+    write_training_summary(folder, training_summary(args))
+    used = table(folder)
+    assert {"aggressive_window", "aggressive_patience", "anneal_beta_start"} <= used
+    assert "anneal_cycles" not in used and not {k for k in used if k.startswith("sa_vae_")}
+
+    args = VAETrainingArguments(**{**common, "max_steps": -1}, objective="sa_vae", free_bits=0.5)
+    write_training_summary(folder, training_summary(args))
+    used = table(folder)
+    assert {"sa_vae_steps", "sa_vae_lr", "free_bits", "num_train_epochs"} <= used
 
 
 def test_card_advertises_no_pipeline_that_transformers_cannot_build(tmp_path):

@@ -84,6 +84,7 @@ TAGS = {
     "text_lm": ["language-model", "lstm", "vae-baseline"],
     "pixelcnn": ["pixelcnn", "vae-baseline"],
 }
+NO_LATENT = ("text_lm", "pixelcnn")  # the exact baselines: no KL, no objective to name
 
 
 class HubError(RuntimeError):
@@ -174,6 +175,11 @@ def training_summary(args: Any, state: Any = None, dataset: str | None = None) -
         "aggressive_window",
         "aggressive_patience",
         "aggressive_check_steps",
+        "sa_vae_steps",
+        "sa_vae_lr",
+        "sa_vae_momentum",
+        "sa_vae_max_grad_norm",
+        "sa_vae_backprop",
         "learning_rate",
         "optim",
         "lr_scheduler_type",
@@ -200,6 +206,42 @@ def training_summary(args: Any, state: Any = None, dataset: str | None = None) -
 
 
 # --- model cards ----------------------------------------------------------------------------
+
+# What weighs or refines the KL: nothing a model without a latent was trained with.
+_LATENT_ONLY_PREFIXES = ("beta", "anneal_", "free_bits", "aggressive_", "sa_vae_", "objective")
+
+
+def card_training(training: dict[str, Any], has_latent: bool = True) -> dict[str, Any]:
+    """The rows of `training.json` that describe this run, for the card's Training table.
+
+    `training.json` keeps every setting; the card leaves out those the run did not use
+    (the aggressive loop's settings under `elbo`, an annealing schedule's under a constant
+    β, `num_train_epochs` when `max_steps` decided), which would read as part of the recipe.
+    """
+    objective = training.get("objective")
+    schedule = training.get("beta_schedule", "constant")
+
+    def used(key: str, value: Any) -> bool:
+        if value is None:
+            return False
+        if not has_latent and key.startswith(_LATENT_ONLY_PREFIXES):
+            return False
+        if key.startswith("aggressive_"):
+            return objective == "aggressive"
+        if key.startswith("sa_vae_"):
+            return objective == "sa_vae"
+        if key.startswith("anneal_"):
+            if schedule == "constant":
+                return False
+            return schedule == "cyclical" or key not in ("anneal_cycles", "anneal_ramp_ratio")
+        if key == "free_bits":
+            return value > 0
+        if key == "num_train_epochs":
+            return not training.get("max_steps", -1) > 0
+        return True
+
+    return {key: value for key, value in training.items() if used(key, value)}
+
 
 
 def render_model_card(
@@ -272,7 +314,11 @@ def render_model_card(
         license=LICENSE,
         model_name=name,
         tags=TAGS[model_type]
-        + ([f"objective-{training['objective']}"] if training.get("objective") else []),
+        + (
+            [f"objective-{training['objective']}"]
+            if training.get("objective") and model_type not in NO_LATENT
+            else []
+        ),
         datasets=[dataset_type] if dataset_type != "custom" else None,
         eval_results=eval_results,
         # No pipeline_tag: it promises `transformers.pipeline(tag, model=...)`, whose
@@ -303,7 +349,10 @@ def render_model_card(
             if key not in CONFIG_NOT_IN_CARD and value is not None
         },
         samples_image=SAMPLES_FILE if os.path.isfile(os.path.join(folder, SAMPLES_FILE)) else None,
-        training={key: _short(value) for key, value in training.items()},
+        training={
+            key: _short(value)
+            for key, value in card_training(training, model_type not in NO_LATENT).items()
+        },
         vaehub_version=_version(),
     )
 
