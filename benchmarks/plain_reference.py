@@ -28,7 +28,6 @@ class PlainTextVAE(nn.Module):
             config.decoder_hidden_size,
             config.latent_size,
         )
-        self.pad = config.pad_token_id
         self.encoder_embedding = nn.Embedding(config.vocab_size, e)
         self.encoder = nn.LSTM(e, h, batch_first=True)
         self.to_posterior = nn.Linear(h, 2 * z, bias=False)

@@ -243,7 +243,6 @@ def card_training(training: dict[str, Any], has_latent: bool = True) -> dict[str
     return {key: value for key, value in training.items() if used(key, value)}
 
 
-
 def render_model_card(
     folder: str | os.PathLike, repo_id: str | None = None, split: str | None = None
 ) -> ModelCard:
