@@ -260,6 +260,7 @@ PUBLISHED_TABLES = {
     "reproduce-ptb-table": REPO / "examples/results/reproduce/ptb",
     "reproduce-ptb-first-rows": REPO / "examples/results/reproduce/ptb-2630-updates",
     "reproduce-mnist-table": REPO / "examples/results/reproduce/mnist",
+    "reproduce-omniglot-table": REPO / "examples/results/reproduce/omniglot",
 }
 
 
