@@ -422,6 +422,13 @@ def render_markdown(table: dict[str, Any]) -> str:
         text = f"{summary['mean']:.{digits}f}"
         return text + (f" ± {summary['sd']:.{digits}f}" if summary["sd"] is not None else "")
 
+    def count(summary: dict) -> str:
+        # Active units are whole numbers; a mean over seeds may not be.
+        whole = all(
+            summary[k] is None or float(summary[k]).is_integer() for k in ("mean", "sd")
+        )
+        return cell(summary, 0 if whole else 1)
+
     rows = table["rows"]
     if not rows:
         return "(no row finished yet)\n"
@@ -429,6 +436,7 @@ def render_markdown(table: dict[str, Any]) -> str:
     example = next(iter(first["seeds"].values()))
     unit = "PPL" if first["ppl"]["mean"] is not None else "bits/dim"
     unit_key = "ppl" if unit == "PPL" else "bits_per_dim"
+    unit_digits = 1 if unit == "PPL" else 3  # image rows differ in the third decimal of bits/dim
     published = table["published"]
     lines = [
         f"**{table['dataset']}**: {table['max_steps']} updates per row, seeds "
@@ -444,9 +452,9 @@ def render_markdown(table: dict[str, Any]) -> str:
     for name, row in rows.items():
         latent = not row["exact"]
         line = (
-            f"| {row['label']} | {cell(row['nll'])} | {cell(row[unit_key], 3)} | "
+            f"| {row['label']} | {cell(row['nll'])} | {cell(row[unit_key], unit_digits)} | "
             + " | ".join(
-                cell(row[key], 1 if key == "active_units" else 2) if latent else "–"
+                (count(row[key]) if key == "active_units" else cell(row[key])) if latent else "–"
                 for key in ("delta_nll", "kl", "mi", "active_units")
             )
             + f" | {row['train_seconds']['mean']:.0f} |"
