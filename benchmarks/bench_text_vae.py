@@ -56,7 +56,7 @@ from torch import Tensor, nn
 from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer, svi
 from vaehub.data import TextCollator, length_bucketed_batches, load_ptb, tokenize_corpus
 from vaehub.metrics import evaluate_vae, importance_weighted_log_likelihood
-from vaehub.trainer import VAETrainer, VAETrainingArguments
+from vaehub.trainer import VAETrainer, VAETrainingArguments, cpu_supports_bf16
 
 Batch = dict[str, Tensor]
 
@@ -1105,6 +1105,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if not cpu_supports_bf16():
+        raise SystemExit(
+            "This benchmark sets float32 against bfloat16 throughout, and this CPU has no "
+            f"bfloat16 instructions (torch sees {torch.backends.cpu.get_cpu_capability()}; "
+            "AVX512-BF16 or AMX is needed). Run it on a CPU that has them."
+        )
     torch.set_num_threads(args.threads)
     budget = quick_budget() if args.quick else Budget()
     if args.steps is not None:

@@ -34,6 +34,8 @@ from pathlib import Path
 
 from bench_text_vae import default_data_dir  # the same data folder as the benchmark
 
+from vaehub.trainer import cpu_supports_bf16
+
 RESULTS = Path(__file__).parent / "results" / "ptb_epoch.json"
 GLIBC_DEFAULTS = {"VAEHUB_KEEP_FREED_MEMORY": "0"}
 
@@ -82,8 +84,9 @@ def time_epoch(precision: str, data_dir: Path, threads: int, environment: dict) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--precisions", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"]
-    )
+        "--precisions", nargs="+", choices=("fp32", "bf16"), default=None,
+        help="default: fp32, and bf16 where the CPU has bfloat16 instructions",
+    )  # fmt: skip
     parser.add_argument("--data-dir", type=Path, default=default_data_dir())
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=RESULTS)
@@ -91,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         "--default-malloc", action="store_true", help="keep glibc's malloc thresholds"
     )
     args = parser.parse_args(argv)
+    bf16 = cpu_supports_bf16()
+    if args.precisions is None:
+        args.precisions = ["fp32", "bf16"] if bf16 else ["fp32"]
+        if not bf16:
+            print("bf16 left out: this CPU has no bfloat16 instructions (AVX512-BF16 or AMX)")
+    elif "bf16" in args.precisions and not bf16:
+        parser.error("--precisions bf16: this CPU has no bfloat16 instructions (AVX512-BF16, AMX)")
     records = json.loads(args.json.read_text()) if args.json.is_file() else {}
     environment = GLIBC_DEFAULTS if args.default_malloc else {}
     for precision in args.precisions:

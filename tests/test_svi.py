@@ -11,7 +11,7 @@ from conftest import small_config
 from vaehub import DeltaVAEConfig, DeltaVAEModel, TextVAEModel, svi
 from vaehub.data import ImageCollator, TextCollator, length_bucketed_batches
 from vaehub.metrics import evaluate_vae
-from vaehub.trainer import VAETrainer, VAETrainingArguments
+from vaehub.trainer import VAETrainer, VAETrainingArguments, cpu_supports_bf16
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,13 @@ def test_sa_vae_with_zero_steps_is_plain_training_bit_for_bit(data, tmp_path):
     assert not all(torch.equal(a[name], c[name]) for name in a)
 
 
+NO_BF16 = pytest.mark.skipif(
+    not torch.cuda.is_available() and not cpu_supports_bf16(),
+    reason="bf16 training needs a CPU with AVX512-BF16 or AMX (or a GPU)",
+)
+
+
+@NO_BF16
 def test_a_bf16_sa_vae_run_refines_under_its_autocast(data, tmp_path, monkeypatch):
     trainer = make_trainer(
         data, tmp_path, objective="sa_vae", sa_vae_steps=3, bf16=True, max_steps=1
@@ -169,7 +176,7 @@ def test_refinement_keeps_a_delta_vae_posterior_inside_its_family():
     assert (kl >= model.committed_rate - 1e-5).all()
 
 
-@pytest.mark.parametrize("bf16", [False, True])
+@pytest.mark.parametrize("bf16", [False, pytest.param(True, marks=NO_BF16)])
 def test_sa_vae_trains_the_image_vae_and_evaluates_refined(tmp_path, bf16):
     torch.manual_seed(0)
     config = DeltaVAEConfig(

@@ -10,9 +10,10 @@ from conftest import small_config
 from transformers import TrainerCallback
 
 from vaehub import CheckpointError, TextVAEModel
+from vaehub import trainer as trainer_module
 from vaehub.aggressive import AggressiveState, InnerLoopStop
 from vaehub.data import TextCollator
-from vaehub.trainer import VAETrainer, VAETrainingArguments
+from vaehub.trainer import VAETrainer, VAETrainingArguments, cpu_supports_bf16
 
 
 @pytest.fixture(scope="module")
@@ -88,10 +89,34 @@ def test_bad_arguments_are_refused(tmp_path, overrides, message):
         VAETrainingArguments(output_dir=str(tmp_path), use_cpu=True, **overrides)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only machine's path")
+@pytest.mark.skipif(
+    torch.cuda.is_available() or not cpu_supports_bf16(),
+    reason="checks the path of a CPU-only machine whose CPU has bfloat16 instructions",
+)
 def test_bf16_on_a_cpu_only_machine_trains_on_the_cpu(tmp_path):
     args = VAETrainingArguments(output_dir=str(tmp_path), bf16=True)
     assert args.use_cpu and args.device.type == "cpu"
+
+
+def test_the_bf16_probe_says_whether_this_cpu_runs_a_bf16_lstm():
+    lstm = torch.nn.LSTM(4, 8, batch_first=True)
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            output, _ = lstm(torch.randn(2, 3, 4))
+        runs = output.dtype == torch.bfloat16
+    except RuntimeError:
+        runs = False
+    assert cpu_supports_bf16() == runs
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_is_refused_with_what_to_do(
+    tmp_path, monkeypatch
+):
+    # The probe answers as on an AVX2-only CPU, whatever this one has.
+    monkeypatch.setattr(trainer_module, "cpu_supports_bf16", lambda: False)
+    with pytest.raises(ValueError, match="no bfloat16 instructions.*Leave out --bf16"):
+        VAETrainingArguments(output_dir=str(tmp_path), bf16=True, use_cpu=True)
+    assert not VAETrainingArguments(output_dir=str(tmp_path), use_cpu=True).bf16
 
 
 def test_aggressive_needs_a_validation_set(data, tmp_path):
