@@ -177,6 +177,13 @@ def test_row_flags_name_the_baseline_and_the_budget(tmp_path):
         image = TableSettings(dataset=dataset, output_dir=str(tmp_path))
         aggressive = flag_values(row_flags(image, images["aggressive"], 0))
         assert aggressive["--aggressive_check_steps"] == "50"
+        # He et al.'s image code: window 10, patience 5, each given once.
+        for budget in ("cpu", "paper"):
+            setting = TableSettings(dataset=dataset, output_dir=str(tmp_path), budget=budget)
+            flags = row_flags(setting, images["aggressive"], 0)
+            assert flags.count("--aggressive_window") == flags.count("--aggressive_patience") == 1
+            rules = flag_values(flags)
+            assert (rules["--aggressive_window"], rules["--aggressive_patience"]) == ("10", "5")
         assert flag_values(row_flags(image, images["sa_vae"], 0))["--sa_vae_steps"] == "5"
         assert flag_values(row_flags(image, images["sa_vae"], 0))["--sa_vae_lr"] == "0.03125"
         assert "--sa_vae_steps" not in flag_values(row_flags(image, images["vae"], 0))
