@@ -53,6 +53,7 @@ SAMPLING_STRATEGIES = (
     "batch_rebalance",
 )
 STATE_FILE = "vae_trainer_state.json"
+ENCODER_OPTIMIZER_FILE = "encoder_optimizer.pt"
 
 
 def cpu_supports_bf16() -> bool:
@@ -62,7 +63,6 @@ def cpu_supports_bf16() -> bool:
     (on an AVX2 EPYC: 0.3 GFLOP/s against float32's 106).
     """
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-ENCODER_OPTIMIZER_FILE = "encoder_optimizer.pt"
 
 
 @dataclass
