@@ -101,6 +101,25 @@ def test_refined_elbo_beats_the_amortised_one_on_a_fixed_batch(trained_ptb_model
     assert refined["neg_elbo"] < amortised["neg_elbo"] - 0.1
 
 
+def test_an_sa_vae_is_evaluated_with_the_svi_step_it_was_trained_with(data, tmp_path):
+    trainer = make_trainer(
+        data, tmp_path, objective="sa_vae", sa_vae_steps=3, sa_vae_lr=0.03125, max_steps=2
+    )
+    trainer.train()
+    model, valid = trainer.model, data[2]
+    metrics = trainer.evaluate()
+    assert metrics["eval_refine_steps"] == 3 and metrics["eval_refine_lr"] == 0.03125
+    # The same numbers from evaluate_vae given that η, and other numbers under the default.
+    measured = {}
+    for lr in (0.03125, 1.0):
+        torch.manual_seed(trainer.args.seed)
+        measured[lr] = evaluate_vae(
+            model, trainer._evaluation_batches(valid), refine_steps=3, refine_lr=lr
+        )
+    assert measured[0.03125]["kl"] == pytest.approx(metrics["eval_kl"], rel=1e-9)
+    assert measured[1.0]["kl"] != pytest.approx(metrics["eval_kl"], rel=1e-3)
+
+
 def tiny_text_model() -> TextVAEModel:
     torch.manual_seed(0)
     config = small_config(

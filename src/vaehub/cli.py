@@ -76,9 +76,14 @@ def evaluate(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress and sys.stderr.isatty(),
         total=total,
         refine_steps=args.refine_steps,
+        refine_lr=args.refine_lr,
         baseline=load_model(args.baseline) if args.baseline else None,
     )
-    refined = f", posterior refined by {args.refine_steps} SVI steps" if args.refine_steps else ""
+    refined = (
+        f", posterior refined by {args.refine_steps} SVI steps of η = {args.refine_lr:g}"
+        if args.refine_steps
+        else ""
+    )
     print(
         f"{args.model_dir} on {args.data} ({args.split}, {results['num_examples']} {unit}"
         f"{f', K={args.iw_samples}' if args.iw_samples else ''}{refined}):"
@@ -535,6 +540,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="SVI steps refining each posterior from the encoder's before measuring "
         "(Kim et al.; 20 for an SA-VAE): how much of the gap is the encoder's",
+    )
+    evaluation.add_argument(
+        "--refine_lr",
+        type=float,
+        default=1.0,
+        help="step size η of those SVI steps, per example (default %(default)s, Kim et al.'s); "
+        "an SA-VAE trained with --sa_vae_lr is measured as it was trained with the same",
     )
     evaluation.add_argument(
         "--max_examples",

@@ -139,6 +139,9 @@ def evaluate_vae(
     kl_samples: int = KL_SAMPLES,
     reconstruction: bool = True,
     baseline: nn.Module | None = None,
+    refine_lr: float = svi.DEFAULT_LEARNING_RATE,
+    refine_momentum: float = svi.DEFAULT_MOMENTUM,
+    refine_max_grad_norm: float = svi.DEFAULT_MAX_GRAD_NORM,
 ) -> dict[str, Any]:
     """Every collapse metric over a dataset, in one pass.
 
@@ -147,6 +150,8 @@ def evaluate_vae(
         refine_steps: K > 0 evaluates with the posterior refined by K SVI steps from the
             encoder's (SPEC §7.1; Kim et al.'s step size, momentum and clipping): every
             metric then describes q(z|x; λ_K).
+        refine_lr, refine_momentum, refine_max_grad_norm: those SVI steps' η, momentum and
+            per-example clipping; an SA-VAE is measured with the ones it was trained with.
         kl_samples: samples of the Monte Carlo KL for a posterior with no closed form.
         reconstruction: also score log p(x|z) (a decoder pass per batch). `False` with
             `iw_samples=None` runs the encoder only: KL, MI and AU, at a third of the cost.
@@ -173,16 +178,16 @@ def evaluate_vae(
         batches = list(batches)
         results = evaluate_vae(
             model, batches, iw_samples, max_units, active_unit_threshold, show_progress,
-            total, refine_steps, kl_samples, reconstruction,
+            total, refine_steps, kl_samples, reconstruction, refine_lr=refine_lr,
+            refine_momentum=refine_momentum, refine_max_grad_norm=refine_max_grad_norm,
         )  # fmt: skip
         return compare_to_baseline(results, evaluate_exact(baseline, batches))
     if not getattr(model, "has_latent", True):
         if refine_steps:
             raise ValueError(f"refine_steps={refine_steps}: {type(model).__name__} has no latent.")
         return evaluate_exact(model, batches, show_progress, total)
-    svi.check_svi_options(
-        refine_steps, svi.DEFAULT_LEARNING_RATE, svi.DEFAULT_MOMENTUM, svi.DEFAULT_MAX_GRAD_NORM
-    )
+    refinement = (refine_steps, refine_lr, refine_momentum, refine_max_grad_norm)
+    svi.check_svi_options(*refinement)
     _check_samples(kl_samples)
     was_training = model.training
     model.eval()
@@ -201,7 +206,7 @@ def evaluate_vae(
     )
     try:
         for batch in batches:
-            posterior = posterior_of(model, batch, refine_steps)
+            posterior = posterior_of(model, batch, *refinement)
             z = posterior.sample()
             prior = prior_of(model, batch)
             kl, kl_dims = latent_kl(posterior, prior, samples=kl_samples)
@@ -247,6 +252,9 @@ def evaluate_vae(
         results["kl_per_dim"] = (kl_per_dim / count).tolist()
     if refine_steps:
         results["refine_steps"] = refine_steps
+        results["refine_lr"] = refine_lr
+        results["refine_momentum"] = refine_momentum
+        results["refine_max_grad_norm"] = refine_max_grad_norm
     if iw_samples is not None:
         results["nll"] = totals["nll"] / count
         results["iw_samples"] = iw_samples
@@ -357,11 +365,21 @@ def compare_to_baseline(results: dict[str, Any], baseline: dict[str, Any]) -> di
     }
 
 
-def posterior_of(model: nn.Module, batch: dict[str, Tensor], refine_steps: int = 0) -> Any:
+def posterior_of(
+    model: nn.Module,
+    batch: dict[str, Tensor],
+    refine_steps: int = 0,
+    learning_rate: float = svi.DEFAULT_LEARNING_RATE,
+    momentum: float = svi.DEFAULT_MOMENTUM,
+    max_grad_norm: float = svi.DEFAULT_MAX_GRAD_NORM,
+) -> Any:
     """q(z|x) for a batch: the encoder's, or refined by `refine_steps` SVI steps."""
     if not refine_steps:
         return model.encode(**batch)
-    parameters = svi.refine(model, batch, model.posterior_parameters(**batch), refine_steps)
+    parameters = svi.refine(
+        model, batch, model.posterior_parameters(**batch), refine_steps, learning_rate,
+        momentum, max_grad_norm,
+    )  # fmt: skip
     return model.posterior_from(parameters)
 
 

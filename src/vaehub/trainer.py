@@ -165,8 +165,9 @@ class VAETrainingArguments(TrainingArguments):
     eval_refine_steps: int | None = field(
         default=None,
         metadata={
-            "help": "SVI steps refining the posterior at evaluation. Default: sa_vae_steps "
-            "for sa_vae, 0 otherwise."
+            "help": "SVI steps refining the posterior at evaluation, with sa_vae_lr, "
+            "sa_vae_momentum and sa_vae_max_grad_norm. Default: sa_vae_steps for sa_vae, 0 "
+            "otherwise."
         },
     )
     iw_samples: int = field(
@@ -238,7 +239,10 @@ class VAETrainingArguments(TrainingArguments):
             self.sa_vae_steps, self.sa_vae_lr, self.sa_vae_momentum, self.sa_vae_max_grad_norm
         )
         if self.eval_refine_steps is not None:
-            svi.check_svi_options(self.eval_refine_steps, self.sa_vae_lr, self.sa_vae_momentum, 1.0)
+            svi.check_svi_options(
+                self.eval_refine_steps, self.sa_vae_lr, self.sa_vae_momentum,
+                self.sa_vae_max_grad_norm,
+            )  # fmt: skip
         constant = ("elbo", "beta", "free_bits")
         if self.objective in constant and self.beta_schedule not in (None, "constant"):
             raise ValueError(
@@ -569,6 +573,10 @@ class VAETrainer(AggressiveTraining, Trainer):
                 show_progress=not self.args.disable_tqdm and self.is_world_process_zero(),
                 total=len(dataset),
                 refine_steps=self.args.resolved_eval_refine_steps,
+                # Measured on the posterior refined as the training refined it.
+                refine_lr=self.args.sa_vae_lr,
+                refine_momentum=self.args.sa_vae_momentum,
+                refine_max_grad_norm=self.args.sa_vae_max_grad_norm,
             )
         metrics = {f"{metric_key_prefix}_loss": results["neg_elbo"]}
         for key, value in results.items():

@@ -59,6 +59,7 @@ class VerificationSlice:
     iw_samples: int = 100
     batch_size: int = 64
     refine_steps: int = 0
+    refine_lr: float = 1.0
 
     def __post_init__(self) -> None:
         if self.first < 1:
@@ -79,6 +80,8 @@ class VerificationSlice:
                 "batch_size": self.batch_size}  # fmt: skip
         if self.refine_steps:
             args["refine_steps"] = self.refine_steps
+            if self.refine_lr != 1.0:
+                args["refine_lr"] = self.refine_lr
         return args
 
 
@@ -128,7 +131,7 @@ def measure(model: Any, piece: VerificationSlice, data: str | None = None) -> di
     with torch.no_grad():
         return evaluate_vae(
             model.eval(), batches, iw_samples=piece.iw_samples, total=total,
-            refine_steps=piece.refine_steps,
+            refine_steps=piece.refine_steps, refine_lr=piece.refine_lr,
         )  # fmt: skip
 
 
@@ -186,8 +189,9 @@ def release(
     record = results[card_split]
     # A model evaluated on a refined posterior (SA-VAE) is released with the same refinement.
     refine_steps = int(record["metrics"].get("refine_steps", 0))
+    refine_lr = float(record["metrics"].get("refine_lr", 1.0))
     piece = VerificationSlice(
-        data_kind(data), card_split, first, seed, iw_samples, batch_size, refine_steps
+        data_kind(data), card_split, first, seed, iw_samples, batch_size, refine_steps, refine_lr
     )
     if dtype != "float32":
         # Results measured on the float32 weights do not describe the stored ones.
@@ -202,7 +206,7 @@ def release(
         if dtype != "float32":
             whole = VerificationSlice(
                 piece.data, card_split, int(record["metrics"]["num_examples"]), seed,
-                record.get("iw_samples") or iw_samples, batch_size, refine_steps,
+                record.get("iw_samples") or iw_samples, batch_size, refine_steps, refine_lr,
             )  # fmt: skip
             hub.write_results(
                 staging, card_split, _finite(measure(stored, whole, data)),
@@ -306,6 +310,7 @@ def card_slice(card: Any, source: str) -> tuple[VerificationSlice, dict[str, flo
             seed=int(args["seed"]), iw_samples=int(args["iw_samples"]),
             batch_size=int(args["batch_size"]),
             refine_steps=int(args.get("refine_steps", 0)),
+            refine_lr=float(args.get("refine_lr", 1.0)),
         )  # fmt: skip
     except (KeyError, TypeError, ValueError) as error:
         raise VerificationError(
