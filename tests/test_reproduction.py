@@ -266,6 +266,7 @@ PUBLISHED_TABLES = {
     "reproduce-synthetic-table": REPO / "examples/results/reproduce/synthetic",
     "reproduce-ptb-table": REPO / "examples/results/reproduce/ptb",
     "reproduce-ptb-first-rows": REPO / "examples/results/reproduce/ptb-2630-updates",
+    "reproduce-ptb-sa-vae-float32": REPO / "examples/results/reproduce/ptb-sa-vae-float32",
     "reproduce-mnist-table": REPO / "examples/results/reproduce/mnist",
     "reproduce-omniglot-table": REPO / "examples/results/reproduce/omniglot",
 }
