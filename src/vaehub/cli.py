@@ -546,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         help="step size η of those SVI steps, per example (default %(default)s, Kim et al.'s); "
-        "an SA-VAE trained with --sa_vae_lr is measured as it was trained with the same",
+        "an SA-VAE is measured as it trained: with its sa_vae_lr",
     )
     evaluation.add_argument(
         "--max_examples",
