@@ -30,6 +30,7 @@ from vaehub import (
 )
 from vaehub.cli import main
 from vaehub.hub import (
+    NO_LATENT,
     HubError,
     MissingResultsError,
     fixed,
@@ -347,6 +348,33 @@ def test_the_card_lists_the_settings_the_run_used_and_no_others(tmp_path):
     write_training_summary(folder, training_summary(args))
     used = table(folder)
     assert {"sa_vae_steps", "sa_vae_lr", "free_bits", "num_train_epochs"} <= used
+
+
+def test_a_refined_models_card_names_its_svi_step_only_when_it_is_not_kim_et_als(tmp_path):
+    from vaehub import svi
+
+    def how_to_measure(refine_lr):
+        folder = tmp_path / f"model-{refine_lr}"
+        model = make_model()
+        metrics = {**METRICS, "refine_steps": 5, "refine_lr": refine_lr}
+        model.evaluation_results["test"]["metrics"] = metrics
+        model.save_pretrained(folder)
+        (command,) = re.findall(
+            r"`(vaehub evaluate --refine_steps[^`]*)`", str(render_model_card(folder))
+        )
+        return command
+
+    assert how_to_measure(0.03125) == "vaehub evaluate --refine_steps 5 --refine_lr 0.03125"
+    assert how_to_measure(svi.DEFAULT_LEARNING_RATE) == "vaehub evaluate --refine_steps 5"
+
+
+def test_the_cards_models_without_a_latent_are_the_models_that_say_so():
+    from vaehub import LinearVAEModel, PixelCNNModel, TextLMModel
+
+    models = (TextVAEModel, DeltaVAEModel, TextLMModel, PixelCNNModel, LinearVAEModel)
+    without = {m.config_class.model_type for m in models if not getattr(m, "has_latent", True)}
+    # hub loads no torch, so it keeps its own list; it must name exactly the models' own.
+    assert set(NO_LATENT) == without == {"text_lm", "pixelcnn"}
 
 
 def test_card_advertises_no_pipeline_that_transformers_cannot_build(tmp_path):

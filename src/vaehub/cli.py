@@ -22,6 +22,7 @@ from vaehub.data_sources import (
     load_images,
 )
 from vaehub.demo import DEFAULT_RECIPES, RECIPES
+from vaehub.svi_settings import DEFAULT_LEARNING_RATE
 
 
 def train(argv: Sequence[str]) -> int:
@@ -544,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument(
         "--refine_lr",
         type=float,
-        default=1.0,
+        default=DEFAULT_LEARNING_RATE,
         help="step size η of those SVI steps, per example (default %(default)s, Kim et al.'s); "
         "an SA-VAE is measured as it trained: with its sa_vae_lr",
     )

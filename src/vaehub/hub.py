@@ -30,6 +30,7 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, snapsho
 from huggingface_hub.errors import RevisionNotFoundError
 
 from vaehub import network
+from vaehub.svi_settings import DEFAULT_LEARNING_RATE
 
 TRAINING_FILE = "training.json"
 EVAL_PREFIX = "eval_"
@@ -353,6 +354,7 @@ def render_model_card(
             for key, value in card_training(training, model_type not in NO_LATENT).items()
         },
         vaehub_version=_version(),
+        default_refine_lr=DEFAULT_LEARNING_RATE,
     )
 
 

@@ -33,12 +33,12 @@ from torch import Tensor, nn
 from vaehub.kl import latent_kl
 from vaehub.posteriors import PosteriorParameters
 from vaehub.priors import prior_of
-
-# Kim et al.'s text setting.
-DEFAULT_STEPS = 20
-DEFAULT_LEARNING_RATE = 1.0
-DEFAULT_MOMENTUM = 0.5
-DEFAULT_MAX_GRAD_NORM = 5.0
+from vaehub.svi_settings import (
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_MAX_GRAD_NORM,
+    DEFAULT_MOMENTUM,
+    DEFAULT_STEPS,
+)
 
 
 @contextmanager

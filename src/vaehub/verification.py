@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from vaehub import hub
+from vaehub.svi_settings import DEFAULT_LEARNING_RATE
 
 VERIFICATION_FILE = "verification.json"
 # Datasets a slice can name without a path: they are generated or ship with a package.
@@ -59,7 +60,7 @@ class VerificationSlice:
     iw_samples: int = 100
     batch_size: int = 64
     refine_steps: int = 0
-    refine_lr: float = 1.0
+    refine_lr: float = DEFAULT_LEARNING_RATE
 
     def __post_init__(self) -> None:
         if self.first < 1:
@@ -80,7 +81,7 @@ class VerificationSlice:
                 "batch_size": self.batch_size}  # fmt: skip
         if self.refine_steps:
             args["refine_steps"] = self.refine_steps
-            if self.refine_lr != 1.0:
+            if self.refine_lr != DEFAULT_LEARNING_RATE:
                 args["refine_lr"] = self.refine_lr
         return args
 
@@ -189,7 +190,7 @@ def release(
     record = results[card_split]
     # A model evaluated on a refined posterior (SA-VAE) is released with the same refinement.
     refine_steps = int(record["metrics"].get("refine_steps", 0))
-    refine_lr = float(record["metrics"].get("refine_lr", 1.0))
+    refine_lr = float(record["metrics"].get("refine_lr", DEFAULT_LEARNING_RATE))
     piece = VerificationSlice(
         data_kind(data), card_split, first, seed, iw_samples, batch_size, refine_steps, refine_lr
     )
@@ -310,7 +311,7 @@ def card_slice(card: Any, source: str) -> tuple[VerificationSlice, dict[str, flo
             seed=int(args["seed"]), iw_samples=int(args["iw_samples"]),
             batch_size=int(args["batch_size"]),
             refine_steps=int(args.get("refine_steps", 0)),
-            refine_lr=float(args.get("refine_lr", 1.0)),
+            refine_lr=float(args.get("refine_lr", DEFAULT_LEARNING_RATE)),
         )  # fmt: skip
     except (KeyError, TypeError, ValueError) as error:
         raise VerificationError(
