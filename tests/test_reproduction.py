@@ -268,6 +268,7 @@ PUBLISHED_TABLES = {
     "reproduce-ptb-first-rows": REPO / "examples/results/reproduce/ptb-2630-updates",
     "reproduce-ptb-sa-vae-float32": REPO / "examples/results/reproduce/ptb-sa-vae-float32",
     "reproduce-mnist-table": REPO / "examples/results/reproduce/mnist",
+    "reproduce-mnist-sa-vae-float32": REPO / "examples/results/reproduce/mnist-sa-vae-float32",
     "reproduce-omniglot-table": REPO / "examples/results/reproduce/omniglot",
 }
 
