@@ -1,8 +1,8 @@
-"""Kim et al.'s SVI settings (text), where the layers that load no torch can name them.
+"""Kim et al.'s SVI settings (text), apart from the SVI code that uses them.
 
-`svi` refines posteriors with them by default; the CLI, a release's verification slice and
-a model card name a refinement's step size only when it differs from `DEFAULT_LEARNING_RATE`,
-and they must not import torch to know it.
+`svi` refines posteriors with them by default. The CLI, a release's verification slice and
+a model card name a refinement's step size only when it differs from `DEFAULT_LEARNING_RATE`;
+they read it here rather than from `svi`, so the Hub and card layer depends on no model part.
 """
 
 DEFAULT_STEPS = 20
