@@ -350,13 +350,16 @@ def test_the_card_lists_the_settings_the_run_used_and_no_others(tmp_path):
     assert {"sa_vae_steps", "sa_vae_lr", "free_bits", "num_train_epochs"} <= used
 
 
-def test_a_refined_models_card_names_its_svi_step_only_when_it_is_not_kim_et_als(tmp_path):
+def test_a_refined_models_card_names_its_svi_settings_only_where_they_are_not_kim_et_als(
+    tmp_path,
+):
     from vaehub import svi
 
-    def how_to_measure(refine_lr):
-        folder = tmp_path / f"model-{refine_lr}"
+    def how_to_measure(refine_lr, momentum=svi.DEFAULT_MOMENTUM, clip=svi.DEFAULT_MAX_GRAD_NORM):
+        folder = tmp_path / f"model-{refine_lr}-{momentum}-{clip}"
         model = make_model()
-        metrics = {**METRICS, "refine_steps": 5, "refine_lr": refine_lr}
+        metrics = {**METRICS, "refine_steps": 5, "refine_lr": refine_lr,
+                   "refine_momentum": momentum, "refine_max_grad_norm": clip}  # fmt: skip
         model.evaluation_results["test"]["metrics"] = metrics
         model.save_pretrained(folder)
         (command,) = re.findall(
@@ -366,6 +369,9 @@ def test_a_refined_models_card_names_its_svi_step_only_when_it_is_not_kim_et_als
 
     assert how_to_measure(0.03125) == "vaehub evaluate --refine_steps 5 --refine_lr 0.03125"
     assert how_to_measure(svi.DEFAULT_LEARNING_RATE) == "vaehub evaluate --refine_steps 5"
+    assert how_to_measure(1.0, momentum=0.9, clip=1.0) == (
+        "vaehub evaluate --refine_steps 5 --refine_momentum 0.9 --refine_max_grad_norm 1"
+    )
 
 
 def test_the_cards_models_without_a_latent_are_the_models_that_say_so():

@@ -126,26 +126,37 @@ def test_release_measures_the_slice_on_the_stored_weights(tmp_path):
 def test_a_refined_model_is_released_and_verified_on_its_refined_posterior(tmp_path):
     source = tmp_path / "source"
     shutil.copytree(MODEL_CARDS / "synthetic-vae-aggressive", source)
-    # Its results measured as an SA-VAE's are: on the posterior refined by SVI steps.
+    # Its results measured as an SA-VAE's are: on the posterior refined by SVI steps, here
+    # with a momentum and clipping that are not Kim et al.'s, which the release must keep.
     assert main(
         ["evaluate", str(source), "--data", "synthetic", "--split", "validation",
-         "--max_examples", "64", "--iw-samples", "10", "--refine_steps", "3", "--no-progress"]
+         "--max_examples", "64", "--iw-samples", "10", "--refine_steps", "3",
+         "--refine_momentum", "0.9", "--refine_max_grad_norm", "0.5", "--no-progress"]
     ) == 0  # fmt: skip
     folder = verification.release(
         str(source), "refined", "synthetic", output_dir=str(tmp_path / "out"), first=32,
         iw_samples=10, dtype="bfloat16",
     )  # fmt: skip
     piece, metrics = verification.read_verification(folder)
-    assert piece.refine_steps == 3
+    assert (piece.refine_steps, piece.refine_momentum, piece.refine_max_grad_norm) == (3, 0.9, 0.5)
     stored = verification._load_for_measuring(folder)
     assert metrics["kl"] == pytest.approx(verification.measure(stored, piece)["kl"], abs=1e-6)
     unrefined = verification.measure(stored, replace(piece, refine_steps=0))
     assert abs(metrics["kl"] - unrefined["kl"]) > 1e-3
+    kim_et_als = verification.measure(
+        stored, replace(piece, refine_momentum=0.5, refine_max_grad_norm=5.0)
+    )
+    assert abs(metrics["kl"] - kim_et_als["kl"]) > 1e-4
     split = json.loads((Path(folder) / "eval_validation.json").read_text(encoding="utf-8"))
     assert split["metrics"]["refine_steps"] == 3 and split["metrics"]["num_examples"] == 64
     card = (Path(folder) / "README.md").read_text(encoding="utf-8")
     index = yaml.safe_load(card.split("---\n")[1])["model-index"][0]["results"]
-    assert index[1]["dataset"]["args"]["refine_steps"] == 3
-    assert "refined by 3 SVI steps" in card
+    args = index[1]["dataset"]["args"]
+    assert (args["refine_steps"], args["refine_momentum"], args["refine_max_grad_norm"]) == (
+        3, 0.9, 0.5
+    )
+    assert "refine_lr" not in args  # η is Kim et al.'s: the card leaves it unnamed
+    assert "refined by\n3 SVI steps with momentum 0.9, gradients clipped at norm 0.5" in card
+    assert "--refine_steps 3 --refine_momentum 0.9 --refine_max_grad_norm 0.5`" in card
     checks = verification.verify(folder)
     assert checks and all(check.ok for check in checks)

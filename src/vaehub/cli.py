@@ -22,7 +22,7 @@ from vaehub.data_sources import (
     load_images,
 )
 from vaehub.demo import DEFAULT_RECIPES, RECIPES
-from vaehub.svi_settings import DEFAULT_LEARNING_RATE
+from vaehub.svi_settings import DEFAULT_LEARNING_RATE, DEFAULT_MAX_GRAD_NORM, DEFAULT_MOMENTUM
 
 
 def train(argv: Sequence[str]) -> int:
@@ -78,10 +78,14 @@ def evaluate(args: argparse.Namespace) -> int:
         total=total,
         refine_steps=args.refine_steps,
         refine_lr=args.refine_lr,
+        refine_momentum=args.refine_momentum,
+        refine_max_grad_norm=args.refine_max_grad_norm,
         baseline=load_model(args.baseline) if args.baseline else None,
     )
     refined = (
-        f", posterior refined by {args.refine_steps} SVI steps of η = {args.refine_lr:g}"
+        f", posterior refined by {args.refine_steps} SVI steps of η = {args.refine_lr:g}, "
+        f"momentum {args.refine_momentum:g}, gradients clipped at norm "
+        f"{args.refine_max_grad_norm:g}"
         if args.refine_steps
         else ""
     )
@@ -548,6 +552,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_LEARNING_RATE,
         help="step size η of those SVI steps, per example (default %(default)s, Kim et al.'s); "
         "an SA-VAE is measured as it trained: with its sa_vae_lr",
+    )
+    evaluation.add_argument(
+        "--refine_momentum",
+        type=float,
+        default=DEFAULT_MOMENTUM,
+        help="momentum of those SVI steps (default %(default)s, Kim et al.'s; an SA-VAE's "
+        "sa_vae_momentum)",
+    )
+    evaluation.add_argument(
+        "--refine_max_grad_norm",
+        type=float,
+        default=DEFAULT_MAX_GRAD_NORM,
+        help="norm at which those SVI steps' gradients are clipped (default %(default)s, Kim "
+        "et al.'s; an SA-VAE's sa_vae_max_grad_norm)",
     )
     evaluation.add_argument(
         "--max_examples",

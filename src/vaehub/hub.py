@@ -30,7 +30,7 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, snapsho
 from huggingface_hub.errors import RevisionNotFoundError
 
 from vaehub import network
-from vaehub.svi_settings import DEFAULT_LEARNING_RATE
+from vaehub.svi_settings import changed_refinement
 
 TRAINING_FILE = "training.json"
 EVAL_PREFIX = "eval_"
@@ -354,7 +354,7 @@ def render_model_card(
             for key, value in card_training(training, model_type not in NO_LATENT).items()
         },
         vaehub_version=_version(),
-        default_refine_lr=DEFAULT_LEARNING_RATE,
+        refine_flags="".join(f" --{k} {v:g}" for k, v in changed_refinement(metrics).items()),
     )
 
 
@@ -427,6 +427,7 @@ def _verification_results(
             rows.append((label, fixed(value, 4), fixed(within, 4)))
     return {
         "slice": piece,
+        "refinement": _refinement_words(changed_refinement(piece.card_args())),
         "eval_results": _eval_results(
             metrics,
             wanted,
@@ -436,6 +437,15 @@ def _verification_results(
         ),
         "rows": rows,
     }
+
+
+def _refinement_words(changed: dict[str, float]) -> str:
+    """How a card names the SVI settings that are not Kim et al.'s: " with η = 0.03125,
+    momentum 0.9", or nothing."""
+    words = {"refine_lr": "η = {:g}", "refine_momentum": "momentum {:g}",
+             "refine_max_grad_norm": "gradients clipped at norm {:g}"}  # fmt: skip
+    named = [words[key].format(value) for key, value in changed.items()]
+    return f" with {', '.join(named)}" if named else ""
 
 
 def _short(value: Any) -> Any:

@@ -25,7 +25,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from vaehub import hub
-from vaehub.svi_settings import DEFAULT_LEARNING_RATE
+from vaehub.svi_settings import (
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_MAX_GRAD_NORM,
+    DEFAULT_MOMENTUM,
+    changed_refinement,
+    refinement,
+)
 
 VERIFICATION_FILE = "verification.json"
 # Datasets a slice can name without a path: they are generated or ship with a package.
@@ -47,7 +53,8 @@ class VerificationError(ValueError):
 class VerificationSlice:
     """The first `first` examples of `split` of `data`, measured with `seed` and K =
     `iw_samples` in batches of `batch_size`; with `refine_steps` > 0, on the posterior
-    refined by that many SVI steps (an SA-VAE is measured as it was trained).
+    refined by that many SVI steps of step size `refine_lr`, momentum `refine_momentum` and
+    gradients clipped at norm `refine_max_grad_norm` (an SA-VAE is measured as it was trained).
 
     `data` is `synthetic` or `digits` (no files needed) or the kind of a dataset read from
     files (`ptb`, `mnist`, `omniglot`, or `file:<name>`), whose path `verify` is given.
@@ -61,6 +68,8 @@ class VerificationSlice:
     batch_size: int = 64
     refine_steps: int = 0
     refine_lr: float = DEFAULT_LEARNING_RATE
+    refine_momentum: float = DEFAULT_MOMENTUM
+    refine_max_grad_norm: float = DEFAULT_MAX_GRAD_NORM
 
     def __post_init__(self) -> None:
         if self.first < 1:
@@ -75,14 +84,18 @@ class VerificationSlice:
         """How the card names the slice, as the `datasets` slicing syntax does."""
         return f"{self.split}[:{self.first}]"
 
+    def refinement(self) -> dict[str, Any]:
+        """The refinement as `evaluate_vae` takes it."""
+        return {"refine_steps": self.refine_steps, **refinement(asdict(self))}
+
     def card_args(self) -> dict[str, Any]:
-        """The slice's settings as the model-index dataset's `args`."""
+        """The slice's settings as the model-index dataset's `args`: of the refinement's,
+        those that are not Kim et al.'s."""
         args = {"data": self.data, "seed": self.seed, "iw_samples": self.iw_samples,
                 "batch_size": self.batch_size}  # fmt: skip
         if self.refine_steps:
             args["refine_steps"] = self.refine_steps
-            if self.refine_lr != DEFAULT_LEARNING_RATE:
-                args["refine_lr"] = self.refine_lr
+            args.update(changed_refinement(asdict(self)))
         return args
 
 
@@ -131,9 +144,8 @@ def measure(model: Any, piece: VerificationSlice, data: str | None = None) -> di
     torch.manual_seed(piece.seed)
     with torch.no_grad():
         return evaluate_vae(
-            model.eval(), batches, iw_samples=piece.iw_samples, total=total,
-            refine_steps=piece.refine_steps, refine_lr=piece.refine_lr,
-        )  # fmt: skip
+            model.eval(), batches, iw_samples=piece.iw_samples, total=total, **piece.refinement()
+        )
 
 
 def _data_path(piece: VerificationSlice, data: str | None) -> str:
@@ -189,10 +201,12 @@ def release(
     card_split = hub.reported_split(model_dir, results, split)
     record = results[card_split]
     # A model evaluated on a refined posterior (SA-VAE) is released with the same refinement.
-    refine_steps = int(record["metrics"].get("refine_steps", 0))
-    refine_lr = float(record["metrics"].get("refine_lr", DEFAULT_LEARNING_RATE))
+    refined = {
+        "refine_steps": int(record["metrics"].get("refine_steps", 0)),
+        **refinement(record["metrics"]),
+    }
     piece = VerificationSlice(
-        data_kind(data), card_split, first, seed, iw_samples, batch_size, refine_steps, refine_lr
+        data_kind(data), card_split, first, seed, iw_samples, batch_size, **refined
     )
     if dtype != "float32":
         # Results measured on the float32 weights do not describe the stored ones.
@@ -207,7 +221,7 @@ def release(
         if dtype != "float32":
             whole = VerificationSlice(
                 piece.data, card_split, int(record["metrics"]["num_examples"]), seed,
-                record.get("iw_samples") or iw_samples, batch_size, refine_steps, refine_lr,
+                record.get("iw_samples") or iw_samples, batch_size, **refined,
             )  # fmt: skip
             hub.write_results(
                 staging, card_split, _finite(measure(stored, whole, data)),
@@ -310,8 +324,7 @@ def card_slice(card: Any, source: str) -> tuple[VerificationSlice, dict[str, flo
             data=args["data"], split=match["split"], first=int(match["first"]),
             seed=int(args["seed"]), iw_samples=int(args["iw_samples"]),
             batch_size=int(args["batch_size"]),
-            refine_steps=int(args.get("refine_steps", 0)),
-            refine_lr=float(args.get("refine_lr", DEFAULT_LEARNING_RATE)),
+            refine_steps=int(args.get("refine_steps", 0)), **refinement(args),
         )  # fmt: skip
     except (KeyError, TypeError, ValueError) as error:
         raise VerificationError(
