@@ -84,7 +84,7 @@ class VerificationSlice:
         """How the card names the slice, as the `datasets` slicing syntax does."""
         return f"{self.split}[:{self.first}]"
 
-    def refinement(self) -> dict[str, Any]:
+    def refine_args(self) -> dict[str, Any]:
         """The refinement as `evaluate_vae` takes it."""
         return {"refine_steps": self.refine_steps, **refinement(asdict(self))}
 
@@ -144,7 +144,7 @@ def measure(model: Any, piece: VerificationSlice, data: str | None = None) -> di
     torch.manual_seed(piece.seed)
     with torch.no_grad():
         return evaluate_vae(
-            model.eval(), batches, iw_samples=piece.iw_samples, total=total, **piece.refinement()
+            model.eval(), batches, iw_samples=piece.iw_samples, total=total, **piece.refine_args()
         )
 
 
