@@ -270,6 +270,9 @@ PUBLISHED_TABLES = {
     "reproduce-mnist-table": REPO / "examples/results/reproduce/mnist",
     "reproduce-mnist-sa-vae-float32": REPO / "examples/results/reproduce/mnist-sa-vae-float32",
     "reproduce-omniglot-table": REPO / "examples/results/reproduce/omniglot",
+    "reproduce-omniglot-sa-vae-float32": (
+        REPO / "examples/results/reproduce/omniglot-sa-vae-float32"
+    ),
 }
 
 
