@@ -152,9 +152,8 @@ def test_a_refined_model_is_released_and_verified_on_its_refined_posterior(tmp_p
     card = (Path(folder) / "README.md").read_text(encoding="utf-8")
     index = yaml.safe_load(card.split("---\n")[1])["model-index"][0]["results"]
     args = index[1]["dataset"]["args"]
-    assert (args["refine_steps"], args["refine_momentum"], args["refine_max_grad_norm"]) == (
-        3, 0.9, 0.5
-    )
+    refined = (args["refine_steps"], args["refine_momentum"], args["refine_max_grad_norm"])
+    assert refined == (3, 0.9, 0.5)
     assert "refine_lr" not in args  # η is Kim et al.'s: the card leaves it unnamed
     assert "refined by\n3 SVI steps with momentum 0.9, gradients clipped at norm 0.5" in card
     assert "--refine_steps 3 --refine_momentum 0.9 --refine_max_grad_norm 0.5`" in card
