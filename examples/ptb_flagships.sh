@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The flagship PTB checkpoints, trained to convergence on the CPU, one stage after another:
+#
+#   1. lstm-lm    the exact LSTM language model (He et al.'s optimisation, 256/256, dropout
+#                 0.5), the baseline every VAE below is measured against;
+#   2. ae         Li et al. (2019)'s pretraining: the LM's decoder with an encoder trained as
+#                 a plain autoencoder (β = 0), so that the encoder learns to carry the sentence;
+#   3. vae        from the autoencoder, free bits λ = 0.3 nats a dimension (KL ≥ 9.6 nats):
+#                 the best likelihood with a latent in use;
+#   4. high-rate  from the autoencoder, free bits λ = 1 nat a dimension (KL ≥ 32 nats): a code
+#                 that carries most of the sentence, for reconstruction and interpolation.
+#
+# Every stage validates once an epoch, keeps the checkpoint with the best validation loss
+# (negative ELBO; the exact NLL for the LM) and is measured on the whole test set, the VAEs
+# with the IW-NLL at K = 500. Run it again after any interruption: a finished stage is
+# skipped, a stage stopped part-way resumes from its last complete checkpoint.
+#
+#   examples/ptb_flagships.sh RUNS_DIR [PTB_DIR]      (log: RUNS_DIR/flagships.log)
+#
+# Where the CPU has bfloat16 instructions (AVX512-BF16 or AMX) it trains with bf16 autocast,
+# elsewhere in float32; the log says which. `vaehub release` then writes the card folders.
+set -euo pipefail
+
+RUNS=${1:?usage: $0 RUNS_DIR [PTB_DIR]}
+PTB=${2:-../shared/data/ptb}
+LM_EPOCHS=${LM_EPOCHS:-25}
+AE_EPOCHS=${AE_EPOCHS:-2}
+VAE_EPOCHS=${VAE_EPOCHS:-6}
+VAEHUB=${VAEHUB:-vaehub}
+# EXTRA: flags added to every stage (a smoke run: EXTRA="--max_steps 2 --max_train_examples 64").
+read -r -a EXTRA <<< "${EXTRA:-}"
+mkdir -p "$RUNS"
+LOG="$RUNS/flagships.log"
+exec > >(tee -a "$LOG") 2>&1
+
+if python - <<'EOF'
+import sys
+from vaehub.trainer import cpu_supports_bf16
+sys.exit(0 if cpu_supports_bf16() else 1)
+EOF
+then PRECISION=(--bf16 True); echo "precision: bfloat16 autocast (the CPU has bf16)"
+else PRECISION=(); echo "precision: float32 (the CPU has no bfloat16 instructions)"
+fi
+echo "vaehub from: $(python -c 'import vaehub; print(vaehub.__file__)')"
+echo "started: $(date -u +%FT%TZ), load: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+COMMON=(--dataset ptb --data_dir "$PTB" --preset ptb --paper_training --seed 0
+        --eval_strategy epoch --save_strategy epoch --save_total_limit 2
+        --load_best_model_at_end True --metric_for_best_model loss --greater_is_better False
+        --logging_steps 200 --disable_tqdm True "${PRECISION[@]}")
+VAE_EVAL=(--eval_iw_nll True --iw_nll_after_training_only True --final_iw_nll_splits test
+          --iw_samples 500)
+
+stage() {  # stage NAME FLAGS...: train RUNS/NAME unless it is finished; resume if begun
+    local name=$1; shift
+    local out="$RUNS/$name"
+    if [[ -f "$out/eval_test.json" && -f "$out/model.safetensors" ]]; then
+        echo "== $name: finished earlier, skipped"; return
+    fi
+    local resume=()
+    if compgen -G "$out/checkpoint-*/trainer_state.json" > /dev/null; then
+        resume=(--resume_from_checkpoint True); echo "== $name: resuming"
+    fi
+    echo "== $name: $(date -u +%FT%TZ) $VAEHUB train $* --output_dir $out"
+    local start=$SECONDS
+    "$VAEHUB" train "$@" --output_dir "$out" "${resume[@]}" "${EXTRA[@]}"
+    echo "== $name: done in $((SECONDS - start)) s, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+stage lstm-lm --model_type text_lm --num_train_epochs "$LM_EPOCHS" "${COMMON[@]}"
+stage ae --init_decoder_from "$RUNS/lstm-lm" --objective beta --beta 0.0 \
+    --num_train_epochs "$AE_EPOCHS" "${COMMON[@]}"
+stage vae --model_name_or_path "$RUNS/ae" --objective free_bits --free_bits 0.3 \
+    --baseline "$RUNS/lstm-lm" --num_train_epochs "$VAE_EPOCHS" "${COMMON[@]}" "${VAE_EVAL[@]}"
+stage high-rate --model_name_or_path "$RUNS/ae" --objective free_bits --free_bits 1.0 \
+    --baseline "$RUNS/lstm-lm" --num_train_epochs "$VAE_EPOCHS" "${COMMON[@]}" "${VAE_EVAL[@]}"
+echo "all stages finished: $(date -u +%FT%TZ)"
