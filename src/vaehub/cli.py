@@ -22,7 +22,12 @@ from vaehub.data_sources import (
     load_images,
 )
 from vaehub.demo import DEFAULT_RECIPES, RECIPES
-from vaehub.svi_settings import DEFAULT_LEARNING_RATE, DEFAULT_MAX_GRAD_NORM, DEFAULT_MOMENTUM
+from vaehub.svi_settings import (
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_MAX_GRAD_NORM,
+    DEFAULT_MOMENTUM,
+    REFINEMENT_DEFAULTS,
+)
 
 
 def train(argv: Sequence[str]) -> int:
@@ -66,6 +71,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from vaehub.metrics import evaluate_vae
 
     model = load_model(args.model_dir)
+    _resolve_refinement(args, model)
     batches, unit, dataset, total = evaluation_data(
         model, args.data, args.split, args.batch_size, args.max_examples, args.seed
     )
@@ -100,11 +106,47 @@ def evaluate(args: argparse.Namespace) -> int:
             shown = str(round(value)) if key in hub.COUNTS else hub.fixed(value, 3)
             print(f"  {label:<22}{shown:>10}")
     extra = {"iw_samples": args.iw_samples or None, "data": os.path.abspath(args.data)}
+    if args.generation:
+        extra["generation"] = _generation(args, model)
     output = hub.write_results(
         args.model_dir, args.split, results, dataset, path=args.output, **extra
     )
     print(f"wrote {output}")
     return 0
+
+
+def _resolve_refinement(args: argparse.Namespace, model: Any) -> None:
+    """Refinement settings not given on the command line: the model's own (an SA-VAE is
+    used with the refinement it trained with) unless --no_refine, else none."""
+    own = model.inference_refinement if hasattr(model, "inference_refinement") else None
+    if args.no_refine:
+        if args.refine_steps:
+            raise ValueError("--no_refine measures the bare encoder: drop --refine_steps.")
+        own = None
+    defaults = {"refine_steps": 0, **REFINEMENT_DEFAULTS}
+    for key, default in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, own[key] if own else default)
+
+
+def _generation(args: argparse.Namespace, model: Any) -> dict[str, Any]:
+    """`--generation`: the generation report on the evaluated sentences, printed."""
+    from vaehub.data_sources import evaluation_sentences
+    from vaehub.generation_report import generation_report
+
+    if model.main_input_name != "input_ids" or not getattr(model, "has_latent", True):
+        raise ValueError("--generation reports on a text VAE's decodings; this model is not one.")
+    sentences, _ = evaluation_sentences(args.data, args.split, args.max_examples or 200)
+    baseline = load_model(args.baseline) if args.baseline else None
+    report = generation_report(model, sentences["text"], seed=args.seed, baseline=baseline)
+    print("generation report (default decoding):")
+    for part in ("reconstruction", "samples", "interpolation"):
+        for key, value in report[part].items():
+            if isinstance(value, (int, float)):
+                print(f"  {part + ' ' + key:<34}{hub.fixed(value, 3):>10}")
+    for sentence in report["shown"]["samples"]:
+        print(f"  sample: {sentence}")
+    return report
 
 
 def diagnose(args: argparse.Namespace) -> int:
@@ -228,7 +270,7 @@ def release(args: argparse.Namespace) -> int:
         args.model_dir, args.name, args.data, output_dir=args.output_dir,
         organization=args.organization, split=args.split, first=args.examples,
         seed=args.seed, iw_samples=args.iw_samples, batch_size=args.batch_size,
-        dtype=args.dtype,
+        dtype=args.dtype, baseline=args.baseline,
     )  # fmt: skip
     print(f"wrote {folder}; push it with: vaehub push {folder} {args.organization}/{args.name}")
     return 0
@@ -278,9 +320,33 @@ def _is_image_model(model: Any) -> bool:
     return model.main_input_name == "pixel_values"
 
 
-def _decoding_options(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("do_sample", "temperature", "top_k", "top_p", "num_beams", "max_new_tokens")
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+DECODING_FLAGS = (
+    "do_sample", "temperature", "top_k", "top_p", "num_beams", "max_new_tokens",
+    "repetition_penalty", "no_repeat_ngram_size", "length_penalty",
+)  # fmt: skip
+
+
+def _decoding_options(args: argparse.Namespace, model: Any) -> dict[str, Any]:
+    """The decoding flags given, as `generate_sentences`/`reconstruct`/`interpolate` take
+    them; the model's defaults fill in the rest."""
+    options = {name: getattr(args, name) for name in DECODING_FLAGS}
+    options = {name: value for name, value in options.items() if value is not None}
+    if args.greedy_text:
+        options.update(num_beams=1, no_repeat_ngram_size=0)
+    if args.bad_words:
+        ids = [model.tokenizer.convert_tokens_to_ids(w) for w in args.bad_words]
+        unknown = [
+            w
+            for w, i in zip(args.bad_words, ids, strict=True)
+            if i in (None, model.config.unk_token_id)
+        ]
+        if unknown:
+            raise ValueError(
+                f"--bad_words: {', '.join(unknown)} not in the model's vocabulary."
+            )
+        options["bad_words_ids"] = [[i] for i in ids]
+    options["allow_unk"] = args.allow_unk
+    return options
 
 
 def generate(args: argparse.Namespace) -> int:
@@ -294,7 +360,7 @@ def generate(args: argparse.Namespace) -> int:
         print(f"wrote {args.num_samples} samples of {args.model} to {path}")
         return 0
     for sentence in model.generate_sentences(
-        num_samples=args.num_samples, **_decoding_options(args)
+        num_samples=args.num_samples, **_decoding_options(args, model)
     ):
         print(sentence)
     return 0
@@ -333,9 +399,28 @@ def interpolate(args: argparse.Namespace) -> int:
         path = save_image_grid(row, args.output or "interpolation.png", columns=args.steps + 2)
         print(f"wrote image {indices[0]}, {args.steps} steps and image {indices[1]} to {path}")
         return 0
-    sentences = model.interpolate(args.a, args.b, args.steps, **_decoding_options(args))
-    for step, sentence in enumerate(sentences):
-        print(f"{step / (args.steps - 1):.2f}  {sentence}")
+    path = model.interpolate(
+        args.a, args.b, args.steps, method=args.method, refine=False if args.no_refine else None,
+        **_decoding_options(args, model),
+    )  # fmt: skip
+    print(f"a     {path.inputs[0]}")
+    for t, sentence in zip(path.t, path, strict=True):
+        print(f"{t:.2f}  {sentence}")
+    print(f"b     {path.inputs[1]}")
+    return 0
+
+
+def reconstruct(args: argparse.Namespace) -> int:
+    """`vaehub reconstruct`: each sentence, then the decoding of its posterior."""
+    model = _load_model(args)
+    if model.main_input_name != "input_ids" or not getattr(model, "has_latent", True):
+        raise ValueError(f"{args.model} is not a text VAE: it has no posterior to decode.")
+    decoded = model.reconstruct(
+        args.sentences, sample=args.sample, refine=False if args.no_refine else None,
+        **_decoding_options(args, model),
+    )  # fmt: skip
+    for sentence, output in zip(args.sentences, decoded, strict=True):
+        print(f"  {sentence}\n→ {output}")
     return 0
 
 
@@ -421,8 +506,33 @@ def add_decoding_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=None, help="text: with --do_sample")
     parser.add_argument("--top_k", type=int, default=None, help="text: with --do_sample")
     parser.add_argument("--top_p", type=float, default=None, help="text: with --do_sample")
-    parser.add_argument("--num_beams", type=int, default=None, help="text: beam search")
-    parser.add_argument("--max_new_tokens", type=int, default=None, help="text: length limit")
+    parser.add_argument("--num_beams", type=int, default=None, help="text: beam search (default 4)")
+    parser.add_argument(
+        "--max_new_tokens",
+        type=int,
+        default=None,
+        help="text: length limit (default: where the training sentences end, the model's "
+        "generation_config.max_length)",
+    )
+    parser.add_argument("--repetition_penalty", type=float, default=None, help="text: > 1 avoids")
+    parser.add_argument(
+        "--no_repeat_ngram_size",
+        type=int,
+        default=None,
+        help="text: forbid repeating an n-gram of this size (0: allow; default 3)",
+    )
+    parser.add_argument("--length_penalty", type=float, default=None, help="text: beam search")
+    parser.add_argument(
+        "--bad_words", nargs="+", default=None, metavar="WORD", help="text: words never decoded"
+    )
+    parser.add_argument(
+        "--greedy_text",
+        action="store_true",
+        help="text: plain greedy decoding (one beam, repeats allowed) instead of the default",
+    )
+    parser.add_argument(
+        "--allow_unk", action="store_true", help="text: let <unk> appear in the sentences"
+    )
     parser.add_argument(
         "--greedy", action="store_true", help="δ-VAE: most likely pixels instead of samples"
     )
@@ -542,30 +652,43 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument(
         "--refine_steps",
         type=int,
-        default=0,
+        default=None,
         help="SVI steps refining each posterior from the encoder's before measuring "
-        "(Kim et al.; 20 for an SA-VAE): how much of the gap is the encoder's",
+        "(Kim et al.): how much of the gap is the encoder's. Default: a model trained with "
+        "SVI refinement (SA-VAE) is measured with its own; others with none",
     )
     evaluation.add_argument(
         "--refine_lr",
         type=float,
-        default=DEFAULT_LEARNING_RATE,
-        help="step size η of those SVI steps, per example (default %(default)s, Kim et al.'s); "
-        "an SA-VAE is measured as it trained: with its sa_vae_lr",
+        default=None,
+        help=f"step size η of those SVI steps, per example (default: the model's own, else "
+        f"{DEFAULT_LEARNING_RATE:g}, Kim et al.'s)",
     )
     evaluation.add_argument(
         "--refine_momentum",
         type=float,
-        default=DEFAULT_MOMENTUM,
-        help="momentum of those SVI steps (default %(default)s, Kim et al.'s; an SA-VAE's "
-        "sa_vae_momentum)",
+        default=None,
+        help=f"momentum of those SVI steps (default: the model's own, else {DEFAULT_MOMENTUM:g}, "
+        "Kim et al.'s)",
     )
     evaluation.add_argument(
         "--refine_max_grad_norm",
         type=float,
-        default=DEFAULT_MAX_GRAD_NORM,
-        help="norm at which those SVI steps' gradients are clipped (default %(default)s, Kim "
-        "et al.'s; an SA-VAE's sa_vae_max_grad_norm)",
+        default=None,
+        help="norm at which those SVI steps' gradients are clipped (default: the model's own, "
+        f"else {DEFAULT_MAX_GRAD_NORM:g}, Kim et al.'s)",
+    )
+    evaluation.add_argument(
+        "--no_refine",
+        action="store_true",
+        help="measure the bare encoder's posterior, even for a model trained with SVI refinement",
+    )
+    evaluation.add_argument(
+        "--generation",
+        action="store_true",
+        help="text VAE: also the generation report (reconstruction BLEU and token accuracy "
+        "on the first 200 sentences or --max_examples, prior samples, interpolations), saved "
+        "in the results under 'generation'",
     )
     evaluation.add_argument(
         "--max_examples",
@@ -681,9 +804,38 @@ def build_parser() -> argparse.ArgumentParser:
     interpolating.add_argument("b", help="the second sentence (δ-VAE: a test-image index)")
     interpolating.add_argument("--steps", type=int, default=5, help="points on the path, >= 2")
     interpolating.add_argument("--data", default=None, help="δ-VAE: digits, or a folder")
+    interpolating.add_argument(
+        "--method",
+        default="lerp",
+        choices=("lerp", "slerp"),
+        help="the path: straight (lerp) or along the great circle (slerp)",
+    )
+    interpolating.add_argument(
+        "--no_refine",
+        action="store_true",
+        help="text: the bare encoder's posterior, even for a model trained with SVI refinement",
+    )
     interpolating.add_argument("--output", default=None, help="δ-VAE: PNG path (interpolation.png)")
     add_decoding_flags(interpolating)
     interpolating.set_defaults(run=interpolate)
+
+    reconstructing = commands.add_parser(
+        "reconstruct",
+        help="encode sentences and decode them again",
+        description="Print each sentence and the decoding of its posterior mean (or a "
+        "sample, with --sample) under a text VAE; a model trained with SVI refinement "
+        "(SA-VAE) refines its posterior first unless --no_refine.",
+    )
+    reconstructing.add_argument("model", help="a folder saved by vaehub, or a Hub id")
+    reconstructing.add_argument("sentences", nargs="+", help="one or more sentences")
+    reconstructing.add_argument(
+        "--sample", action="store_true", help="decode a sample of q(z|x) instead of its mean"
+    )
+    reconstructing.add_argument(
+        "--no_refine", action="store_true", help="the bare encoder's posterior"
+    )
+    add_decoding_flags(reconstructing)
+    reconstructing.set_defaults(run=reconstruct)
 
     carding = commands.add_parser(
         "card",
@@ -720,6 +872,12 @@ def build_parser() -> argparse.ArgumentParser:
     releasing.add_argument("--batch-size", type=int, default=64)
     releasing.add_argument("--seed", type=int, default=0)
     releasing.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    releasing.add_argument(
+        "--baseline",
+        default=None,
+        help="text VAE: an LSTM-LM folder or Hub id under which the generation report "
+        "measures the prior samples' perplexity",
+    )
     releasing.set_defaults(run=release)
 
     verifying = commands.add_parser(

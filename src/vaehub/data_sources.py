@@ -149,13 +149,7 @@ def evaluation_data(
         an iterable of batches, the unit counted (`"sentences"`/`"images"`), the
         dataset's record and the number of examples.
     """
-    from vaehub.data import (
-        image_batches,
-        iterate_batches,
-        load_ptb,
-        load_text_corpus,
-        tokenize_corpus,
-    )
+    from vaehub.data import image_batches, iterate_batches, tokenize_corpus
 
     if model.main_input_name == "pixel_values":
         kind = image_dataset_kind(data)
@@ -166,6 +160,20 @@ def evaluation_data(
         return batches, "images", IMAGE_DATASET_NAMES[kind], len(images)
     if model.tokenizer is None:
         raise ValueError(f"{model.name_or_path} holds no tokenizer to read the corpus with.")
+    sentences, dataset = evaluation_sentences(data, split, max_examples)
+    tokens = tokenize_corpus(sentences, model.tokenizer, model.config.max_sequence_length)
+    batches = iterate_batches(tokens, batch_size, model.config.pad_token_id)
+    return batches, "sentences", dataset, len(tokens)
+
+
+def evaluation_sentences(
+    data: str, split: str, max_examples: int | None = None
+) -> tuple[Any, dict[str, str]]:
+    """The sentences of a text evaluation (a `datasets.Dataset` with a `text` column) and
+    the dataset's record: `data` is a PTB folder (read at `split`), `synthetic`, or a
+    one-sentence-per-line file (all of it, whatever `split`)."""
+    from vaehub.data import load_ptb, load_text_corpus
+
     if data == "synthetic":
         corpus = load_corpus(DataArguments(dataset="synthetic"))
         if split not in corpus:
@@ -181,6 +189,4 @@ def evaluation_data(
         dataset = {"name": os.path.basename(os.path.abspath(data)), "type": "custom"}
     if max_examples is not None:
         sentences = sentences.select(range(min(max_examples, len(sentences))))
-    tokens = tokenize_corpus(sentences, model.tokenizer, model.config.max_sequence_length)
-    batches = iterate_batches(tokens, batch_size, model.config.pad_token_id)
-    return batches, "sentences", dataset, len(tokens)
+    return sentences, dataset

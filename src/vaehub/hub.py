@@ -38,6 +38,7 @@ LIBRARY_NAME = "vaehub"
 LICENSE = "apache-2.0"
 
 VERIFICATION_TEMPLATE = "verification_section.md"  # appended when a folder has a slice
+GENERATION_FILE = "generation.json"  # a text model's generation report, shown in its card
 SAMPLES_FILE = "samples.png"  # a grid of generated images, shown in the card when present
 CONFIG_NOT_IN_CARD = (
     "architectures", "transformers_version", "dtype", "_name_or_path", "use_cache"
@@ -149,6 +150,27 @@ def read_results(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
         split = record.get("split") or os.path.basename(path)[len(EVAL_PREFIX) : -5]
         results[split] = record
     return results
+
+
+def write_generation_report(folder: str | os.PathLike, report: dict[str, Any]) -> str:
+    """Save a text model's generation report (`vaehub.generation_report`) as
+    `generation.json`; returns the path."""
+    path = os.path.join(folder, GENERATION_FILE)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2, allow_nan=False, ensure_ascii=False)
+    return path
+
+
+def read_generation_report(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """A folder's generation report, or `None` when it has none."""
+    path = os.path.join(folder, GENERATION_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a readable generation report: {error}") from error
 
 
 def write_training_summary(folder: str | os.PathLike, summary: dict[str, Any]) -> str:
@@ -349,6 +371,7 @@ def render_model_card(
             if key not in CONFIG_NOT_IN_CARD and value is not None
         },
         samples_image=SAMPLES_FILE if os.path.isfile(os.path.join(folder, SAMPLES_FILE)) else None,
+        generation=read_generation_report(folder),
         training={
             key: _short(value)
             for key, value in card_training(training, model_type not in NO_LATENT).items()
@@ -372,8 +395,7 @@ def reported_split(
     is one, else the first. Raises `MissingResultsError` naming what is missing."""
     if not results:
         raise MissingResultsError(
-            f"{folder} holds no evaluation results (eval_<split>.json); "
-            f"{_how_to_measure(folder)}."
+            f"{folder} holds no evaluation results (eval_<split>.json); {_how_to_measure(folder)}."
         )
     if split is None:
         split = "test" if "test" in results else sorted(results)[0]

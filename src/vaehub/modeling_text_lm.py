@@ -22,6 +22,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.utils import ModelOutput
 
 from vaehub.configuration_vae import TextLMConfig
+from vaehub.decoding import decoding_options
 from vaehub.modeling_utils import VAEPreTrainedModel, checked_num_samples
 from vaehub.text_decoder import DecoderState, TextDecoder, TextModelMixin
 
@@ -133,7 +134,9 @@ class TextLMModel(TextModelMixin, TextLMPreTrainedModel, GenerationMixin):
         return self._generate_from_start(count, generation_config, kwargs, decoding=True)
 
     def generate_sentences(
-        self, num_samples: int | None = None, **generation_kwargs: Any
+        self, num_samples: int | None = None, allow_unk: bool = False, **generation_kwargs: Any
     ) -> list[str]:
-        """`num_samples` sentences, as strings; keyword arguments as for `generate`."""
-        return self.decode_ids(self.generate(num_samples, **generation_kwargs))
+        """`num_samples` sentences, as strings; keyword arguments as for `generate`.
+        `<unk>` is kept out of the text unless `allow_unk=True`."""
+        options = decoding_options(self, None, generation_kwargs, allow_unk)
+        return self.decode_ids(self.generate(num_samples, **options))

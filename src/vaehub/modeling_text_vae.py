@@ -24,7 +24,8 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.utils import ModelOutput
 
 from vaehub.configuration_vae import TEXT_DECODER_FIELDS, TextVAEConfig
-from vaehub.modeling_utils import VAEPreTrainedModel, interpolate_latents
+from vaehub.decoding import decoding_options
+from vaehub.modeling_utils import Interpolation, VAEPreTrainedModel, interpolate_latents
 from vaehub.posteriors import PosteriorHead, PosteriorParameters
 from vaehub.priors import LatentPrior, prior_from_config
 from vaehub.text_decoder import DecoderState, TextDecoder, TextModelMixin
@@ -215,7 +216,10 @@ class TextVAEModel(TextModelMixin, TextVAEPreTrainedModel, GenerationMixin):
         return self._prior(length=max(1, steps)).committed_rate
 
     def encode(
-        self, input_ids: str | Sequence[str] | Tensor, attention_mask: Tensor | None = None
+        self,
+        input_ids: str | Sequence[str] | Tensor,
+        attention_mask: Tensor | None = None,
+        refine: bool | None = None,
     ) -> Any:
         """q(z|x) for sentences given as strings or as token ids.
 
@@ -223,6 +227,9 @@ class TextVAEModel(TextModelMixin, TextVAEPreTrainedModel, GenerationMixin):
             input_ids: a sentence, a list of sentences, or `(batch, seq_len)` token ids
                 (`<s> … </s>`, right-padded).
             attention_mask: `(batch, seq_len)` 1 on tokens, 0 on padding (ids only).
+            refine: a model trained with SVI refinement (SA-VAE) refines the encoder's
+                posterior with its recorded `inference_refinement` by default;
+                `refine=False` gives the bare encoder's.
         Returns:
             the posterior of `config.posterior` (a `DiagonalGaussian` with `.mean` and
             `.std` for `"gaussian"`) over `(batch, latent_size)`, or
@@ -230,7 +237,7 @@ class TextVAEModel(TextModelMixin, TextVAEPreTrainedModel, GenerationMixin):
             sentence's steps).
         """
         input_ids, attention_mask = self._as_ids(input_ids, attention_mask)
-        return self.posterior_from(self.posterior_parameters(input_ids, attention_mask))
+        return self.infer({"input_ids": input_ids, "attention_mask": attention_mask}, refine)
 
     def posterior_parameters(
         self, input_ids: Tensor, attention_mask: Tensor | None = None, **unused: Any
@@ -262,7 +269,10 @@ class TextVAEModel(TextModelMixin, TextVAEPreTrainedModel, GenerationMixin):
         if z.shape[len(lead)] != batch:
             raise ValueError(f"z has {z.shape[len(lead)]} rows for a batch of {batch} sentences.")
         samples = math.prod(lead)
-        flat_z = z.reshape(samples * batch, *z.shape[len(lead) + 1 :])
+        # In the decoder's precision: a refined λ stays float32 beside half-precision weights.
+        flat_z = z.reshape(samples * batch, *z.shape[len(lead) + 1 :]).to(
+            self.decoder.latent_to_state.weight.dtype
+        )
         ids = input_ids.repeat(samples, 1)
         mask = attention_mask.repeat(samples, 1)
         nll, _ = self.decoder.token_nll(ids, mask, flat_z, keep_logits=False)
@@ -339,26 +349,44 @@ class TextVAEModel(TextModelMixin, TextVAEPreTrainedModel, GenerationMixin):
         return self._generate_from_start(z.shape[0], generation_config, kwargs, decoder_latent=z)
 
     def generate_sentences(
-        self, z: Tensor | None = None, num_samples: int | None = None, **generation_kwargs: Any
+        self,
+        z: Tensor | None = None,
+        num_samples: int | None = None,
+        allow_unk: bool = False,
+        **generation_kwargs: Any,
     ) -> list[str]:
         """Sentences decoded from `z`, or from `num_samples` latents drawn from the prior.
 
-        Keyword arguments choose the strategy as in `generate`: greedy by default,
-        `do_sample=True` with `temperature`/`top_k`/`top_p`, or `num_beams=`.
+        Decoding defaults to `vaehub.decoding.DEFAULT_DECODING["generate"]` and stops at the
+        length the training corpus's sentences have (`generation_config.max_length`); any
+        option of `generate` overrides it (`do_sample=True` with `temperature`/`top_k`/
+        `top_p`, `num_beams`, `no_repeat_ngram_size`, `repetition_penalty`,
+        `length_penalty`, `bad_words_ids`, `max_new_tokens`...). `<unk>` is kept out of the
+        text unless `allow_unk=True`.
         """
-        return self.decode_ids(self.generate(z, num_samples, **generation_kwargs))
+        options = decoding_options(self, "generate", generation_kwargs, allow_unk)
+        return self.decode_ids(self.generate(z, num_samples, **options))
 
     def reconstruct(
-        self, texts: str | Sequence[str], sample: bool = False, **generation_kwargs: Any
+        self,
+        texts: str | Sequence[str],
+        sample: bool = False,
+        refine: bool | None = None,
+        allow_unk: bool = False,
+        **generation_kwargs: Any,
     ) -> list[str]:
         """Encode sentences and decode them again: x → q(z|x) → z → x̂.
 
         Args:
             sample: decode a sample of q(z|x) instead of its mean.
+            refine: as for `encode` (an SA-VAE refines its posterior by default).
+            allow_unk, generation_kwargs: as for `generate_sentences`; the defaults are
+                `DEFAULT_DECODING["reconstruct"]`.
         """
-        posterior = self.encode(texts)
+        posterior = self.encode(texts, refine=refine)
         z = posterior.sample() if sample else posterior.mean
-        return self.generate_sentences(self._continued(z, posterior), **generation_kwargs)
+        options = decoding_options(self, "reconstruct", generation_kwargs, allow_unk)
+        return self.decode_ids(self.generate(self._continued(z, posterior), **options))
 
     def _continued(self, z: Tensor, posterior: Any) -> Tensor:
         """Sequential latents of encoded sentences, continued past each one's own steps
@@ -369,21 +397,37 @@ class TextVAEModel(TextModelMixin, TextVAEPreTrainedModel, GenerationMixin):
         return self.prior.continue_mean(z, steps, self.config.max_sequence_length - 1)
 
     def interpolate(
-        self, text_a: str, text_b: str, steps: int = 5, **generation_kwargs: Any
-    ) -> list[str]:
-        """Bowman's homotopy: decode z(t) = (1 − t)·z_a + t·z_b for `steps` values of t
-        in [0, 1], between the posterior means of two sentences.
+        self,
+        text_a: str,
+        text_b: str,
+        steps: int = 5,
+        method: str = "lerp",
+        refine: bool | None = None,
+        allow_unk: bool = False,
+        **generation_kwargs: Any,
+    ) -> Interpolation:
+        """Decode `steps` points of the path between the posterior means of two sentences:
+        `method="lerp"`, Bowman's homotopy z(t) = (1 − t)·z_a + t·z_b, or `"slerp"`.
+
+        Returns:
+            an `Interpolation`: the list of sentences at t = 0 … 1, with `.inputs` (the two
+            sentences), `.endpoints` (the decodings of their own means), `.t` and `.method`.
         """
         for name, text in (("text_a", text_a), ("text_b", text_b)):
             if not isinstance(text, str):
                 raise ValueError(
                     f"{name} must be one sentence as a string, got {type(text).__name__}."
                 )
-        posterior = self.encode([text_a, text_b])
+        path = interpolate_latents(*self._path_ends(text_a, text_b, refine), steps, method)
+        options = decoding_options(self, "interpolate", generation_kwargs, allow_unk)
+        sentences = self.decode_ids(self.generate(path, **options))
+        t = torch.linspace(0, 1, steps).tolist()
+        return Interpolation(sentences, (text_a, text_b), t, method)
+
+    def _path_ends(self, text_a: str, text_b: str, refine: bool | None) -> tuple[Tensor, Tensor]:
+        posterior = self.encode([text_a, text_b], refine=refine)
         means = self._continued(posterior.mean, posterior)
-        return self.generate_sentences(
-            interpolate_latents(means[0], means[1], steps), **generation_kwargs
-        )
+        return means[0], means[1]
 
     def _latents(self, z: Tensor | None, num_samples: int | None) -> Tensor:
         given = z is not None

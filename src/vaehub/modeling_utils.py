@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -29,7 +30,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 from transformers import PreTrainedModel
 
-from vaehub import checkpoints, hub
+from vaehub import checkpoints, hub, svi, svi_settings
 from vaehub.kl import latent_kl
 from vaehub.posteriors import PosteriorParameters
 
@@ -75,6 +76,42 @@ class VAEPreTrainedModel(PreTrainedModel):
             )
         check_finite_latent(z)
         return z
+
+    @property
+    def inference_refinement(self) -> dict[str, float] | None:
+        """The SVI refinement (Kim et al. 2018) a model trained with it infers with:
+        `{"refine_steps", "refine_lr", "refine_momentum", "refine_max_grad_norm"}`, or
+        `None` for a model whose encoder's posterior is the one to use.
+
+        It is `config.inference_refinement`, which training with `objective="sa_vae"`
+        records; for an SA-VAE saved before that field existed, the refinement its own
+        evaluation results were measured with.
+        """
+        recorded = getattr(self.config, "inference_refinement", None)
+        if not recorded and self.training_summary.get("objective") == "sa_vae":
+            measured = [r.get("metrics", {}) for r in self.evaluation_results.values()]
+            recorded = next((m for m in measured if m.get("refine_steps")), None)
+        if not recorded or not recorded.get("refine_steps"):
+            return None
+        return {"refine_steps": int(recorded["refine_steps"]), **svi_settings.refinement(recorded)}
+
+    def infer(self, batch: dict[str, Tensor], refine: bool | None = None) -> Distribution:
+        """q(z|x) for a checked batch as a user should see it: refined by the model's own
+        `inference_refinement` when it has one (unless `refine=False`), the encoder's
+        otherwise. `refine=True` on a model without a recorded refinement is refused."""
+        parameters = self.posterior_parameters(**batch)
+        settings = self.inference_refinement
+        if refine and settings is None:
+            raise ValueError(
+                f"refine=True: this {self.config.model_type} model records no SVI refinement "
+                "(only a model trained with objective='sa_vae' does); leave refine out."
+            )
+        if settings is not None and refine is not False:
+            parameters = svi.refine(
+                self, batch, parameters, settings["refine_steps"], settings["refine_lr"],
+                settings["refine_momentum"], settings["refine_max_grad_norm"],
+            )  # fmt: skip
+        return self.posterior_from(parameters)
 
     def prior_for(self, **batch: Any) -> Any:
         """p(z) for a batch; the same for every batch unless a model says otherwise."""
@@ -277,8 +314,16 @@ def check_finite_latent(z: Tensor) -> None:
         )
 
 
-def interpolate_latents(z_a: Tensor, z_b: Tensor, steps: int) -> Tensor:
-    """z(t) = (1 − t)·z_a + t·z_b for `steps` evenly spaced t in [0, 1].
+INTERPOLATION_METHODS = ("lerp", "slerp")
+
+
+def interpolate_latents(z_a: Tensor, z_b: Tensor, steps: int, method: str = "lerp") -> Tensor:
+    """`steps` evenly spaced points t in [0, 1] on the path from z_a to z_b.
+
+    `"lerp"`: z(t) = (1 − t)·z_a + t·z_b (Bowman et al. 2016). `"slerp"`: along the great
+    circle, z(t) = sin((1 − t)Ω)/sin Ω · z_a + sin(tΩ)/sin Ω · z_b with cos Ω the cosine of
+    the angle between them (White 2016), which keeps the norm a sample of a Gaussian prior
+    has, where the straight line passes nearer the origin; parallel latents take the line.
 
     Args:
         z_a, z_b: latents of one example, any shape (`(latent_size,)`, `(steps, latent_size)`).
@@ -287,6 +332,37 @@ def interpolate_latents(z_a: Tensor, z_b: Tensor, steps: int) -> Tensor:
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
         raise ValueError(f"steps must be an integer >= 2 (both ends included), got {steps!r}.")
+    if method not in INTERPOLATION_METHODS:
+        raise ValueError(f"method={method!r} is not valid: expected 'lerp' or 'slerp'.")
     t = torch.linspace(0, 1, steps, device=z_a.device, dtype=z_a.dtype)
     t = t.view(steps, *([1] * z_a.dim()))
+    if method == "slerp":
+        a, b = z_a.detach().flatten().double(), z_b.detach().flatten().double()
+        cosine = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-30)
+        omega = torch.arccos(cosine.clamp(-1.0, 1.0))
+        if float(torch.sin(omega)) > 1e-6:
+            t64 = t.double()
+            weight_a = torch.sin((1 - t64) * omega) / torch.sin(omega)
+            weight_b = torch.sin(t64 * omega) / torch.sin(omega)
+            return (weight_a * z_a.double() + weight_b * z_b.double()).to(z_a.dtype)
     return (1 - t) * z_a + t * z_b
+
+
+class Interpolation(list):
+    """The decodings along a latent path, a list, with what they were decoded from.
+
+    Attributes:
+        inputs: the two inputs (sentences) the path runs between.
+        endpoints: the decodings of the two ends' own latents (t = 0 and t = 1).
+        t: the points of the path, in [0, 1].
+        method: `"lerp"` or `"slerp"`.
+    """
+
+    def __init__(
+        self, decodings: Sequence[Any], inputs: tuple[Any, Any], t: Sequence[float], method: str
+    ) -> None:
+        super().__init__(decodings)
+        self.inputs = inputs
+        self.endpoints = (decodings[0], decodings[-1])
+        self.t = [float(x) for x in t]
+        self.method = method

@@ -168,6 +168,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
 
     from vaehub import TextLMConfig, TextLMModel, TextVAEConfig, TextVAEModel, build_tokenizer
     from vaehub.data import TextCollator, tokenize_corpus
+    from vaehub.decoding import record_length_statistics
 
     # Before any model is built, so that --seed fixes its initial weights too.
     set_seed(training_args.seed)
@@ -209,6 +210,8 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
         )
         model.tokenizer = tokenizer
     data = tokenize_corpus(corpus, model.tokenizer, model.config.max_sequence_length)
+    # Decoding stops at a length the training sentences have (words and </s>, <s> not).
+    record_length_statistics(model, [n - 1 for n in data["train"]["length"]])
     dataset = DATASET_NAMES.get(data_args.dataset, {"name": "custom", "type": "custom"})
     baseline = _load(TextLMModel, model_args.baseline) if model_args.baseline else None
     train_and_record(model, training_args, data, TextCollator(), dataset, baseline)

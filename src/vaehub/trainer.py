@@ -392,6 +392,15 @@ class VAETrainer(AggressiveTraining, Trainer):
                     "objective='aggressive' needs an eval_dataset: its mutual "
                     "information decides when aggressive training stops."
                 )
+        if self.args.objective == "sa_vae" and self.args.resolved_eval_refine_steps:
+            # The model is meant to be used with the refinement it trained with: encode,
+            # reconstruct, evaluate and the card infer with it unless told otherwise.
+            self.model.config.inference_refinement = {
+                "refine_steps": self.args.resolved_eval_refine_steps,
+                "refine_lr": self.args.sa_vae_lr,
+                "refine_momentum": self.args.sa_vae_momentum,
+                "refine_max_grad_norm": self.args.sa_vae_max_grad_norm,
+            }
         if self.args.objective == "sa_vae" and not callable(
             getattr(self.model, "posterior_parameters", None)
         ):

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from vaehub import hub
+from vaehub.decoding import training_lengths
 from vaehub.svi_settings import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_MAX_GRAD_NORM,
@@ -179,9 +180,16 @@ def release(
     iw_samples: int = 100,
     batch_size: int = 64,
     dtype: str = "float32",
+    baseline: str | None = None,
 ) -> str:
     """Write `OUTPUT_DIR/NAME`: the model of `model_dir` ready for `vaehub push`, with its
     verification slice measured on the stored weights and its card.
+
+    A text VAE also gets its generation report (`generation.json`, shown in the card):
+    reconstructions of the slice's sentences, samples from the prior and interpolations,
+    decoded with seed `seed`; with `baseline` (an LSTM-LM folder or Hub id), the samples'
+    perplexity under it. A text model saved before it recorded its training sentences'
+    lengths gets them from `data`'s train split, so that its decoding stops where they do.
 
     The card reports the split of `model_dir`'s results (`test` where there is one). With
     `dtype` float16 or bfloat16 the weights are stored in it, and that split is measured
@@ -211,6 +219,9 @@ def release(
     if dtype != "float32":
         # Results measured on the float32 weights do not describe the stored ones.
         model.evaluation_results = {}
+    text = model.main_input_name == "input_ids"
+    if text and training_lengths(model) is None:
+        _record_training_lengths(model, data)
     os.makedirs(output_dir, exist_ok=True)
     # Written beside its final place and moved there whole: a failed release leaves any
     # earlier checkpoint of that name as it was.
@@ -231,6 +242,10 @@ def release(
             os.path.join(staging, VERIFICATION_FILE),
             {**asdict(piece), "metrics": _finite(measure(stored, piece, data))},
         )
+        if text and getattr(stored, "has_latent", True):
+            hub.write_generation_report(
+                staging, measure_generation(stored, piece, data, baseline=baseline)
+            )
         card = hub.render_model_card(staging, repo_id=f"{organization}/{name}", split=card_split)
         card.save(os.path.join(staging, "README.md"))
     except BaseException:
@@ -241,6 +256,35 @@ def release(
         shutil.rmtree(folder)
     os.replace(staging, folder)
     return folder
+
+
+def measure_generation(
+    model: Any, piece: VerificationSlice, data: str | None, baseline: str | None = None
+) -> dict[str, Any]:
+    """The generation report of a text VAE on the slice's sentences, from its seed; with
+    `baseline`, the samples' perplexity under that language model."""
+    from vaehub.data_sources import evaluation_sentences
+    from vaehub.generation_report import generation_report
+
+    sentences, _ = evaluation_sentences(_data_path(piece, data), piece.split, piece.first)
+    language_model = _load_for_measuring(baseline) if baseline else None
+    report = generation_report(model, sentences["text"], seed=piece.seed, baseline=language_model)
+    if baseline:
+        report["settings"]["baseline"] = baseline
+    return report
+
+
+def _record_training_lengths(model: Any, data: str) -> None:
+    from vaehub.data_sources import evaluation_sentences
+    from vaehub.decoding import record_length_statistics
+
+    try:
+        sentences, _ = evaluation_sentences(data, "train")
+    except ValueError:
+        return  # a corpus without a train split: decoding keeps the configured limit
+    longest = model.config.max_sequence_length
+    rows = model.tokenizer(sentences["text"])["input_ids"]
+    record_length_statistics(model, [min(len(row), longest) - 1 for row in rows])
 
 
 def _load_for_measuring(name_or_path: str) -> Any:
@@ -363,8 +407,61 @@ def verify(name_or_path: str, data: str | None = None) -> list[Check]:
     """
     card = load_card(name_or_path)
     piece, numbers = card_slice(card, name_or_path)
-    measured = measure(_load_for_measuring(name_or_path), piece, data)
-    return [
+    model = _load_for_measuring(name_or_path)
+    measured = measure(model, piece, data)
+    checks = [
         Check(key, value, measured.get(key), tolerance(key, value))
         for key, value in numbers.items()
     ]
+    report = _stored_generation_report(name_or_path)
+    if report is not None:
+        baseline = report["settings"].get("baseline") if baseline_given(report) else None
+        again = measure_generation(model, piece, data, baseline=baseline)
+        checks += generation_checks(report, again)
+    return checks
+
+
+def baseline_given(report: dict[str, Any]) -> bool:
+    """Whether the baseline a report's sample perplexity was measured under can be loaded
+    again (a folder that exists, or a Hub id)."""
+    name = report["settings"].get("baseline")
+    return bool(name) and (os.path.isdir(name) or not os.path.isabs(name) and "/" in name)
+
+
+def generation_checks(card: dict[str, Any], measured: dict[str, Any]) -> list[Check]:
+    """A stored generation report against the same report made again: every number within
+    `tolerance`, every sentence shown identical (1 when it is, 0 when not)."""
+    checks = []
+    for part in ("reconstruction", "samples", "interpolation"):
+        for key, value in card[part].items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                again = measured[part].get(key)
+                if key == "baseline_ppl" and again is None:
+                    continue  # measured under a baseline this verification was not given
+                checks.append(Check(f"generation.{part}.{key}", float(value),
+                                    None if again is None else float(again),
+                                    tolerance(key, float(value))))  # fmt: skip
+    shown, again = _flat_sentences(card["shown"]), _flat_sentences(measured["shown"])
+    for index, (name, sentence) in enumerate(shown):
+        same = index < len(again) and again[index] == (name, sentence)
+        checks.append(Check(f"generation.shown.{name}", 1.0, float(same), 0.0))
+    return checks
+
+
+def _flat_sentences(shown: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [(f"samples[{i}]", s) for i, s in enumerate(shown["samples"])]
+    rows += [(f"reconstructions[{i}]", r["output"]) for i, r in enumerate(shown["reconstructions"])]
+    rows += [(f"interpolation[{i}]", s) for i, s in enumerate(shown["interpolation"]["path"])]
+    return rows
+
+
+def _stored_generation_report(name_or_path: str) -> dict[str, Any] | None:
+    if os.path.isdir(name_or_path):
+        return hub.read_generation_report(name_or_path)
+    from vaehub.checkpoints import CheckpointError, resolve_file
+
+    try:
+        path = resolve_file(name_or_path, hub.GENERATION_FILE, {})
+    except CheckpointError:
+        return None
+    return hub.read_generation_report(os.path.dirname(path))
