@@ -341,9 +341,7 @@ def _decoding_options(args: argparse.Namespace, model: Any) -> dict[str, Any]:
             if i in (None, model.config.unk_token_id)
         ]
         if unknown:
-            raise ValueError(
-                f"--bad_words: {', '.join(unknown)} not in the model's vocabulary."
-            )
+            raise ValueError(f"--bad_words: {', '.join(unknown)} not in the model's vocabulary.")
         options["bad_words_ids"] = [[i] for i in ids]
     options["allow_unk"] = args.allow_unk
     return options
@@ -456,8 +454,10 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from vaehub.demo import run_demo
+    from vaehub.demo import run_demo, show_flagship
 
+    if args.flagship != "none":
+        show_flagship(args.flagship, seed=args.seed)
     run_demo(
         output_dir=args.output_dir,
         num_sentences=args.num_sentences,
@@ -572,6 +572,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--iw-samples", type=int, default=100, help="importance samples K of the validation NLL"
     )
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--flagship",
+        default=os.path.join("model_cards", "ptb-vae"),
+        help="the released text VAE whose sentences the demo shows first ('none' to skip)",
+    )
     demo.set_defaults(run=_demo)
 
     reproducing = commands.add_parser(

@@ -67,6 +67,9 @@ def record_length_statistics(model: Any, lengths: Sequence[int]) -> dict[str, fl
     stats = length_statistics(lengths)
     cut = stats[f"p{round(LENGTH_QUANTILE * 100)}"]
     model.generation_config.length_statistics = stats
+    # A generation config marked as derived from the model's config is loaded without the
+    # attributes transformers does not know; this one is the model's own.
+    model.generation_config._from_model_config = False
     model.generation_config.max_length = int(min(model.config.max_sequence_length, cut + 1))
     return stats
 

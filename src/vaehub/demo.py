@@ -1,6 +1,10 @@
-"""The main job, `vaehub demo`: posterior collapse and its cure on the embedded corpus.
+"""The main job, `vaehub demo`: what a text VAE whose code is used writes, then posterior
+collapse and its cure on the embedded corpus.
 
-Generates He et al.'s synthetic data (no files needed) and trains the same small text VAE
+It starts with the flagship PTB checkpoint shipped in `model_cards/` (`show_flagship`):
+loaded offline through `AutoModel`, it writes sentences from the prior, reconstructs three
+held-out PTB sentences and interpolates between two, with its default decoding. Then it
+generates He et al.'s synthetic data (no files needed) and trains the same small text VAE
 (2-d latent) once per recipe on the CPU — by default with the plain ELBO and with free
 bits — printing the reconstruction and KL terms as it goes. Then it prints one table of
 NLL, KL, MI and active units per recipe, whether the cure keeps the code in use, sentences
@@ -54,6 +58,78 @@ class DemoResult:
     plot: str = ""
 
 
+FLAGSHIP = os.path.join("model_cards", "ptb-vae")
+
+
+@dataclass
+class FlagshipShow:
+    """What `show_flagship` printed."""
+
+    model: str
+    seconds: float
+    samples: list[str] = field(default_factory=list)
+    reconstructions: list[tuple[str, str]] = field(default_factory=list)
+    interpolation: list[str] = field(default_factory=list)
+
+
+def show_flagship(path: str = FLAGSHIP, seed: int = 0) -> FlagshipShow | None:
+    """Load a released text VAE offline and print what it writes: five prior samples, the
+    reconstructions of three held-out sentences and one interpolation, all with the model's
+    default decoding. The held-out sentences are those its card shows (its generation
+    report's), so no data files are needed. Returns `None`, saying why, when `path` holds
+    no released model."""
+    from transformers import AutoModel
+
+    from vaehub.hub import read_generation_report
+
+    start = time.time()
+    report = read_generation_report(path) if os.path.isdir(path) else None
+    if report is None:
+        print(
+            f"No released flagship at {path} (a folder written by `vaehub release` with its "
+            "generation report): skipping what it writes. Run the demo from the repository's "
+            "root, or give --flagship PATH."
+        )
+        return None
+    model = AutoModel.from_pretrained(path).float().eval()
+    metrics = model.evaluation_results.get("test", {}).get("metrics", {})
+    numbers = ", ".join(
+        f"{label} {metrics[key]:.{digits}f}"
+        for key, label, digits in (
+            ("nll", "NLL", 1),
+            ("kl", "KL", 1),
+            ("mi", "MI", 2),
+            ("active_units", "AU", 0),
+        )  # fmt: skip
+        if key in metrics
+    )
+    print(
+        f"The flagship {path}: a text VAE on Penn Treebank sentences ({numbers} on the test set)."
+    )
+    shown = FlagshipShow(path, 0.0)
+    torch.manual_seed(seed)
+    shown.samples = model.generate_sentences(num_samples=5)
+    print("Five sentences decoded from z ~ p(z):")
+    for sentence in shown.samples:
+        print(f"  {sentence}")
+    inputs = [pair["input"] for pair in report["shown"]["reconstructions"]][:3]
+    print("Three held-out sentences, each followed by the decoding of its posterior mean:")
+    for sentence, output in zip(inputs, model.reconstruct(inputs), strict=True):
+        shown.reconstructions.append((sentence, output))
+        print(f"    {sentence}\n  → {output}")
+    text_a, text_b = report["shown"]["interpolation"]["inputs"]
+    path_ = model.interpolate(text_a, text_b, steps=5)
+    shown.interpolation = list(path_)
+    print("An interpolation between the posterior means of two held-out sentences:")
+    print(f"  a:     {text_a}")
+    for t, sentence in zip(path_.t, path_, strict=True):
+        print(f"  t={t:.2f} {sentence}")
+    print(f"  b:     {text_b}")
+    shown.seconds = time.time() - start
+    print(f"({shown.seconds:.1f} s, loading included.)\n")
+    return shown
+
+
 def run_demo(
     output_dir: str = "vaehub-demo",
     num_sentences: int = 12000,
@@ -88,7 +164,9 @@ def run_demo(
     data = tokenize_corpus(corpus, tokenizer, config.max_sequence_length)
     print(
         f"Synthetic corpus (He et al. 2019): {len(data['train'])} training and "
-        f"{len(data['test'])} validation sentences, vocabulary {len(tokenizer)}."
+        f"{len(data['test'])} validation sentences, vocabulary {len(tokenizer)}. Its tokens "
+        "are the integer ids of a random LSTM language model's vocabulary, not words: a "
+        "'sentence' below is a line of such ids."
     )
     print(
         f"Text VAE: embedding {config.embedding_size}, hidden {config.decoder_hidden_size}, "
@@ -171,15 +249,18 @@ def run_demo(
     torch.manual_seed(seed)
     result.samples = best.generate_sentences(num_samples=5, do_sample=True)
     print(
-        f"\nFive sentences sampled from the {recipes[-1]} model's decoder, each from its own "
-        "z ~ p(z), and five training sentences to compare:"
+        f"\nFive sentences (lines of token ids) sampled from the {recipes[-1]} model's decoder, "
+        "each from its own z ~ p(z), and five training sentences to compare:"
     )
     for sentence in result.samples:
         print(f"  {sentence}")
     for sentence in corpus["train"]["text"][:5]:
         print(f"  (corpus) {sentence}")
     text_a, text_b = _far_apart(best, corpus["test"]["text"][:200])
-    result.interpolation = best.interpolate(text_a, text_b, steps=5)
+    # Greedy, repeats allowed: the synthetic language model repeats its ids freely.
+    result.interpolation = list(
+        best.interpolate(text_a, text_b, steps=5, num_beams=1, no_repeat_ngram_size=0)
+    )
     print(
         "Interpolation (greedy) between the posterior means of the two validation sentences "
         "whose means lie farthest apart:"

@@ -106,6 +106,7 @@ def generation_report(
     seed: int = 0,
     baseline: Any = None,
     batch_size: int = 50,
+    decoding: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Measure what a user of `model` sees, with its default decoding, from `seed`.
 
@@ -114,6 +115,8 @@ def generation_report(
             reconstructed; the first `2 · num_pairs` make the interpolation pairs.
         num_samples: latents drawn from the prior and decoded.
         baseline: a `TextLMModel` under which the samples' perplexity is measured.
+        decoding: options of `generate` that replace the defaults at every entry point
+            (as a user's keyword arguments would), to compare decodings.
     Returns:
         `{"settings", "reconstruction", "samples", "interpolation", "shown"}`: the numbers,
         and the sentences a card shows (the first samples, reconstructions and path).
@@ -123,13 +126,21 @@ def generation_report(
         raise ValueError("a generation report needs at least 2 held-out sentences.")
     num_pairs = min(num_pairs, len(sentences) // 2)
     model = model.eval()
+    user = dict(decoding or {})
+    allow_unk = bool(user.pop("allow_unk", False))
     torch.manual_seed(seed)
     reconstructions: list[str] = []
     for start in range(0, len(sentences), batch_size):
-        reconstructions += model.reconstruct(sentences[start : start + batch_size])
-    samples, ended = _samples(model, num_samples, batch_size)
+        reconstructions += model.reconstruct(
+            sentences[start : start + batch_size], allow_unk=allow_unk, **user
+        )
+    samples, ended = _samples(model, num_samples, batch_size, user, allow_unk)
     paths = [
-        list(model.interpolate(sentences[2 * i], sentences[2 * i + 1], steps=steps))
+        list(
+            model.interpolate(
+                sentences[2 * i], sentences[2 * i + 1], steps=steps, allow_unk=allow_unk, **user
+            )
+        )
         for i in range(num_pairs)
     ]
     lengths = [len(s.split()) + 1 for s in samples]
@@ -176,9 +187,11 @@ def generation_report(
     }
 
 
-def _samples(model: Any, count: int, batch_size: int) -> tuple[list[str], list[bool]]:
-    """`count` prior samples decoded with the model's default, and whether each ended."""
-    options = decoding_options(model, "generate", {})
+def _samples(
+    model: Any, count: int, batch_size: int, user: dict[str, Any], allow_unk: bool
+) -> tuple[list[str], list[bool]]:
+    """`count` prior samples decoded as `generate_sentences` would, and whether each ended."""
+    options = decoding_options(model, "generate", user, allow_unk)
     sentences: list[str] = []
     ended: list[bool] = []
     for start in range(0, count, batch_size):

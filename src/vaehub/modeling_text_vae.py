@@ -228,7 +228,8 @@ class TextVAEModel(TextModelMixin, TextVAEPreTrainedModel, GenerationMixin):
                 (`<s> … </s>`, right-padded).
             attention_mask: `(batch, seq_len)` 1 on tokens, 0 on padding (ids only).
             refine: a model trained with SVI refinement (SA-VAE) refines the encoder's
-                posterior with its recorded `inference_refinement` by default;
+                posterior with its recorded `inference_refinement` by default (each SVI
+                step follows the ELBO at a sampled z: seed torch to repeat it);
                 `refine=False` gives the bare encoder's.
         Returns:
             the posterior of `config.posterior` (a `DiagonalGaussian` with `.mean` and
