@@ -17,6 +17,9 @@
 #
 #   examples/ptb_flagships.sh RUNS_DIR [PTB_DIR]      (log: RUNS_DIR/flagships.log)
 #
+# Budgets by environment variable: LM_EPOCHS (25), AE_EPOCHS (2), VAE_EPOCHS (6), IW_SAMPLES
+# (500, K of the VAEs' test IW-NLL), STAGES (which of the four to run).
+#
 # Where the CPU has bfloat16 instructions (AVX512-BF16 or AMX) it trains with bf16 autocast,
 # elsewhere in float32; the log says which. `vaehub release` then writes the card folders.
 set -euo pipefail
@@ -26,6 +29,9 @@ PTB=${2:-../shared/data/ptb}
 LM_EPOCHS=${LM_EPOCHS:-25}
 AE_EPOCHS=${AE_EPOCHS:-2}
 VAE_EPOCHS=${VAE_EPOCHS:-6}
+IW_SAMPLES=${IW_SAMPLES:-500}
+# STAGES: which stages to run, in order (all four by default).
+read -r -a STAGES <<< "${STAGES:-lstm-lm ae vae high-rate}"
 VAEHUB=${VAEHUB:-vaehub}
 # EXTRA: flags added to every stage (a smoke run: EXTRA="--max_steps 2 --max_train_examples 64").
 read -r -a EXTRA <<< "${EXTRA:-}"
@@ -49,10 +55,11 @@ COMMON=(--dataset ptb --data_dir "$PTB" --preset ptb --paper_training --seed 0
         --load_best_model_at_end True --metric_for_best_model loss --greater_is_better False
         --logging_steps 200 --disable_tqdm True "${PRECISION[@]}")
 VAE_EVAL=(--eval_iw_nll True --iw_nll_after_training_only True --final_iw_nll_splits test
-          --iw_samples 500)
+          --iw_samples "$IW_SAMPLES")
 
 stage() {  # stage NAME FLAGS...: train RUNS/NAME unless it is finished; resume if begun
     local name=$1; shift
+    if [[ " ${STAGES[*]} " != *" $name "* ]]; then echo "== $name: not in STAGES"; return; fi
     local out="$RUNS/$name"
     if [[ -f "$out/eval_test.json" && -f "$out/model.safetensors" ]]; then
         echo "== $name: finished earlier, skipped"; return

@@ -167,3 +167,30 @@ def test_refine_true_is_refused_where_no_refinement_was_recorded(model):
     assert model.inference_refinement is None
     with pytest.raises(ValueError, match="records no SVI refinement"):
         model.encode(["the company said"], refine=True)
+
+
+def test_every_decoding_control_of_generate_acts(model):
+    z = torch.randn(12, model.config.latent_size, generator=torch.Generator().manual_seed(3))
+    greedy = {"num_beams": 1, "no_repeat_ngram_size": 0}
+    plain = model.generate_sentences(z, **greedy)
+    # bad_words_ids: the most frequent decoded word never appears once banned.
+    words = [w for s in plain for w in s.split()]
+    banned = max(set(words), key=words.count)
+    ban = [[model.tokenizer.convert_tokens_to_ids(banned)]]
+    assert not any(
+        banned in s.split() for s in model.generate_sentences(z, **greedy, bad_words_ids=ban)
+    )
+    # no_repeat_ngram_size=2: no bigram twice in a sentence.
+    for sentence in model.generate_sentences(z, num_beams=1, no_repeat_ngram_size=2):
+        bigrams = list(zip(sentence.split(), sentence.split()[1:], strict=False))
+        assert len(bigrams) == len(set(bigrams))
+    # repetition_penalty: a huge one leaves no word repeated within a sentence.
+    for sentence in model.generate_sentences(z, **greedy, repetition_penalty=1e6):
+        assert len(sentence.split()) == len(set(sentence.split()))
+
+    # length_penalty: beam search favours longer hypotheses as it grows.
+    def mean_length(penalty: float) -> float:
+        sentences = model.generate_sentences(z, num_beams=4, length_penalty=penalty)
+        return sum(len(s.split()) for s in sentences) / len(sentences)
+
+    assert mean_length(3.0) > mean_length(-3.0)

@@ -270,10 +270,18 @@ def release(args: argparse.Namespace) -> int:
         args.model_dir, args.name, args.data, output_dir=args.output_dir,
         organization=args.organization, split=args.split, first=args.examples,
         seed=args.seed, iw_samples=args.iw_samples, batch_size=args.batch_size,
-        dtype=args.dtype, baseline=args.baseline,
+        dtype=args.dtype, baseline=args.baseline, about=_about(args.about),
     )  # fmt: skip
     print(f"wrote {folder}; push it with: vaehub push {folder} {args.organization}/{args.name}")
     return 0
+
+
+def _about(value: str | None) -> str | None:
+    """--about: Markdown text, or @FILE to read it from a file."""
+    if value is None or not value.startswith("@"):
+        return value
+    with open(value[1:], encoding="utf-8") as handle:
+        return handle.read()
 
 
 def verify(args: argparse.Namespace) -> int:
@@ -392,7 +400,9 @@ def interpolate(args: argparse.Namespace) -> int:
                 )
             indices.append(int(given))
         pair = next(image_batches(images.select(indices), 2, seed=args.seed))["pixel_values"]
-        path_images = model.interpolate(pair[0], pair[1], args.steps, args.seed, args.greedy)
+        path_images = model.interpolate(
+            pair[0], pair[1], args.steps, args.seed, args.greedy, method=args.method
+        )
         row = torch.cat([pair[:1], path_images, pair[1:]])
         path = save_image_grid(row, args.output or "interpolation.png", columns=args.steps + 2)
         print(f"wrote image {indices[0]}, {args.steps} steps and image {indices[1]} to {path}")
@@ -882,6 +892,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="text VAE: an LSTM-LM folder or Hub id under which the generation report "
         "measures the prior samples' perplexity",
+    )
+    releasing.add_argument(
+        "--about",
+        default=None,
+        help="Markdown opening the card: what the checkpoint is for, its recipe, the command "
+        "that trained it (@FILE reads it from a file)",
     )
     releasing.set_defaults(run=release)
 

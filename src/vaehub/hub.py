@@ -38,6 +38,7 @@ LIBRARY_NAME = "vaehub"
 LICENSE = "apache-2.0"
 
 VERIFICATION_TEMPLATE = "verification_section.md"  # appended when a folder has a slice
+ABOUT_FILE = "about.md"  # what a released checkpoint is for, its recipe and command
 GENERATION_FILE = "generation.json"  # a text model's generation report, shown in its card
 SAMPLES_FILE = "samples.png"  # a grid of generated images, shown in the card when present
 CONFIG_NOT_IN_CARD = (
@@ -372,6 +373,7 @@ def render_model_card(
         },
         samples_image=SAMPLES_FILE if os.path.isfile(os.path.join(folder, SAMPLES_FILE)) else None,
         generation=read_generation_report(folder),
+        about=_read_about(folder),
         training={
             key: _short(value)
             for key, value in card_training(training, model_type not in NO_LATENT).items()
@@ -379,6 +381,14 @@ def render_model_card(
         vaehub_version=_version(),
         refine_flags="".join(f" --{k} {v:g}" for k, v in changed_refinement(metrics).items()),
     )
+
+
+def _read_about(folder: str | os.PathLike) -> str | None:
+    path = os.path.join(folder, ABOUT_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return handle.read().strip() or None
 
 
 def _how_to_measure(folder: str | os.PathLike) -> str:

@@ -335,10 +335,17 @@ class DeltaVAEModel(PixelModelMixin, DeltaVAEPreTrainedModel):
 
     @torch.no_grad()
     def interpolate(
-        self, image_a: Tensor, image_b: Tensor, steps: int = 5, seed: int = 0, greedy: bool = False
+        self,
+        image_a: Tensor,
+        image_b: Tensor,
+        steps: int = 5,
+        seed: int = 0,
+        greedy: bool = False,
+        method: str = "lerp",
     ) -> Tensor:
-        """Decode z(t) = (1 − t)·z_a + t·z_b for `steps` values of t in [0, 1], between the
-        posterior means of two images, with the same pixel noise at every step.
+        """Decode `steps` points t in [0, 1] of the path between the posterior means of two
+        images, with the same pixel noise at every step: `method="lerp"`, z(t) = (1 − t)·z_a
+        + t·z_b, or `"slerp"`, along the great circle (as the text VAE's `interpolate`).
 
         Returns:
             `(steps, channels, H, W)`.
@@ -348,7 +355,7 @@ class DeltaVAEModel(PixelModelMixin, DeltaVAEPreTrainedModel):
                 [self._check_pixels(image_a[None])[0], self._check_pixels(image_b[None])[0]]
             )
         ).mean
-        z = interpolate_latents(means[0], means[1], steps)  # (steps, *latent_shape)
+        z = interpolate_latents(means[0], means[1], steps, method)  # (steps, *latent_shape)
         images = [
             self.decode(
                 z[i : i + 1],

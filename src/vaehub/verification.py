@@ -181,6 +181,7 @@ def release(
     batch_size: int = 64,
     dtype: str = "float32",
     baseline: str | None = None,
+    about: str | None = None,
 ) -> str:
     """Write `OUTPUT_DIR/NAME`: the model of `model_dir` ready for `vaehub push`, with its
     verification slice measured on the stored weights and its card.
@@ -246,6 +247,9 @@ def release(
             hub.write_generation_report(
                 staging, measure_generation(stored, piece, data, baseline=baseline)
             )
+        if about:
+            with open(os.path.join(staging, hub.ABOUT_FILE), "w", encoding="utf-8") as handle:
+                handle.write(about.strip() + "\n")
         card = hub.render_model_card(staging, repo_id=f"{organization}/{name}", split=card_split)
         card.save(os.path.join(staging, "README.md"))
     except BaseException:
@@ -283,7 +287,7 @@ def _record_training_lengths(model: Any, data: str) -> None:
     except ValueError:
         return  # a corpus without a train split: decoding keeps the configured limit
     longest = model.config.max_sequence_length
-    rows = model.tokenizer(sentences["text"])["input_ids"]
+    rows = model.tokenizer(list(sentences["text"]))["input_ids"]
     record_length_statistics(model, [min(len(row), longest) - 1 for row in rows])
 
 

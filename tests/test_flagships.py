@@ -1,0 +1,48 @@
+"""The flagship text VAEs in model_cards/ (those released with a generation report): their
+default decodings end within the length their training sentences have, and a 5-point
+interpolation between two test sentences moves through at least 4 sentences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModel
+
+from vaehub.decoding import decoding_options, training_lengths
+from vaehub.hub import GENERATION_FILE, read_generation_report
+
+MODEL_CARDS = Path(__file__).resolve().parents[1] / "model_cards"
+FLAGSHIPS = sorted(p.name for p in MODEL_CARDS.iterdir() if (p / GENERATION_FILE).is_file())
+
+
+def test_there_is_a_flagship():
+    assert "ptb-vae" in FLAGSHIPS
+
+
+@pytest.fixture(scope="module", params=FLAGSHIPS)
+def flagship(request):
+    folder = MODEL_CARDS / request.param
+    return AutoModel.from_pretrained(folder).float().eval(), read_generation_report(folder)
+
+
+def test_default_decodings_end_within_the_recorded_length(flagship):
+    model, report = flagship
+    stats = training_lengths(model)
+    assert stats is not None and model.generation_config.max_length == stats["p99"] + 1
+    torch.manual_seed(0)
+    z = model.sample_prior(20)
+    ids = model.generate(z, **decoding_options(model, "generate", {}))
+    assert all(model.config.eos_token_id in row for row in ids.tolist())
+    inputs = [pair["input"] for pair in report["shown"]["reconstructions"]]
+    for sentence in model.reconstruct(inputs) + model.generate_sentences(z):
+        assert len(sentence.split()) + 1 <= stats["p99"]
+    assert report["samples"]["ended_fraction"] == 1.0
+
+
+def test_an_interpolation_between_test_sentences_moves(flagship):
+    model, report = flagship
+    text_a, text_b = report["shown"]["interpolation"]["inputs"]
+    path = model.interpolate(text_a, text_b, steps=5)
+    assert len(set(path)) >= 4, list(path)
