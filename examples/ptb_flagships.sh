@@ -65,8 +65,11 @@ stage() {  # stage NAME FLAGS...: train RUNS/NAME unless it is finished; resume 
         echo "== $name: finished earlier, skipped"; return
     fi
     local resume=()
-    if compgen -G "$out/checkpoint-*/trainer_state.json" > /dev/null; then
-        resume=(--resume_from_checkpoint True); echo "== $name: resuming"
+    local last
+    # The newest complete checkpoint: transformers writes trainer_state.json last.
+    last=$(ls -d "$out"/checkpoint-*/trainer_state.json 2>/dev/null | sort -V | tail -1)
+    if [[ -n "$last" ]]; then
+        resume=(--resume_from_checkpoint "$(dirname "$last")"); echo "== $name: resuming"
     fi
     echo "== $name: $(date -u +%FT%TZ) $VAEHUB train $* --output_dir $out"
     local start=$SECONDS
