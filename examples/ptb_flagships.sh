@@ -67,7 +67,7 @@ stage() {  # stage NAME FLAGS...: train RUNS/NAME unless it is finished; resume 
     local resume=()
     local last
     # The newest complete checkpoint: transformers writes trainer_state.json last.
-    last=$(ls -d "$out"/checkpoint-*/trainer_state.json 2>/dev/null | sort -V | tail -1)
+    last=$(ls -d "$out"/checkpoint-*/trainer_state.json 2>/dev/null | sort -V | tail -1 || true)
     if [[ -n "$last" ]]; then
         resume=(--resume_from_checkpoint "$(dirname "$last")"); echo "== $name: resuming"
     fi

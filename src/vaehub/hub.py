@@ -501,6 +501,40 @@ def fixed(value: float, digits: int) -> str:
     return f"{0.0:.{digits}f}" if float(text) == 0 else text
 
 
+def checkpoint_table(folders: Sequence[str | os.PathLike]) -> str:
+    """A Markdown table of released text checkpoints: the test numbers of their cards and
+    what their generation reports measured (blank where a model has none)."""
+    header = (
+        "| checkpoint | NLL | PPL | KL | MI | AU | reconstruction BLEU | samples ending "
+        "with `</s>` | distinct-2 | distinct sentences on a 5-point path |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+    )
+    rows = []
+    for folder in folders:
+        metrics = read_results(folder).get("test", {}).get("metrics", {})
+        report = read_generation_report(folder) or {}
+
+        def cell(value: Any, digits: int) -> str:
+            return "" if value is None else fixed(value, digits)
+
+        samples = report.get("samples", {})
+        cells = [
+            f"`{os.path.basename(os.path.normpath(folder))}`",
+            cell(metrics.get("nll"), 2), cell(metrics.get("ppl"), 1),
+            *(
+                ["–"] * 3  # the exact baseline: no latent
+                if metrics.get("exact")
+                else [cell(metrics.get("kl"), 2), cell(metrics.get("mi"), 2),
+                      cell(metrics.get("active_units"), 0)]
+            ),
+            cell(report.get("reconstruction", {}).get("bleu"), 1),
+            cell(samples.get("ended_fraction"), 2), cell(samples.get("distinct_2"), 3),
+            cell(report.get("interpolation", {}).get("distinct_sentences"), 1),
+        ]  # fmt: skip
+        rows.append("| " + " | ".join(cells) + " |\n")
+    return header + "".join(rows)
+
+
 def _version() -> str:
     from vaehub import __version__
 
