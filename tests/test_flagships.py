@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModel
 
 from vaehub.decoding import decoding_options, training_lengths
-from vaehub.hub import GENERATION_FILE, read_generation_report
+from vaehub.hub import GENERATION_FILE, checkpoint_table, read_generation_report
 
 MODEL_CARDS = Path(__file__).resolve().parents[1] / "model_cards"
 FLAGSHIPS = sorted(p.name for p in MODEL_CARDS.iterdir() if (p / GENERATION_FILE).is_file())
@@ -46,3 +46,10 @@ def test_an_interpolation_between_test_sentences_moves(flagship):
     text_a, text_b = report["shown"]["interpolation"]["inputs"]
     path = model.interpolate(text_a, text_b, steps=5)
     assert len(set(path)) >= 4, list(path)
+
+
+def test_the_readme_flagship_table_is_the_one_the_cards_render():
+    readme = (MODEL_CARDS.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- flagships -->")[1].split("<!-- /flagships -->")[0]
+    folders = [MODEL_CARDS / name for name in ("ptb-lstm-lm", *FLAGSHIPS)]
+    assert checkpoint_table(folders) in block
