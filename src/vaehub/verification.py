@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from vaehub import hub
+from vaehub.safe_io import check_folder_name
 from vaehub.svi_settings import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_MAX_GRAD_NORM,
@@ -196,6 +197,8 @@ def release(
 
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"dtype {dtype!r} is not one of {', '.join(STORAGE_DTYPES)}.")
+    # Checked before anything is read or written: the folder of that name is replaced.
+    folder = check_folder_name(name, output_dir, "the release name")
     model = load_model(model_dir)
     results = hub.read_results(model_dir)
     card_split = hub.reported_split(model_dir, results, split)
@@ -236,7 +239,6 @@ def release(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    folder = os.path.join(output_dir, name)
     if os.path.isdir(folder):
         shutil.rmtree(folder)
     os.replace(staging, folder)
