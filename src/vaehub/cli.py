@@ -215,7 +215,9 @@ def card(args: argparse.Namespace) -> int:
     """`vaehub card`: write a model folder's card without pushing."""
     model_card = hub.render_model_card(args.model_dir, repo_id=args.repo_id, split=args.split)
     output = args.output or os.path.join(args.model_dir, "README.md")
-    model_card.save(output)
+    from vaehub.safe_io import write_text
+
+    write_text(output, str(model_card))
     print(f"wrote {output}")
     return 0
 

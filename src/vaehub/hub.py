@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import glob
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -29,7 +28,7 @@ import httpx2
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, snapshot_download
 from huggingface_hub.errors import RevisionNotFoundError
 
-from vaehub import network
+from vaehub import network, safe_io
 from vaehub.svi_settings import changed_refinement
 
 TRAINING_FILE = "training.json"
@@ -110,31 +109,25 @@ def write_results(
     """Save what was measured on `split` as `eval_<split>.json` (or at `path`); returns the
     path.
 
+    The file is replaced whole (`safe_io.write_json`): a full disk or a crash leaves the
+    previous record as it was.
+
     Raises:
-        ValueError: a metric is NaN or infinite (named); nothing is written.
+        ValueError: a metric is NaN or infinite, nested ones included (named as
+            `metrics.kl_per_dim[3]`); nothing is written.
+        safe_io.DiskFullError: the disk is full; the previous record is intact.
     """
-    check_finite_metrics(metrics, f"the {split} results")
     record = {"split": split, "dataset": dataset or {}, **extra, "metrics": metrics}
     if path is None:
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"{EVAL_PREFIX}{split}.json")
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=2, allow_nan=False)
-    return os.fspath(path)
+    return safe_io.write_json(path, record, f"the {split} results")
 
 
 def check_finite_metrics(metrics: dict[str, Any], what: str) -> None:
-    """Refuse results holding a NaN or infinite number: a card or file must never carry one."""
-    bad = [
-        f"{key} = {value}"
-        for key, value in metrics.items()
-        if isinstance(value, (int, float)) and not math.isfinite(value)
-    ]
-    if bad:
-        raise ValueError(
-            f"{what} hold non-finite values ({', '.join(bad)}): the model or the run that "
-            "measured them diverged. Nothing was written; check the weights and measure again."
-        )
+    """Refuse results holding a NaN or infinite number, nested lists and dicts included
+    (named as `kl_per_dim[3]`): a card or file must never carry one."""
+    safe_io.check_finite(metrics, what)
 
 
 def read_results(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
@@ -155,9 +148,7 @@ def write_training_summary(folder: str | os.PathLike, summary: dict[str, Any]) -
     """Save how a model was trained as `training.json`; returns the path."""
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, TRAINING_FILE)
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(summary, handle, indent=2, default=str)
-    return path
+    return safe_io.write_json(path, summary, "the training summary", default=str)
 
 
 def training_summary(args: Any, state: Any = None, dataset: str | None = None) -> dict[str, Any]:
@@ -586,7 +577,7 @@ def pull(
     staging = tempfile.mkdtemp(dir=parent, prefix=f".{name}.pull-")
     try:
         _checked(_download(repo_id, revision, staging, token, where), repo_id)
-        _replace(target, staging)
+        safe_io.replace_folder(target, staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -617,21 +608,6 @@ def _checked(path: str, repo_id: str) -> str:
             f"{model_type if model_type else 'none'}. Nothing local was changed."
         )
     return path
-
-
-def _replace(target: str, staging: str) -> None:
-    """Put the folder `staging` in place of `target` (which may not exist) as a whole."""
-    if not os.path.exists(target):
-        os.rename(staging, target)
-        return
-    old = f"{staging}.old"
-    os.rename(target, old)
-    try:
-        os.rename(staging, target)
-    except OSError:
-        os.rename(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _describe(error: BaseException, repo_id: str | None = None) -> str:

@@ -9,7 +9,21 @@ disk, a crash or a kill leaves either the old file or the new one, never half of
 
 from __future__ import annotations
 
+import errno
+import json
+import math
 import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+# Errors that mean the disk (or the user's quota) is full.
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(OSError):
+    """A write ran out of space; the message names the file and says what was kept."""
 
 
 def check_folder_name(name: str, parent: str | os.PathLike, what: str = "--name") -> str:
@@ -44,3 +58,177 @@ def check_folder_name(name: str, parent: str | os.PathLike, what: str = "--name"
             "'synthetic-vae-elbo' (letters, digits, '-', '_' and '.')."
         )
     return os.path.join(os.fspath(parent), text)
+
+
+def replace_folder(target: str | os.PathLike, staging: str | os.PathLike) -> None:
+    """Put the folder `staging` in place of `target` (which may not exist) as a whole: the
+    old folder is moved aside, not deleted, until the new one is in place."""
+    target, staging = os.fspath(target), os.fspath(staging)
+    if not os.path.lexists(target):
+        os.rename(staging, target)
+        return
+    old = f"{staging}.old"
+    os.rename(target, old)
+    try:
+        os.rename(staging, target)
+    except OSError:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# --- finite numbers ----------------------------------------------------------------------------
+
+
+def non_finite(value: Any, key: str = "") -> Iterator[str]:
+    """`key = value` for every NaN or infinite number in `value`, nested dicts and lists
+    included, named as `metrics.kl_per_dim[3]`."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        yield f"{key or 'the value'} = {value}"
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            yield from non_finite(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from non_finite(item, f"{key}[{index}]")
+
+
+def check_finite(value: Any, what: str) -> None:
+    """Refuse `value` if it holds a NaN or an infinity anywhere, naming each key.
+
+    Raises:
+        ValueError: nothing has been written.
+    """
+    bad = list(non_finite(value))
+    if bad:
+        shown = ", ".join(bad[:8]) + (f" and {len(bad) - 8} more" if len(bad) > 8 else "")
+        raise ValueError(
+            f"{what} hold non-finite values ({shown}): the model or the run that "
+            "measured them diverged. Nothing was written; check the weights and measure again."
+        )
+
+
+# --- atomic writes -----------------------------------------------------------------------------
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[str], Any]) -> str:
+    """Call `write(temporary_path)`, flush the file to disk, then rename it over `path`.
+
+    The temporary file lies in `path`'s folder (a rename across file systems is a copy),
+    so a crash, a kill or a full disk leaves `path` as it was or as it is meant to be.
+
+    Raises:
+        DiskFullError: the disk filled up; the message names `path` and says that the
+            previous file (if any) is intact. The temporary file is removed.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}.", suffix=".partial", dir=folder
+    )
+    os.close(descriptor)
+    try:
+        write(temporary)
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        # mkstemp creates 0600 files; a results file should read like any other.
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
+    except BaseException as error:
+        # Asked before the partial file is removed: a library's own error (torch's
+        # "unexpected pos 3520 vs 3412") does not say that the disk filled up.
+        full = isinstance(error, Exception) and (_disk_full(error) or _no_space_left(folder))
+        _remove(temporary)
+        if full:
+            kept = (
+                f"the previous {os.path.basename(path)} is intact"
+                if os.path.exists(path)
+                else "nothing was written there"
+            )
+            raise DiskFullError(
+                errno.ENOSPC,
+                f"the disk is full: writing {path} failed and {kept}. Free some space "
+                f"on {folder}'s disk (or write elsewhere) and run again",
+            ) from error
+        raise
+    _sync_folder(folder)
+    return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> str:
+    """`text` into `path` (UTF-8, newlines as given), atomically."""
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+
+    return write_atomically(path, write)
+
+
+def write_json(
+    path: str | os.PathLike, value: Any, what: str | None = None, *, indent: int | None = 2,
+    default: Callable[[Any], Any] | None = None,
+) -> str:  # fmt: skip
+    """`value` as JSON into `path`, atomically, after checking that every number in it is
+    finite (JSON has no NaN: a file holding one is read back by no strict parser).
+
+    Args:
+        what: how an error names the value (default: the file).
+        default: as `json.dumps`'s, for values JSON cannot hold.
+    Raises:
+        ValueError: a NaN or infinity, named by its key; nothing is written.
+    """
+    check_finite(value, what or os.fspath(path))
+    text = json.dumps(value, indent=indent, allow_nan=False, default=default)
+    return write_text(path, text)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _disk_full(error: BaseException) -> bool:
+    """Whether an error raised by a library (torch's "unexpected pos") came from a full disk."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in _FULL:
+            return True
+        if "No space left on device" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _no_space_left(folder: str) -> bool:
+    try:
+        stats = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return False
+    return stats.f_bavail * stats.f_frsize < 64 * 1024
+
+
+def _sync_folder(folder: str) -> None:
+    """Make the rename itself durable (its folder's entry), where the system allows it."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)

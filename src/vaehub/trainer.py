@@ -35,7 +35,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import is_torch_bf16_gpu_available, logging
 
-from vaehub import svi
+from vaehub import safe_io, svi
 from vaehub.aggressive import AggressiveState, AggressiveTraining, inference_parameters
 from vaehub.checkpoints import check_training_checkpoint
 from vaehub.data import LengthBucketSampler, index_batches
@@ -621,13 +621,10 @@ class VAETrainer(AggressiveTraining, Trainer):
         )
         if self.args.should_save:
             os.makedirs(folder, exist_ok=True)
-            _write_atomically(
-                os.path.join(folder, STATE_FILE),
-                lambda path: _dump_json(self.trainer_decisions(), path),
-            )
+            safe_io.write_json(os.path.join(folder, STATE_FILE), self.trainer_decisions())
             if self._encoder_optimizer is not None:
                 state = self._encoder_optimizer.state_dict()
-                _write_atomically(
+                safe_io.write_atomically(
                     os.path.join(folder, ENCODER_OPTIMIZER_FILE),
                     lambda path: torch.save(state, path),
                 )
@@ -700,18 +697,6 @@ def _check_no_latent_settings(args: VAETrainingArguments, name: str) -> None:
             f"{name} has no latent, so {', '.join(given)} would change nothing: train it "
             "with objective='elbo' (its exact NLL) and the defaults of beta and free_bits."
         )
-
-
-def _dump_json(value: Any, path: str) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=2)
-
-
-def _write_atomically(path: str, write: Any) -> None:
-    """`write(temporary_path)`, then rename it to `path`: never a half-written `path`."""
-    temporary = f"{path}.partial"
-    write(temporary)
-    os.replace(temporary, path)
 
 
 class _SeededCollator:

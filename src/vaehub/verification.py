@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from vaehub import hub
-from vaehub.safe_io import check_folder_name
+from vaehub.safe_io import check_folder_name, replace_folder, write_json, write_text
 from vaehub.svi_settings import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_MAX_GRAD_NORM,
@@ -235,13 +235,11 @@ def release(
             {**asdict(piece), "metrics": _finite(measure(stored, piece, data))},
         )
         card = hub.render_model_card(staging, repo_id=f"{organization}/{name}", split=card_split)
-        card.save(os.path.join(staging, "README.md"))
+        write_text(os.path.join(staging, "README.md"), str(card))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if os.path.isdir(folder):
-        shutil.rmtree(folder)
-    os.replace(staging, folder)
+    replace_folder(folder, staging)
     return folder
 
 
@@ -264,8 +262,7 @@ def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_json(path: str, value: Any) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=2, allow_nan=False)
+    write_json(path, value)
 
 
 def read_verification(folder: str) -> tuple[VerificationSlice, dict[str, Any]] | None:
