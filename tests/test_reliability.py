@@ -8,13 +8,20 @@ small tmpfs mounted here (skipped, with the reason, where mounting is not allowe
 from __future__ import annotations
 
 import errno
+import http.client
 import json
 import os
 import shutil
 import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import torch
+from conftest import HUB_PORT
+from safetensors.torch import load_file, save_file
 
 from vaehub import hub, safe_io
 from vaehub.cli import main
@@ -135,3 +142,183 @@ def test_a_full_disk_leaves_the_previous_results_card_and_state_intact(small_dis
     assert {p: p.read_bytes() for p in (path, card)} == before
     assert json.loads(path.read_text(encoding="utf-8"))["metrics"] == FULL_RECORD
     assert sorted(os.listdir(small_disk)) == ["README.md", "eval_test.json", "filler"]
+
+
+# --- a hostile Hub on loopback: olah behind a proxy that lies or drips -------------------------
+
+HOP_BY_HOP = {"connection", "transfer-encoding", "keep-alive", "content-length", "content-encoding"}
+
+
+class HostileProxy(BaseHTTPRequestHandler):
+    """Forwards every request to the loopback olah, except that the body of
+    `model.safetensors` is altered (`lie`: other finite weights of the same size) or sent one
+    byte every `drip_seconds` (`drip`)."""
+
+    mode = "lie"
+    drip_seconds = 2.0
+    stop = threading.Event()
+    protocol_version = "HTTP/1.1"
+
+    def do_HEAD(self):  # noqa: N802 - the stdlib's name
+        self._forward(send_body=False)
+
+    def do_GET(self):  # noqa: N802
+        self._forward(send_body=True)
+
+    def _forward(self, send_body: bool) -> None:
+        upstream = http.client.HTTPConnection("127.0.0.1", HUB_PORT, timeout=30)
+        headers = {
+            k: v for k, v in self.headers.items() if k.lower() not in ("host", "accept-encoding")
+        }
+        upstream.request(self.command, self.path, headers=headers)
+        answer = upstream.getresponse()
+        body = answer.read()
+        upstream.close()
+        weights = "/resolve/" in self.path and self.path.endswith("model.safetensors")
+        if weights and send_body and answer.status == 200 and self.mode == "lie":
+            # The last 64 bytes are tensor data: other finite numbers, the same size.
+            body = body[:-64] + torch.full((16,), 0.5).numpy().tobytes()
+        self.send_response(answer.status)
+        for key, value in answer.getheaders():
+            if key.lower() not in HOP_BY_HOP:
+                self.send_header(key, value.replace(f"127.0.0.1:{HUB_PORT}", self.headers["Host"]))
+        length = answer.getheader("Content-Length") if self.command == "HEAD" else len(body)
+        self.send_header("Content-Length", str(length or 0))
+        self.end_headers()
+        if not send_body:
+            return
+        if weights and self.mode == "drip":
+            for index in range(len(body)):
+                if self.stop.wait(self.drip_seconds):
+                    return
+                self.wfile.write(body[index : index + 1])
+                self.wfile.flush()
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def hostile(hub):
+    """Start a proxy in `mode` in front of the loopback Hub; returns its endpoint."""
+    servers = []
+
+    def start(mode: str) -> str:
+        handler = type("Handler", (HostileProxy,), {"mode": mode, "stop": threading.Event()})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.RequestHandlerClass.stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+def run_vaehub(args: list[str], endpoint: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`vaehub ARGS` in a process of its own whose Hub is `endpoint`."""
+    environment = {**os.environ, "HF_ENDPOINT": endpoint, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run(
+        [sys.executable, "-m", "vaehub.cli", *args], capture_output=True, text=True,
+        env=environment, timeout=timeout,
+    )  # fmt: skip
+
+
+def damaged_copy(folder: Path, damage: str) -> Path:
+    """A copy of the small model with one thing wrong."""
+    shutil.copytree(SMALL_MODEL, folder)
+    weights = folder / "model.safetensors"
+    if damage == "truncated weights":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "NaN weights":
+        tensors = load_file(weights)
+        first = sorted(tensors)[0]
+        tensors[first] = torch.full_like(tensors[first], float("nan"))
+        save_file(tensors, weights)
+    elif damage == "corrupt tokenizer":
+        (folder / "tokenizer.json").write_text('{"version": "1.0", "model": ', encoding="utf-8")
+    elif damage == "sizes unlike the config":
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        config["latent_size"] += 1
+        (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return folder
+
+
+# --- §1 pull --force checks everything before it replaces anything ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        ("truncated weights", "model.safetensors"),
+        ("NaN weights", "NaN or infinite"),
+        ("corrupt tokenizer", "tokenizer.json"),
+        ("sizes unlike the config", "does not match the sizes"),
+    ],
+)
+def test_pull_force_checks_the_download_before_it_replaces_a_working_model(
+    hub, tmp_path, capsys, damage, named
+):
+    from vaehub.hub import push_folder
+
+    repo_id = f"org/damaged-{damage.replace(' ', '-').lower()}"
+    push_folder(damaged_copy(tmp_path / "damaged", damage), repo_id, card=False)
+    good = tmp_path / "area" / "good"
+    shutil.copytree(SMALL_MODEL, good)
+    before = tree(good)
+    assert main(["pull", repo_id, "--output-dir", str(good), "--force"]) == 1
+    error = capsys.readouterr().err
+    assert f"pulling {repo_id} failed" in error and named in error, error
+    assert "Nothing local was changed" in error
+    assert tree(good) == before
+    assert sorted(p.name for p in (tmp_path / "area").iterdir()) == ["good"]  # no staging left
+
+
+def test_pull_refuses_a_download_whose_hash_is_not_the_one_the_server_listed(
+    hub, hostile, tmp_path
+):
+    from vaehub.hub import push_folder
+
+    push_folder(SMALL_MODEL, "org/lied-about", card=False)
+    good = tmp_path / "good"
+    shutil.copytree(SMALL_MODEL, good)
+    (good / "notes.txt").write_text("mine", encoding="utf-8")
+    before = tree(good)
+    done = run_vaehub(
+        ["pull", "org/lied-about", "--output-dir", str(good), "--force"], hostile("lie")
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "model.safetensors does not match the hash the server listed" in done.stderr
+    assert tree(good) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good"]
+
+
+@pytest.mark.parametrize("where", ["cwd", "parent of cwd", "home"])
+def test_pull_force_refuses_a_folder_that_holds_the_current_folder_or_home(
+    hub, tmp_path, monkeypatch, capsys, where
+):
+    from vaehub.hub import push_folder
+
+    push_folder(SMALL_MODEL, "org/plain", card=False)
+    work = tmp_path / "project" / "work"
+    work.mkdir(parents=True)
+    (work / "notes.txt").write_text("mine", encoding="utf-8")
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", str(tmp_path / "project"))
+    target = {"cwd": ".", "parent of cwd": "..", "home": str(tmp_path / "project")}[where]
+    before = tree(tmp_path)
+    assert main(["pull", "org/plain", "--output-dir", target, "--force"]) == 1
+    error = capsys.readouterr().err
+    assert "deleting everything in it" in error and "Give a new or empty folder" in error
+    assert tree(tmp_path) == before
+    # An empty folder, even the current one, is fine.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    assert main(["pull", "org/plain", "--output-dir", ".", "--force"]) == 0
+    assert (empty / "model.safetensors").is_file()

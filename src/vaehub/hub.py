@@ -563,6 +563,11 @@ def pull(
     target = os.path.abspath(local_dir)
     if os.path.exists(target) and not os.path.isdir(target):
         raise HubError(f"{local_dir} is a file, not a folder: give a folder to pull into.")
+    try:
+        # Even with force: the folder is replaced as a whole, and these hold far more.
+        safe_io.check_replaceable_folder(target, "--output-dir")
+    except ValueError as error:
+        raise HubError(str(error)) from error
     present = sorted(os.listdir(target)) if os.path.isdir(target) else []
     if present and not force:
         more = len(present) - 4
@@ -577,6 +582,9 @@ def pull(
     staging = tempfile.mkdtemp(dir=parent, prefix=f".{name}.pull-")
     try:
         _checked(_download(repo_id, revision, staging, token, where), repo_id)
+        # Everything is checked in the staging folder: the old one goes only for a model
+        # that is whole, is what the server listed, and loads.
+        check_download(staging, where)
         safe_io.replace_folder(target, staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -599,8 +607,18 @@ def _checked(path: str, repo_id: str) -> str:
     config_path = os.path.join(path, "config.json")
     model_type = None
     if os.path.isfile(config_path):
-        with open(config_path, encoding="utf-8") as handle:
-            model_type = json.load(handle).get("model_type")
+        try:
+            with open(config_path, encoding="utf-8") as handle:
+                config = json.load(handle)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise HubError(
+                f"{repo_id} is not a vaehub model: its config.json is not readable JSON "
+                f"({error}). Nothing local was changed."
+            ) from error
+        if isinstance(config, dict):
+            model_type = config.get("model_type")
+        else:
+            model_type = f"a JSON {type(config).__name__} instead of an object"
     if model_type not in CARD_METRICS:
         raise HubError(
             f"{repo_id} is not a vaehub model: expected a config.json with "
@@ -608,6 +626,77 @@ def _checked(path: str, repo_id: str) -> str:
             f"{model_type if model_type else 'none'}. Nothing local was changed."
         )
     return path
+
+
+def check_download(folder: str, where: str) -> None:
+    """Check a downloaded model folder: each file's hash is the one the server listed for it
+    (its ETag: the git blob id, or the sha256 of a large file), and the model loads — its
+    weights open, match the sizes in its config and are finite, its tokenizer reads.
+
+    Raises:
+        HubError: naming the file and what was wrong; nothing local was changed.
+    """
+    from vaehub.cli import load_model
+
+    for name in sorted(_downloaded_files(folder)):
+        listed = _listed_hash(folder, name)
+        if listed is None:
+            continue
+        found = _file_hash(os.path.join(folder, name), len(listed))
+        if found != listed:
+            raise HubError(
+                f"pulling {where} failed: {name} does not match the hash the server listed for "
+                f"it ({listed}; the file received hashes to {found}): the download was "
+                "altered or cut on the way. Nothing local was changed; pull again, and if it "
+                "persists, the server is not serving that repository faithfully."
+            )
+    try:
+        load_model(folder)
+    except (OSError, ValueError) as error:
+        message = str(error).replace(folder, "the download")
+        raise HubError(
+            f"pulling {where} failed: it does not hold a loadable model: {message} "
+            "Nothing local was changed."
+        ) from error
+
+
+# Where huggingface_hub records, per file downloaded into a folder, the commit and ETag.
+_DOWNLOAD_RECORDS = os.path.join(".cache", "huggingface", "download")
+
+
+def _downloaded_files(folder: str) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d != ".cache"]
+        found += [os.path.relpath(os.path.join(root, f), folder) for f in files]
+    return found
+
+
+def _listed_hash(folder: str, name: str) -> str | None:
+    """The ETag the server sent for `name` when it is a content hash (40 hex digits: the
+    git blob id; 64: the sha256 of an LFS file), else `None`."""
+    path = os.path.join(folder, _DOWNLOAD_RECORDS, f"{name}.metadata")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    etag = lines[1].strip().strip('"').lower() if len(lines) > 1 else ""
+    hex_digits = all(c in "0123456789abcdef" for c in etag)
+    return etag if hex_digits and len(etag) in (40, 64) else None
+
+
+def _file_hash(path: str, length: int) -> str:
+    """The git blob id (`length` 40) or sha256 (64) of a file."""
+    import hashlib
+
+    digest = hashlib.sha256() if length == 64 else hashlib.sha1()
+    if length == 40:
+        digest.update(f"blob {os.path.getsize(path)}\0".encode())
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _describe(error: BaseException, repo_id: str | None = None) -> str:

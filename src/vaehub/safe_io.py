@@ -60,6 +60,34 @@ def check_folder_name(name: str, parent: str | os.PathLike, what: str = "--name"
     return os.path.join(os.fspath(parent), text)
 
 
+def check_replaceable_folder(path: str | os.PathLike, what: str) -> None:
+    """Refuse to replace, as a whole, a folder that holds far more than a model: `/`, the
+    home folder, the current folder or any folder above it — unless it is empty.
+
+    Raises:
+        ValueError: naming the folder and what to give instead.
+    """
+    target = os.path.realpath(path)
+    if not os.path.isdir(target) or not os.listdir(target):
+        return
+    cwd = os.path.realpath(os.getcwd())
+    home = os.path.realpath(os.path.expanduser("~"))
+    reason = None
+    if os.path.dirname(target) == target:
+        reason = "is the root of the file system"
+    elif target == home:
+        reason = "is your home folder"
+    elif cwd == target:
+        reason = "is the current folder"
+    elif cwd.startswith(target.rstrip(os.sep) + os.sep):
+        reason = f"holds the current folder ({cwd})"
+    if reason is not None:
+        raise ValueError(
+            f"{what} {os.fspath(path)} {reason}, and it is not empty: it would be replaced as "
+            "a whole, deleting everything in it. Give a new or empty folder for the model."
+        )
+
+
 def replace_folder(target: str | os.PathLike, staging: str | os.PathLike) -> None:
     """Put the folder `staging` in place of `target` (which may not exist) as a whole: the
     old folder is moved aside, not deleted, until the new one is in place."""

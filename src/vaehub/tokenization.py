@@ -10,6 +10,7 @@ checking it fits the config, checking sentences, and padding token rows into a b
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -118,9 +119,39 @@ def load_tokenizer(
         ]
     except checkpoints.CheckpointError:
         return None
+    for path in paths:
+        _check_tokenizer_file(path, name_or_path)
     # Both files now lie in one local folder (the model folder, or the cached snapshot of
     # the revision): load from there, with no further requests to the Hub.
-    return AutoTokenizer.from_pretrained(os.path.dirname(paths[0]))
+    try:
+        return AutoTokenizer.from_pretrained(os.path.dirname(paths[0]))
+    except Exception as error:  # noqa: BLE001 - tokenizers raises its own kinds for bad files
+        raise CheckpointError(
+            f"the tokenizer of {name_or_path} ({os.path.dirname(paths[0])}) cannot be read: "
+            f"{type(error).__name__}: {str(error).strip()[:300]}. Save the model with its "
+            "tokenizer again, or download it again."
+        ) from error
+
+
+def _check_tokenizer_file(path: str, name_or_path: str | os.PathLike) -> None:
+    """A tokenizer file must be JSON, and in a local folder a file of that folder: a link
+    to elsewhere (`tokenizer.json -> /etc/passwd`) is refused, naming it."""
+    if os.path.isdir(name_or_path) and os.path.islink(path):
+        folder = os.path.realpath(name_or_path)
+        if not os.path.realpath(path).startswith(folder + os.sep):
+            raise CheckpointError(
+                f"{path} is a link to {os.path.realpath(path)}, outside {name_or_path}: a "
+                "model's tokenizer is read only from its own folder. Copy the file there."
+            )
+    try:
+        with open(path, encoding="utf-8") as handle:
+            json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(
+            f"{path} is not a readable tokenizer file ({type(error).__name__}: {error}): it "
+            "is truncated or corrupt. Save the model with its tokenizer again, or download "
+            "it again."
+        ) from error
 
 
 def check_tokenizer_fits(
