@@ -322,3 +322,58 @@ def test_pull_force_refuses_a_folder_that_holds_the_current_folder_or_home(
     monkeypatch.chdir(empty)
     assert main(["pull", "org/plain", "--output-dir", ".", "--force"]) == 0
     assert (empty / "model.safetensors").is_file()
+
+
+# --- §1 evaluate never replaces a released or fuller record silently ---------------------------
+
+
+def test_evaluate_refuses_to_replace_a_released_record_with_one_of_other_data(tmp_path, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(SMALL_MODEL, model)
+    other = tmp_path / "other.txt"
+    other.write_text("the cat sat on the mat\na dog ate the cat\n", encoding="utf-8")
+    before = tree(model)
+    args = ["evaluate", str(model), "--data", str(other), "--split", "validation"]
+    assert main(args) == 1
+    error = capsys.readouterr().err
+    assert "eval_validation.json is a released result" in error
+    assert "--output PATH" in error and "--overwrite" in error
+    # Released: even the same data is not measured into it without --overwrite.
+    assert main(["evaluate", str(model), "--data", "synthetic", "--split", "validation"]) == 1
+    assert "is a released result" in capsys.readouterr().err
+    assert tree(model) == before
+    # Not released: other data is still not credited with the record's place.
+    (model / "verification.json").unlink()
+    before = tree(model)
+    assert main([*args, "--iw-samples", "2"]) == 1
+    error = capsys.readouterr().err
+    assert "eval_validation.json holds results measured on He et al. 2019 synthetic" in error
+    assert f"this evaluation reads {other}" in error
+    assert tree(model) == before
+    # Elsewhere, it is written, and the released record stays.
+    elsewhere = tmp_path / "other-eval.json"
+    assert main([*args, "--iw-samples", "2", "--output", str(elsewhere)]) == 0
+    assert json.loads(elsewhere.read_text(encoding="utf-8"))["dataset"]["name"] == "other.txt"
+    assert tree(model) == before
+
+
+def test_evaluate_never_replaces_a_fuller_record_with_a_weaker_one(tmp_path, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(SMALL_MODEL, model)
+    for name in ("verification.json", "eval_validation.json"):  # not released
+        (model / name).unlink()
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat\na dog ate the cat\n" * 6, encoding="utf-8")
+    full = ["evaluate", str(model), "--data", str(corpus), "--iw-samples", "4"]
+    assert main(full) == 0
+    before = tree(model)
+    weaker = [*full[:4], "--iw-samples", "0", "--max_examples", "4"]
+    for extra in ([], ["--overwrite"]):
+        assert main([*weaker, *extra]) == 1
+        error = capsys.readouterr().err
+        assert "with a weaker record (it has no NLL (measured with --iw-samples 0)" in error
+        assert "it covers 4 examples, the record 12" in error and "The record was kept" in error
+    assert tree(model) == before
+    # The same data measured as fully replaces it; `vaehub card` renders from it.
+    assert main(full) == 0
+    assert main(["card", str(model), "--output", str(tmp_path / "card.md")]) == 0

@@ -65,6 +65,11 @@ def evaluate(args: argparse.Namespace) -> int:
     from vaehub.data_sources import evaluation_data
     from vaehub.metrics import evaluate_vae
 
+    # Asked before measuring, and again with the results: a released or fuller record, or
+    # one of other data, is never replaced silently.
+    target = args.output or os.path.join(args.model_dir, f"{hub.EVAL_PREFIX}{args.split}.json")
+    data = args.data if args.data in ("synthetic", "digits") else os.path.abspath(args.data)
+    hub.check_results_target(target, None, data, overwrite=args.overwrite)
     model = load_model(args.model_dir)
     batches, unit, dataset, total = evaluation_data(
         model, args.data, args.split, args.batch_size, args.max_examples, args.seed
@@ -99,7 +104,8 @@ def evaluate(args: argparse.Namespace) -> int:
             label = label.format(unit=unit[:-1])
             shown = str(round(value)) if key in hub.COUNTS else hub.fixed(value, 3)
             print(f"  {label:<22}{shown:>10}")
-    extra = {"iw_samples": args.iw_samples or None, "data": os.path.abspath(args.data)}
+    extra = {"iw_samples": args.iw_samples or None, "data": data}
+    hub.check_results_target(target, dataset, data, results, overwrite=args.overwrite)
     output = hub.write_results(
         args.model_dir, args.split, results, dataset, path=args.output, **extra
     )
@@ -588,6 +594,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluation.add_argument(
         "--output", default=None, help="JSON path (default MODEL_DIR/eval_<split>.json)"
+    )
+    evaluation.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a released record, or one measured on other data (never a fuller one)",
     )
     evaluation.set_defaults(run=evaluate)
 

@@ -124,6 +124,74 @@ def write_results(
     return safe_io.write_json(path, record, f"the {split} results")
 
 
+def check_results_target(
+    path: str | os.PathLike,
+    dataset: dict[str, str] | None,
+    data: str | None,
+    metrics: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Refuse to replace the evaluation record at `path` when that would lose something.
+
+    - The record describes other data (another dataset or file): the card would name the
+      new data as the dataset of numbers measured on the old. Refused unless `overwrite`.
+    - The folder is released (it holds `verification.json` and a card rendered from its
+      results): refused unless `overwrite`.
+    - The new `metrics` are weaker — no NLL where the record has one, fewer examples, a
+      smaller K: refused even with `overwrite`; write them elsewhere.
+
+    Call it before measuring (`metrics=None`) and again with the results.
+
+    Raises:
+        ValueError: naming the file, what it holds, and `--output`/`--overwrite`.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        return
+    try:
+        with open(path, encoding="utf-8") as handle:
+            old = json.load(handle)
+        old_metrics = dict(old.get("metrics") or {})
+    except (OSError, ValueError, AttributeError, TypeError):
+        return  # an unreadable record holds nothing to keep
+    elsewhere = "give --output PATH to write this evaluation elsewhere"
+    old_data = old.get("data") or (old.get("dataset") or {}).get("name")
+    new_data = data or (dataset or {}).get("name")
+    # Before measuring, the dataset's record is not known yet (`None`): the paths decide.
+    same_dataset = dataset is None or (old.get("dataset") or {}) == dataset
+    same = same_dataset and (not old.get("data") or not data or old.get("data") == data)
+    if not same and not overwrite:
+        raise ValueError(
+            f"{path} holds results measured on {old_data}, and this evaluation reads "
+            f"{new_data}: the card would then name {new_data} as the data of its numbers. "
+            f"{elsewhere[0].upper() + elsewhere[1:]}, or --overwrite to replace them."
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    released = os.path.isfile(os.path.join(folder, "verification.json"))
+    if released and not overwrite and metrics is None:
+        raise ValueError(
+            f"{path} is a released result (its folder holds verification.json and a card "
+            f"rendered from it): {elsewhere}, or --overwrite to replace it and then render "
+            "the card again."
+        )
+    if metrics is None:
+        return
+    weaker = []
+    if old_metrics.get("nll") is not None and metrics.get("nll") is None:
+        weaker.append("it has no NLL (measured with --iw-samples 0)")
+    old_count, new_count = old_metrics.get("num_examples"), metrics.get("num_examples")
+    if old_count is not None and new_count is not None and new_count < old_count:
+        weaker.append(f"it covers {new_count} examples, the record {old_count}")
+    old_k, new_k = old.get("iw_samples"), metrics.get("iw_samples")
+    if old_k and new_k and new_k < old_k and metrics.get("nll") is not None:
+        weaker.append(f"its NLL uses K = {new_k}, the record's K = {old_k}")
+    if weaker:
+        raise ValueError(
+            f"this evaluation would replace {path} with a weaker record ({'; '.join(weaker)}): "
+            f"{elsewhere}. The record was kept."
+        )
+
+
 def check_finite_metrics(metrics: dict[str, Any], what: str) -> None:
     """Refuse results holding a NaN or infinite number, nested lists and dicts included
     (named as `kl_per_dim[3]`): a card or file must never carry one."""
