@@ -39,19 +39,23 @@ def tree(folder: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 256 KiB file system (tmpfs) under tmp_path, unmounted afterwards."""
-    mount_point = tmp_path / "disk"
+def mount_disk(request, mount_point: Path, size: str) -> Path:
+    """A real file system of `size` (a tmpfs) at `mount_point`, unmounted after the test."""
     mount_point.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
         capture_output=True, text=True,
     )  # fmt: skip
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs to fill here: {done.stderr.strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+    request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(mount_point)], check=False))
+    return mount_point
+
+
+@pytest.fixture
+def small_disk(request, tmp_path):
+    """A real 256 KiB file system under tmp_path."""
+    return mount_disk(request, tmp_path / "disk", "256k")
 
 
 def fill(disk: Path) -> None:
@@ -377,3 +381,100 @@ def test_evaluate_never_replaces_a_fuller_record_with_a_weaker_one(tmp_path, cap
     # The same data measured as fully replaces it; `vaehub card` renders from it.
     assert main(full) == 0
     assert main(["card", str(model), "--output", str(tmp_path / "card.md")]) == 0
+
+
+# --- §1 one training run per output folder; a full disk during a checkpoint -------------------
+
+HOLD_THE_LOCK = """
+import importlib.util, sys, time
+# The lock's own module, without the package (and torch) around it: the holder starts fast.
+spec = importlib.util.spec_from_file_location("safe_io", sys.argv[2])
+safe_io = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(safe_io)
+with safe_io.folder_lock(sys.argv[1], "vaehub train --output_dir RUN (the first run)"):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_second_training_run_into_one_folder_is_refused_naming_the_first(tmp_path, capsys):
+    run = tmp_path / "run"
+    corpus = tmp_path / "train.txt"
+    corpus.write_text("the cat sat on the mat\na dog ate the cat\n" * 8, encoding="utf-8")
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    first = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_LOCK, str(run), safe_io.__file__],
+        stdout=subprocess.PIPE, text=True, env=environment,
+    )  # fmt: skip
+    try:
+        assert first.stdout.readline().strip() == "locked"
+        code = main(["train", "--output_dir", str(run), "--dataset", "files",
+                     "--train_file", str(corpus), "--max_steps", "1", "--use_cpu", "True",
+                     "--report_to", "none", "--save_strategy", "no"])  # fmt: skip
+        assert code == 1
+        error = capsys.readouterr().err
+        assert f"{run} is in use by another run (pid {first.pid} on" in error
+        assert "(the first run)" in error and "give another folder" in error
+        assert sorted(p.name for p in run.iterdir()) == [".vaehub.lock"]
+    finally:
+        first.kill()  # SIGKILL: no cleanup, the lock file stays behind
+        first.wait()
+    # The killed run's lock is stale: the next run takes it over, naming the dead pid.
+    with safe_io.folder_lock(run, "next") as stale:
+        assert stale["pid"] == first.pid
+        with pytest.raises(safe_io.FolderInUseError):  # even within one process
+            with safe_io.folder_lock(run, "third"):
+                pass
+    assert not (run / ".vaehub.lock").exists()
+
+
+def test_a_full_disk_while_saving_a_checkpoint_names_the_file_and_keeps_the_previous(
+    request, tmp_path
+):
+    from datasets import Dataset
+    from transformers import TrainerCallback
+
+    from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer
+    from vaehub.checkpoints import check_training_checkpoint
+    from vaehub.data import TextCollator, tokenize_corpus
+    from vaehub.trainer import VAETrainer, VAETrainingArguments
+
+    disk = mount_disk(request, tmp_path / "disk", "4m")
+    sentences = ["the cat sat on the mat", "a dog ate the cat", "the dog sat on a log"] * 8
+    tokenizer = build_tokenizer(sentences)
+    data = tokenize_corpus(Dataset.from_dict({"text": sentences}), tokenizer, 16)
+    model = TextVAEModel(TextVAEConfig(
+        vocab_size=len(tokenizer), embedding_size=16, encoder_hidden_size=32,
+        decoder_hidden_size=32, latent_size=4, max_sequence_length=16,
+    ))  # fmt: skip
+    model.tokenizer = tokenizer
+
+    class FillTheDisk(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step == 1:
+                fill(disk)
+
+    trainer = VAETrainer(
+        model=model,
+        args=VAETrainingArguments(
+            output_dir=str(disk / "run"), per_device_train_batch_size=8, max_steps=2,
+            save_strategy="steps", save_steps=1, use_cpu=True, report_to="none",
+            disable_tqdm=True, objective="aggressive", aggressive_max_inner_steps=1,
+        ),
+        train_dataset=data, eval_dataset=data, data_collator=TextCollator(),
+        callbacks=[FillTheDisk()],
+    )  # fmt: skip
+    with pytest.raises(safe_io.DiskFullError) as caught:
+        trainer.train()
+    message = str(caught.value)
+    previous = disk / "run" / "checkpoint-1"
+    assert (
+        f"the disk is full: saving checkpoint {disk / 'run' / 'checkpoint-2'} failed while "
+        in message
+    )
+    assert f"the previous checkpoint {previous} is intact" in message
+    assert f"--resume_from_checkpoint {previous}" in message
+    assert not (disk / "run" / "checkpoint-2").exists()
+    check_training_checkpoint(
+        previous, {"vae_trainer_state.json": "json", "encoder_optimizer.pt": "torch"}
+    )

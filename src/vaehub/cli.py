@@ -41,7 +41,14 @@ def train(argv: Sequence[str]) -> int:
         # Prepended, so that a flag the user gives explicitly comes later and wins.
         argv = [*PAPER_TRAINING, *argv]
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(argv)
-    return run_training(model_args, data_args, training_args)
+    if os.environ.get("RANK", "0") != "0":
+        return run_training(model_args, data_args, training_args)
+    from vaehub.safe_io import folder_lock
+
+    # One run per output folder: a second one would mix its checkpoints into the first's.
+    command = "vaehub train " + " ".join(argv)
+    with folder_lock(training_args.output_dir, command):
+        return run_training(model_args, data_args, training_args)
 
 
 TABLE_ROWS = (

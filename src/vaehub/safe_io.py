@@ -9,14 +9,20 @@ disk, a crash or a kill leaves either the old file or the new one, never half of
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+import logging
 import math
 import os
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 # Errors that mean the disk (or the user's quota) is full.
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -24,6 +30,86 @@ _FULL = (errno.ENOSPC, errno.EDQUOT)
 
 class DiskFullError(OSError):
     """A write ran out of space; the message names the file and says what was kept."""
+
+
+class FolderInUseError(OSError):
+    """Another process holds the lock on a folder; the message names it."""
+
+
+LOCK_FILE = ".vaehub.lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, command: str) -> Iterator[dict[str, Any] | None]:
+    """Hold `folder/.vaehub.lock` while the block runs: a second process asking for it is
+    refused at once, with the first one's pid, host, start time and command.
+
+    The lock is the kernel's (`flock`), so it dies with its process: a lock file left by a
+    run that was killed is stale, is taken over (with a warning naming the dead pid), and
+    never blocks a folder forever. Yields the stale owner's record, or `None`.
+
+    Raises:
+        FolderInUseError: a live process holds the lock.
+    """
+    import fcntl
+
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, LOCK_FILE)
+    while True:
+        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the block
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = _lock_owner(handle)
+            handle.close()
+            who = (
+                f"pid {owner.get('pid')} on {owner.get('host')}, started "
+                f"{owner.get('started')}: {owner.get('command')}"
+                if owner
+                else "a process that is starting"
+            )
+            raise FolderInUseError(
+                f"{folder} is in use by another run ({who}); two runs writing one folder "
+                f"would mix their checkpoints. Wait for it to finish, or give another folder. "
+                f"(Lock file: {path}.)"
+            ) from None
+        # The file may have been removed by its owner between open and flock: lock the one
+        # that is there now.
+        try:
+            same = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        handle.close()
+    stale = _lock_owner(handle)
+    if stale:
+        logger.warning(
+            f"{path} was left by pid {stale.get('pid')} ({stale.get('command')}), which no "
+            "longer holds it (it was stopped or killed): taking it over."
+        )
+    handle.seek(0)
+    handle.truncate()
+    record = {"pid": os.getpid(), "host": socket.gethostname(),
+              "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": command}  # fmt: skip
+    handle.write(json.dumps(record))
+    handle.flush()
+    try:
+        yield stale
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+        handle.close()
+
+
+def _lock_owner(handle: Any) -> dict[str, Any] | None:
+    try:
+        handle.seek(0)
+        owner = json.loads(handle.read() or "null")
+    except (OSError, ValueError):
+        return None
+    return owner if isinstance(owner, dict) else None
 
 
 def check_folder_name(name: str, parent: str | os.PathLike, what: str = "--name") -> str:
@@ -198,7 +284,7 @@ def write_text(path: str | os.PathLike, text: str) -> str:
 
 def write_json(
     path: str | os.PathLike, value: Any, what: str | None = None, *, indent: int | None = 2,
-    default: Callable[[Any], Any] | None = None,
+    default: Callable[[Any], Any] | None = None, allow_nan: bool = False,
 ) -> str:  # fmt: skip
     """`value` as JSON into `path`, atomically, after checking that every number in it is
     finite (JSON has no NaN: a file holding one is read back by no strict parser).
@@ -206,11 +292,14 @@ def write_json(
     Args:
         what: how an error names the value (default: the file).
         default: as `json.dumps`'s, for values JSON cannot hold.
+        allow_nan: write NaN and ±Infinity as Python's `json` does (for state only Python
+            reads back, such as the aggressive loop's best MI of -inf before any check).
     Raises:
         ValueError: a NaN or infinity, named by its key; nothing is written.
     """
-    check_finite(value, what or os.fspath(path))
-    text = json.dumps(value, indent=indent, allow_nan=False, default=default)
+    if not allow_nan:
+        check_finite(value, what or os.fspath(path))
+    text = json.dumps(value, indent=indent, allow_nan=allow_nan, default=default)
     return write_text(path, text)
 
 
@@ -225,6 +314,11 @@ def _remove(path: str) -> None:
         os.remove(path)
     except OSError:
         pass
+
+
+def is_disk_full(error: BaseException, folder: str | os.PathLike) -> bool:
+    """Whether `error` (of any library) came from a full disk under `folder`."""
+    return _disk_full(error) or _no_space_left(os.fspath(folder))
 
 
 def _disk_full(error: BaseException) -> bool:

@@ -21,9 +21,11 @@ is logged and saved in each checkpoint, so `resume_from_checkpoint` continues ex
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -619,9 +621,57 @@ class VAETrainer(AggressiveTraining, Trainer):
         folder = os.path.join(
             self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}"
         )
+        existed = os.path.isdir(folder)
+        try:
+            self._save_checkpoint_files(folder, model, trial)
+        except Exception as error:
+            if not (self.args.should_save and safe_io.is_disk_full(error, folder)):
+                raise
+            raise self._disk_full(folder, existed, error) from error
+
+    def _disk_full(self, folder: str, existed: bool, error: Exception) -> safe_io.DiskFullError:
+        """The error for a checkpoint the disk had no room for: torch and safetensors say
+        "unexpected pos 3520 vs 3412" or "file write failed", naming neither the disk nor
+        the file."""
+        written = [os.path.join(folder, name) for name in os.listdir(folder)] if os.path.isdir(
+            folder
+        ) else []  # fmt: skip
+        last = max(written, key=os.path.getmtime) if written else folder
+        if not existed and not os.path.isfile(os.path.join(folder, "trainer_state.json")):
+            # Unfinished, so never resumed from; removing it gives the space back.
+            shutil.rmtree(folder, ignore_errors=True)
+        parent = os.path.dirname(folder)
+        complete = sorted(
+            (
+                os.path.join(parent, name)
+                for name in os.listdir(parent)
+                if name.startswith("checkpoint-") and name[11:].isdigit()
+                and os.path.join(parent, name) != folder
+                and os.path.isfile(os.path.join(parent, name, "trainer_state.json"))
+            ),
+            key=lambda path: int(path.rsplit("-", 1)[1]),
+        )  # fmt: skip
+        previous = complete[-1] if complete else None
+        kept = (
+            f"the previous checkpoint {previous} is intact: free some space and resume "
+            f"with --resume_from_checkpoint {previous}"
+            if previous
+            else "no earlier checkpoint was written: free some space and train again"
+        )
+        return safe_io.DiskFullError(
+            errno.ENOSPC,
+            f"the disk is full: saving checkpoint {folder} failed while writing "
+            f"{os.path.basename(last)} ({type(error).__name__}); the unfinished checkpoint "
+            f"was removed, and {kept}",
+        )
+
+    def _save_checkpoint_files(self, folder: str, model: nn.Module, trial: Any) -> None:
         if self.args.should_save:
             os.makedirs(folder, exist_ok=True)
-            safe_io.write_json(os.path.join(folder, STATE_FILE), self.trainer_decisions())
+            # allow_nan: the aggressive loop's best MI is -inf until its first check.
+            safe_io.write_json(
+                os.path.join(folder, STATE_FILE), self.trainer_decisions(), allow_nan=True
+            )
             if self._encoder_optimizer is not None:
                 state = self._encoder_optimizer.state_dict()
                 safe_io.write_atomically(
