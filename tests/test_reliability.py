@@ -478,3 +478,27 @@ def test_a_full_disk_while_saving_a_checkpoint_names_the_file_and_keeps_the_prev
     check_training_checkpoint(
         previous, {"vae_trainer_state.json": "json", "encoder_optimizer.pt": "torch"}
     )
+
+
+# --- §2 push and release never follow a link out of the folder -------------------------------
+
+
+@pytest.mark.parametrize("command", ["push", "release"])
+def test_push_and_release_refuse_a_link_out_of_the_folder_naming_it(hub, tmp_path, capsys, command):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hf_the_token_of_someone_else", encoding="utf-8")
+    model = tmp_path / "model"
+    shutil.copytree(SMALL_MODEL, model)
+    (model / "notes.txt").symlink_to("../secret.txt")
+    args = {
+        "push": ["push", str(model), "org/leaky", "--no-card"],
+        "release": ["release", str(model), "--name", "leaky", "--data", "synthetic",
+                    "--output-dir", str(tmp_path / "out")],
+    }[command]  # fmt: skip
+    assert main(args) == 1
+    error = capsys.readouterr().err
+    assert "holds links that lead out of it: notes.txt -> ../secret.txt" in error
+    served = hub.repo_path("org/leaky")
+    leaked = [p for p in served.rglob("*") if p.is_file() and b"hf_the_token" in p.read_bytes()]
+    assert not leaked
+    assert not (tmp_path / "out").exists()

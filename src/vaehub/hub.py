@@ -565,6 +565,8 @@ def push_folder(
     """
     if not os.path.isfile(os.path.join(folder, "config.json")):
         raise ValueError(f"{folder} holds no config.json: save a model there first.")
+    # Before anything is read: copying would follow a link and upload what it points to.
+    safe_io.check_no_links_out(folder, "the folder to push")
     api = HfApi()
     with tempfile.TemporaryDirectory(prefix="vaehub-push-") as staging:
         upload_path = os.path.join(staging, "upload")

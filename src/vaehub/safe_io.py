@@ -146,6 +146,32 @@ def check_folder_name(name: str, parent: str | os.PathLike, what: str = "--name"
     return os.path.join(os.fspath(parent), text)
 
 
+def check_no_links_out(folder: str | os.PathLike, what: str) -> None:
+    """Refuse a folder holding a symbolic link that leads out of it (or nowhere): copying
+    or uploading the folder would follow it and carry the target's contents (a
+    `notes.txt -> ../secret.txt`) along.
+
+    Raises:
+        ValueError: naming every such link and where it points.
+    """
+    root = os.path.realpath(folder)
+    found = []
+    for parent, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(parent, name)
+            if not os.path.islink(path):
+                continue
+            target = os.path.realpath(path)
+            if not (target.startswith(root + os.sep) and os.path.exists(target)):
+                found.append(f"{os.path.relpath(path, root)} -> {os.readlink(path)}")
+    if found:
+        raise ValueError(
+            f"{what} {os.fspath(folder)} holds links that lead out of it: "
+            f"{', '.join(found[:8])}{' ...' if len(found) > 8 else ''}. They would carry "
+            "files from elsewhere along; replace each by the file it should be (or remove it)."
+        )
+
+
 def check_replaceable_folder(path: str | os.PathLike, what: str) -> None:
     """Refuse to replace, as a whole, a folder that holds far more than a model: `/`, the
     home folder, the current folder or any folder above it — unless it is empty.

@@ -25,7 +25,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from vaehub import hub
-from vaehub.safe_io import check_folder_name, replace_folder, write_json, write_text
+from vaehub.safe_io import (
+    check_folder_name,
+    check_no_links_out,
+    replace_folder,
+    write_json,
+    write_text,
+)
 from vaehub.svi_settings import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_MAX_GRAD_NORM,
@@ -199,6 +205,8 @@ def release(
         raise ValueError(f"dtype {dtype!r} is not one of {', '.join(STORAGE_DTYPES)}.")
     # Checked before anything is read or written: the folder of that name is replaced.
     folder = check_folder_name(name, output_dir, "the release name")
+    # What is released is read from model_dir: never from beyond it through a link.
+    check_no_links_out(model_dir, "the model folder to release")
     model = load_model(model_dir)
     results = hub.read_results(model_dir)
     card_split = hub.reported_split(model_dir, results, split)
