@@ -12,9 +12,11 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -195,8 +197,11 @@ class HostileProxy(BaseHTTPRequestHandler):
             for index in range(len(body)):
                 if self.stop.wait(self.drip_seconds):
                     return
-                self.wfile.write(body[index : index + 1])
-                self.wfile.flush()
+                try:
+                    self.wfile.write(body[index : index + 1])
+                    self.wfile.flush()
+                except OSError:  # the client gave up: what the test wants
+                    return
             return
         self.wfile.write(body)
 
@@ -283,6 +288,7 @@ def test_pull_force_checks_the_download_before_it_replaces_a_working_model(
     assert sorted(p.name for p in (tmp_path / "area").iterdir()) == ["good"]  # no staging left
 
 
+@pytest.mark.slow  # a process of its own, whose Hub is the lying proxy
 def test_pull_refuses_a_download_whose_hash_is_not_the_one_the_server_listed(
     hub, hostile, tmp_path
 ):
@@ -502,3 +508,47 @@ def test_push_and_release_refuse_a_link_out_of_the_folder_naming_it(hub, tmp_pat
     leaked = [p for p in served.rglob("*") if p.is_file() and b"hf_the_token" in p.read_bytes()]
     assert not leaked
     assert not (tmp_path / "out").exists()
+
+
+# --- §3 a slow-drip server is given up on; an interrupted pull leaves nothing ----------------
+
+
+@pytest.mark.slow  # a process of its own (importing torch) and a 3 s stall
+def test_pull_gives_up_on_a_server_that_drips_one_byte_every_two_seconds(hub, hostile, tmp_path):
+    from vaehub.hub import push_folder
+
+    push_folder(SMALL_MODEL, "org/drip", card=False)
+    start = time.monotonic()
+    args = ["pull", "org/drip", "--output-dir", str(tmp_path / "x"), "--timeout", "3"]
+    done = run_vaehub(args, hostile("drip"), timeout=90)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "stalled: it sent" in done.stderr and "--timeout SECONDS" in done.stderr
+    assert "Nothing local was changed" in done.stderr
+    assert time.monotonic() - start < 60
+    assert list(tmp_path.iterdir()) == []  # no .x.pull-* staging folder
+
+
+@pytest.mark.slow  # a process of its own
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_pull_removes_its_staging_folder(hub, hostile, tmp_path, stop):
+    from vaehub.hub import push_folder
+
+    push_folder(SMALL_MODEL, "org/drip-stopped", card=False)
+    environment = {**os.environ, "HF_ENDPOINT": hostile("drip"),
+                   "PYTHONPATH": os.pathsep.join(sys.path)}  # fmt: skip
+    args = ["pull", "org/drip-stopped", "--output-dir", str(tmp_path / "x"), "--timeout", "60"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vaehub.cli", *args], env=environment,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        # Stopped while model.safetensors drips into the staging folder.
+        while not list(tmp_path.glob(".x.pull-*/.cache/huggingface/download/*.incomplete")):
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.2)
+        process.send_signal(stop)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    assert list(tmp_path.iterdir()) == []

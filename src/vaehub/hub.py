@@ -15,6 +15,7 @@ model.
 
 from __future__ import annotations
 
+import atexit
 import glob
 import json
 import os
@@ -651,12 +652,18 @@ def pull(
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(dir=parent, prefix=f".{name}.pull-")
     try:
-        _checked(_download(repo_id, revision, staging, token, where), repo_id)
+        with network.interruptible():
+            _checked(_download(repo_id, revision, staging, token, where), repo_id)
         # Everything is checked in the staging folder: the old one goes only for a model
         # that is whole, is what the server listed, and loads.
         check_download(staging, where)
         safe_io.replace_folder(target, staging)
-    except BaseException:
+    except BaseException as error:
+        if not isinstance(error, Exception):
+            # Interrupted (Ctrl-C, SIGTERM): a download thread may still write into the
+            # staging folder after it is removed; remove it again once they are joined.
+            network.cancel_transfers()
+            atexit.register(shutil.rmtree, staging, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
