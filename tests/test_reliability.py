@@ -552,3 +552,38 @@ def test_an_interrupted_pull_removes_its_staging_folder(hub, hostile, tmp_path, 
     finally:
         process.kill()
     assert list(tmp_path.iterdir()) == []
+
+
+# --- §3/§4 a saved generation config is checked on load, as the arguments are ------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("min_length", 1e8, "an integer >= 0"),
+        ("min_length", 10**8, "at most the model's max_sequence_length=12"),
+        ("num_beams", 0, "an integer >= 1"),
+        ("temperature", -1, "a number > 0"),
+        ("typical_p", 5, "a number in (0, 1]"),
+        ("epsilon_cutoff", -1, "a number in [0, 1)"),
+    ],
+)
+def test_a_bad_saved_generation_config_is_refused_naming_the_file_and_field(
+    tmp_path, capsys, field, value, expected
+):
+    model = tmp_path / "model"
+    shutil.copytree(SMALL_MODEL, model)
+    path = model / "generation_config.json"
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**saved, field: value}), encoding="utf-8")
+    assert main(["generate", str(model), "--num_samples", "2"]) == 1
+    error = capsys.readouterr().err
+    assert f"{path}: {field}={value!r} is not valid: expected {expected}" in error, error
+
+
+def test_typical_p_and_epsilon_cutoff_arguments_are_checked():
+    from vaehub.text_decoder import check_generation_options
+
+    for options in ({"typical_p": 5}, {"epsilon_cutoff": -1}, {"eta_cutoff": 1.5}):
+        with pytest.raises(ValueError, match="is not valid"):
+            check_generation_options(options)
