@@ -587,3 +587,40 @@ def test_typical_p_and_epsilon_cutoff_arguments_are_checked():
     for options in ({"typical_p": 5}, {"epsilon_cutoff": -1}, {"eta_cutoff": 1.5}):
         with pytest.raises(ValueError, match="is not valid"):
             check_generation_options(options)
+
+
+# --- §3 K is bounded; a card cannot choose unbounded work ------------------------------------
+
+
+def test_evaluate_refuses_an_unbounded_number_of_importance_samples(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat\n", encoding="utf-8")
+    args = ["evaluate", str(SMALL_MODEL), "--data", str(corpus), "--iw-samples", "10000000",
+            "--output", str(tmp_path / "out.json")]  # fmt: skip
+    start = time.monotonic()
+    assert main(args) == 1
+    error = capsys.readouterr().err
+    assert "iw_samples=10,000,000 is above the limit of 50,000" in error
+    assert time.monotonic() - start < 30
+    assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize(("metric", "value"), [("iw_samples", 10**7), ("refine_steps", 10**6)])
+def test_verify_refuses_a_card_that_asks_for_unbounded_work(tmp_path, capsys, metric, value):
+    import yaml
+
+    folder = tmp_path / "card"
+    shutil.copytree(SMALL_MODEL, folder)
+    card = folder / "README.md"
+    _, header, body = card.read_text(encoding="utf-8").split("---\n", 2)
+    data = yaml.safe_load(header)
+    for result in data["model-index"][0]["results"]:
+        if "[:" in result["dataset"]["split"]:
+            result["dataset"]["args"][metric] = value
+    card.write_text("---\n" + yaml.safe_dump(data, sort_keys=False) + "---\n" + body, "utf-8")
+    start = time.monotonic()
+    assert main(["verify", str(folder)]) == 1
+    error = capsys.readouterr().err
+    assert f"the verification slice's {metric}={value:,} is outside" in error
+    assert "unbounded work" in error
+    assert time.monotonic() - start < 30

@@ -50,6 +50,10 @@ ABSOLUTE_TOLERANCE = 0.002
 RELATIVE_TOLERANCE = 1e-4
 SLICE_SPLIT = re.compile(r"^(?P<split>[A-Za-z_]+)\[:(?P<first>\d+)\]$")
 STORAGE_DTYPES = ("float32", "float16", "bfloat16")
+# What a slice may ask of `verify` (its K is bounded by metrics.MAX_IW_SAMPLES).
+MAX_SLICE_EXAMPLES = 10_000
+MAX_SLICE_BATCH = 4096
+MAX_REFINE_STEPS = 1000
 
 
 class VerificationError(ValueError):
@@ -79,12 +83,24 @@ class VerificationSlice:
     refine_max_grad_norm: float = DEFAULT_MAX_GRAD_NORM
 
     def __post_init__(self) -> None:
-        if self.first < 1:
-            raise ValueError(f"a verification slice needs at least 1 example, got {self.first}.")
-        if self.iw_samples < 1:
-            raise ValueError(f"iw_samples must be at least 1, got {self.iw_samples}.")
-        if self.refine_steps < 0:
-            raise ValueError(f"refine_steps must be 0 or more, got {self.refine_steps}.")
+        from vaehub.metrics import MAX_IW_SAMPLES
+
+        # A card names its slice, and `verify` measures what the card says: every number
+        # that sets the work is bounded, so a card cannot demand unbounded compute.
+        bounds = {
+            "first": (1, MAX_SLICE_EXAMPLES),
+            "iw_samples": (1, MAX_IW_SAMPLES),
+            "batch_size": (1, MAX_SLICE_BATCH),
+            "refine_steps": (0, MAX_REFINE_STEPS),
+        }
+        for name, (low, high) in bounds.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise VerificationError(
+                    f"the verification slice's {name}={value:,} is outside [{low}, {high:,}]: "
+                    "a slice is a quick check of a card, and this one would ask for "
+                    + ("unbounded work." if value > high else "nothing to measure.")
+                )
 
     @property
     def split_name(self) -> str:
@@ -333,6 +349,8 @@ def card_slice(card: Any, source: str) -> tuple[VerificationSlice, dict[str, flo
             batch_size=int(args["batch_size"]),
             refine_steps=int(args.get("refine_steps", 0)), **refinement(args),
         )  # fmt: skip
+    except VerificationError as error:
+        raise VerificationError(f"the card of {source}: {error}") from error
     except (KeyError, TypeError, ValueError) as error:
         raise VerificationError(
             f"the card of {source} names the slice {first.dataset_split} without its "
