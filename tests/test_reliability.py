@@ -624,3 +624,55 @@ def test_verify_refuses_a_card_that_asks_for_unbounded_work(tmp_path, capsys, me
     assert f"the verification slice's {metric}={value:,} is outside" in error
     assert "unbounded work" in error
     assert time.monotonic() - start < 30
+
+
+# --- §3 one allocation of gigabytes is refused or batched -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def text_vae():
+    from vaehub import TextVAEModel
+
+    return TextVAEModel.from_pretrained(SMALL_MODEL).eval()
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        (lambda m: m.generate_sentences(num_samples=10**7), "num_samples=10,000,000"),
+        (lambda m: m.interpolate("a b", "c d", steps=10**6), "steps=1,000,000"),
+        (lambda m: m.generate(z=torch.zeros(10**5, m.config.latent_size)), "z.shape[0]=100,000"),
+    ],
+)
+def test_decoding_more_than_fits_at_once_is_refused_with_the_size_and_limit(text_vae, call, named):
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="the limit is 4,096") as caught:
+        call(text_vae)
+    assert named in str(caught.value) and "in batches of at most 4,096" in str(caught.value)
+    assert time.monotonic() - start < 5
+
+
+def test_image_generate_refuses_more_than_fits_at_once():
+    from vaehub import DeltaVAEConfig, DeltaVAEModel
+
+    model = DeltaVAEModel(DeltaVAEConfig(image_size=8)).eval()
+    with pytest.raises(ValueError, match=r"num_samples=10,000,000 .* the limit is 4,096"):
+        model.generate(num_samples=10**7)
+
+
+def test_encode_of_many_sentences_runs_in_chunks_with_the_same_result(text_vae):
+    from vaehub.modeling_utils import ENCODED_AT_ONCE
+
+    words = list(text_vae.tokenizer.get_vocab())[5:25]
+    sentences = [" ".join(words[i % 7 : i % 7 + 3 + i % 5]) for i in range(2 * ENCODED_AT_ONCE + 7)]
+    seen = []
+    hook = text_vae.encoder.register_forward_hook(lambda m, a, out: seen.append(a[0].shape[0]))
+    try:
+        with torch.no_grad():
+            whole = text_vae.encode(sentences).mean
+            first = text_vae.encode(sentences[:3]).mean
+    finally:
+        hook.remove()
+    assert seen[:3] == [ENCODED_AT_ONCE, ENCODED_AT_ONCE, 7]
+    assert whole.shape == (len(sentences), text_vae.config.latent_size)
+    assert torch.allclose(whole[:3], first, atol=1e-6)

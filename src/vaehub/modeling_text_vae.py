@@ -24,7 +24,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.utils import ModelOutput
 
 from vaehub.configuration_vae import TEXT_DECODER_FIELDS, TextVAEConfig
-from vaehub.modeling_utils import VAEPreTrainedModel, interpolate_latents
+from vaehub.modeling_utils import VAEPreTrainedModel, encode_in_chunks, interpolate_latents
 from vaehub.posteriors import PosteriorHead, PosteriorParameters
 from vaehub.priors import LatentPrior, prior_from_config
 from vaehub.text_decoder import DecoderState, TextDecoder, TextModelMixin
@@ -230,7 +230,8 @@ class TextVAEModel(TextModelMixin, TextVAEPreTrainedModel, GenerationMixin):
             sentence's steps).
         """
         input_ids, attention_mask = self._as_ids(input_ids, attention_mask)
-        return self.posterior_from(self.posterior_parameters(input_ids, attention_mask))
+        parameters = encode_in_chunks(self.posterior_parameters, input_ids, attention_mask)
+        return self.posterior_from(parameters)
 
     def posterior_parameters(
         self, input_ids: Tensor, attention_mask: Tensor | None = None, **unused: Any

@@ -61,6 +61,8 @@ class VAEPreTrainedModel(PreTrainedModel):
         if num_samples is not None:
             raise ValueError("give either z or num_samples, not both.")
         check_finite_latent(z)
+        if z.dim() > 0:
+            check_decoded_at_once(z.shape[0], "z.shape[0]")
         return z
 
     @staticmethod
@@ -259,11 +261,56 @@ def in_loss_precision(logits: Tensor) -> Tensor:
     return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 
+# The most examples one call decodes at once: generation keeps every row's decoder state
+# and logits together (10^7 sentences or images would ask for one allocation of gigabytes).
+MAX_DECODED_AT_ONCE = 4096
+
+
+def check_decoded_at_once(count: int, name: str) -> None:
+    """Refuse a decoding call of more than `MAX_DECODED_AT_ONCE` rows, saying the size
+    asked and the limit."""
+    if count > MAX_DECODED_AT_ONCE:
+        raise ValueError(
+            f"{name}={count:,} asks one call to decode {count:,} examples at once; the limit "
+            f"is {MAX_DECODED_AT_ONCE:,} (their decoder states and logits are held together "
+            f"in memory). Call it in batches of at most {MAX_DECODED_AT_ONCE:,}."
+        )
+
+
+# Sentences or images the encoder reads at once in `encode`: 10,000 PTB sentences in one
+# pass asked for 9.3 GB; in chunks, memory stays that of one chunk (without gradients).
+ENCODED_AT_ONCE = 512
+
+
+def encode_in_chunks(posterior_parameters: Any, input_ids: Tensor, attention_mask: Tensor) -> Any:
+    """`posterior_parameters(input_ids, attention_mask)`, computed `ENCODED_AT_ONCE` rows
+    at a time and joined along the batch."""
+    from dataclasses import fields, replace
+
+    rows = input_ids.shape[0]
+    if rows <= ENCODED_AT_ONCE:
+        return posterior_parameters(input_ids, attention_mask)
+    parts = [
+        posterior_parameters(
+            input_ids[i : i + ENCODED_AT_ONCE], attention_mask[i : i + ENCODED_AT_ONCE]
+        )
+        for i in range(0, rows, ENCODED_AT_ONCE)
+    ]
+    joined = {
+        field.name: torch.cat([getattr(part, field.name) for part in parts])
+        for field in fields(parts[0])
+        if isinstance(getattr(parts[0], field.name), Tensor)
+    }
+    return replace(parts[0], **joined)
+
+
 def checked_num_samples(num_samples: int | None) -> int:
-    """How many samples to draw: `num_samples`, 1 when `None`, refused unless positive."""
+    """How many samples to draw: `num_samples`, 1 when `None`, refused unless positive
+    and at most `MAX_DECODED_AT_ONCE`."""
     count = 1 if num_samples is None else num_samples
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
+    check_decoded_at_once(count, "num_samples")
     return count
 
 
@@ -287,6 +334,7 @@ def interpolate_latents(z_a: Tensor, z_b: Tensor, steps: int) -> Tensor:
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
         raise ValueError(f"steps must be an integer >= 2 (both ends included), got {steps!r}.")
+    check_decoded_at_once(steps, "steps")
     t = torch.linspace(0, 1, steps, device=z_a.device, dtype=z_a.dtype)
     t = t.view(steps, *([1] * z_a.dim()))
     return (1 - t) * z_a + t * z_b
