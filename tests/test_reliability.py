@@ -676,3 +676,26 @@ def test_encode_of_many_sentences_runs_in_chunks_with_the_same_result(text_vae):
     assert seen[:3] == [ENCODED_AT_ONCE, ENCODED_AT_ONCE, 7]
     assert whole.shape == (len(sentences), text_vae.config.latent_size)
     assert torch.allclose(whole[:3], first, atol=1e-6)
+
+
+# --- §4 training settings that would silently do nothing ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--free_bits", "nan"], "free_bits=nan is not valid: expected a finite"),
+        (["--objective", "free_bits", "--free_bits", "inf"], "free_bits=inf is not valid"),
+        (["--max_steps", "0", "--num_train_epochs", "0"], "ask for no training at all"),
+        (["--learning_rate", "nan"], "learning_rate=nan is not valid"),
+    ],
+)
+def test_training_settings_that_would_do_nothing_are_refused(tmp_path, capsys, flags, message):
+    corpus = tmp_path / "train.txt"
+    corpus.write_text("the cat sat on the mat\n" * 4, encoding="utf-8")
+    args = ["train", "--output_dir", str(tmp_path / "run"), "--dataset", "files",
+            "--train_file", str(corpus), "--use_cpu", "True", "--report_to", "none",
+            *flags]  # fmt: skip
+    assert main(args) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run" / "model.safetensors").exists()

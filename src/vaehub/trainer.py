@@ -291,8 +291,22 @@ class VAETrainingArguments(TrainingArguments):
                 f"aggressive_check_steps={self.aggressive_check_steps!r} is not valid: expected "
                 "an integer >= 1 (updates between MI checks), or none for one per epoch."
             )
-        if self.free_bits < 0:
-            raise ValueError(f"free_bits={self.free_bits!r} is not valid: expected λ >= 0 nats.")
+        # `not >= 0` also refuses NaN, which compares false with everything: the KL term
+        # would silently drop out of the loss.
+        if not (math.isfinite(self.free_bits) and self.free_bits >= 0):
+            raise ValueError(
+                f"free_bits={self.free_bits!r} is not valid: expected a finite λ >= 0 nats."
+            )
+        for name in ("learning_rate", "num_train_epochs", "max_grad_norm", "weight_decay"):
+            value = getattr(self, name, None)
+            if isinstance(value, float) and math.isnan(value):
+                raise ValueError(f"{name}=nan is not valid: expected a number.")
+        if self.max_steps <= 0 and not self.num_train_epochs > 0:
+            raise ValueError(
+                f"max_steps={self.max_steps} and num_train_epochs={self.num_train_epochs} ask "
+                "for no training at all (the model would be saved untrained): give "
+                "--max_steps N or --num_train_epochs E > 0."
+            )
         # Validates β, β₀, the ramp ratio with the schedule's own checks.
         BetaSchedule(
             self.resolved_beta_schedule,
