@@ -699,3 +699,13 @@ def test_training_settings_that_would_do_nothing_are_refused(tmp_path, capsys, f
     assert main(args) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_nan_or_huge_latents_are_refused_where_they_would_score_or_decode_silently(text_vae):
+    input_ids, attention_mask = text_vae.tokenize(["a b c"])
+    z = torch.full((1, text_vae.config.latent_size), float("nan"))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        text_vae.log_likelihood(input_ids, attention_mask, z)
+    huge = torch.full((1, text_vae.config.latent_size), 1e30)
+    with pytest.raises(ValueError, match="magnitude 1e\\+30, beyond 10000"):
+        text_vae.generate_sentences(huge)

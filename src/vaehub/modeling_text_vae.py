@@ -24,7 +24,12 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.utils import ModelOutput
 
 from vaehub.configuration_vae import TEXT_DECODER_FIELDS, TextVAEConfig
-from vaehub.modeling_utils import VAEPreTrainedModel, encode_in_chunks, interpolate_latents
+from vaehub.modeling_utils import (
+    VAEPreTrainedModel,
+    check_finite_latent,
+    encode_in_chunks,
+    interpolate_latents,
+)
 from vaehub.posteriors import PosteriorHead, PosteriorParameters
 from vaehub.priors import LatentPrior, prior_from_config
 from vaehub.text_decoder import DecoderState, TextDecoder, TextModelMixin
@@ -257,6 +262,7 @@ class TextVAEModel(TextModelMixin, TextVAEPreTrainedModel, GenerationMixin):
             `(batch,)` or `(samples, batch)`.
         """
         input_ids, attention_mask = self._check_ids(input_ids, attention_mask)
+        check_finite_latent(z)  # as the decoding paths do: NaN would score NaN silently
         event = 2 if self.sequential else 1
         lead = z.shape[: z.dim() - event - 1]
         batch = input_ids.shape[0]

@@ -63,6 +63,15 @@ class VAEPreTrainedModel(PreTrainedModel):
         check_finite_latent(z)
         if z.dim() > 0:
             check_decoded_at_once(z.shape[0], "z.shape[0]")
+        largest = float(z.abs().max()) if z.numel() else 0.0
+        if largest > MAX_LATENT_MAGNITUDE:
+            # Finite, but the decoder's initial state saturates or overflows: it would
+            # decode to '' without a word.
+            raise ValueError(
+                f"z holds a latent of magnitude {largest:.3g}, beyond {MAX_LATENT_MAGNITUDE:g} "
+                "(the prior's scale is 1): the decoder cannot decode it meaningfully. Give "
+                "latents on the prior's scale."
+            )
         return z
 
     @staticmethod
@@ -261,6 +270,8 @@ def in_loss_precision(logits: Tensor) -> Tensor:
     return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 
+# The largest |z| decoded: 10^4 prior standard deviations; 1e30 overflows the decoder's state.
+MAX_LATENT_MAGNITUDE = 1e4
 # The most examples one call decodes at once: generation keeps every row's decoder state
 # and logits together (10^7 sentences or images would ask for one allocation of gigabytes).
 MAX_DECODED_AT_ONCE = 4096
