@@ -434,18 +434,15 @@ def test_a_second_training_run_into_one_folder_is_refused_naming_the_first(tmp_p
     assert not (run / ".vaehub.lock").exists()
 
 
-def test_a_full_disk_while_saving_a_checkpoint_names_the_file_and_keeps_the_previous(
-    request, tmp_path
-):
+def tiny_trainer(output_dir: Path, callbacks=(), **settings):
+    """A VAETrainer of a tiny text VAE on 24 sentences, saving a checkpoint every step."""
     from datasets import Dataset
-    from transformers import TrainerCallback
 
     from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer
-    from vaehub.checkpoints import check_training_checkpoint
     from vaehub.data import TextCollator, tokenize_corpus
     from vaehub.trainer import VAETrainer, VAETrainingArguments
 
-    disk = mount_disk(request, tmp_path / "disk", "4m")
+    torch.manual_seed(0)
     sentences = ["the cat sat on the mat", "a dog ate the cat", "the dog sat on a log"] * 8
     tokenizer = build_tokenizer(sentences)
     data = tokenize_corpus(Dataset.from_dict({"text": sentences}), tokenizer, 16)
@@ -454,22 +451,33 @@ def test_a_full_disk_while_saving_a_checkpoint_names_the_file_and_keeps_the_prev
         decoder_hidden_size=32, latent_size=4, max_sequence_length=16,
     ))  # fmt: skip
     model.tokenizer = tokenizer
+    arguments = dict(
+        output_dir=str(output_dir), per_device_train_batch_size=8, max_steps=2,
+        save_strategy="steps", save_steps=1, use_cpu=True, report_to="none",
+        disable_tqdm=True, objective="aggressive", aggressive_max_inner_steps=1,
+    )  # fmt: skip
+    return VAETrainer(
+        model=model, args=VAETrainingArguments(**{**arguments, **settings}),
+        train_dataset=data, eval_dataset=data, data_collator=TextCollator(),
+        callbacks=list(callbacks),
+    )  # fmt: skip
+
+
+def test_a_full_disk_while_saving_a_checkpoint_names_the_file_and_keeps_the_previous(
+    request, tmp_path
+):
+    from transformers import TrainerCallback
+
+    from vaehub.checkpoints import check_training_checkpoint
+
+    disk = mount_disk(request, tmp_path / "disk", "4m")
 
     class FillTheDisk(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
             if state.global_step == 1:
                 fill(disk)
 
-    trainer = VAETrainer(
-        model=model,
-        args=VAETrainingArguments(
-            output_dir=str(disk / "run"), per_device_train_batch_size=8, max_steps=2,
-            save_strategy="steps", save_steps=1, use_cpu=True, report_to="none",
-            disable_tqdm=True, objective="aggressive", aggressive_max_inner_steps=1,
-        ),
-        train_dataset=data, eval_dataset=data, data_collator=TextCollator(),
-        callbacks=[FillTheDisk()],
-    )  # fmt: skip
+    trainer = tiny_trainer(disk / "run", callbacks=[FillTheDisk()])
     with pytest.raises(safe_io.DiskFullError) as caught:
         trainer.train()
     message = str(caught.value)
@@ -709,3 +717,30 @@ def test_nan_or_huge_latents_are_refused_where_they_would_score_or_decode_silent
     huge = torch.full((1, text_vae.config.latent_size), 1e30)
     with pytest.raises(ValueError, match="magnitude 1e\\+30, beyond 10000"):
         text_vae.generate_sentences(huge)
+
+
+# --- §5 resuming: errors that name the file, the folder and the fix ----------------------------
+
+
+def test_resume_names_a_missing_folder_a_pickled_state_and_takes_true_as_true(tmp_path):
+    from vaehub import CheckpointError
+
+    run = tmp_path / "run"
+    tiny_trainer(run, max_steps=3).train()
+    last, previous = run / "checkpoint-3", run / "checkpoint-2"
+    # `--resume_from_checkpoint True` arrives as the string "True": it means the last one.
+    tiny_trainer(run, max_steps=3).train(resume_from_checkpoint="True")
+    with pytest.raises(CheckpointError) as caught:
+        tiny_trainer(run, max_steps=3).train(resume_from_checkpoint=str(run / "checkpoint-9"))
+    assert "checkpoint-9: there is no such folder" in str(caught.value)
+    assert f"The newest complete checkpoint in {run} is {last}" in str(caught.value)
+    for filename in ("rng_state.pth", "scheduler.pt"):
+        original = (last / filename).read_bytes()
+        torch.save({"state": open}, last / filename)  # a pickled function
+        with pytest.raises(CheckpointError) as caught:
+            tiny_trainer(run, max_steps=3).train(resume_from_checkpoint="True")
+        message = str(caught.value)
+        assert f"{filename} holds a pickled Python object (io.open)" in message
+        assert f"--resume_from_checkpoint {previous}" in message
+        assert "weights_only" not in message
+        (last / filename).write_bytes(original)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 import httpx2
@@ -194,6 +195,29 @@ def check_training_checkpoint(folder: str | os.PathLike, extra_files: dict[str, 
     raise CheckpointError(f"cannot resume from {folder}: {problem}; {advice}.")
 
 
+def newest_complete_checkpoint(
+    folder: str | os.PathLike, extra_files: dict[str, str]
+) -> str | None:
+    """The `checkpoint-N` folder of `folder` with the largest N that passes the checks of
+    `check_training_checkpoint`, or `None`."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        return None
+    found = sorted(
+        (entry for entry in os.listdir(folder) if _checkpoint_step(entry) is not None),
+        key=_checkpoint_step,
+        reverse=True,
+    )
+    return next(
+        (
+            os.path.join(folder, entry)
+            for entry in found
+            if _training_checkpoint_problem(os.path.join(folder, entry), extra_files) is None
+        ),
+        None,
+    )
+
+
 def _checkpoint_step(name: str) -> int | None:
     prefix = "checkpoint-"
     digits = name[len(prefix) :]
@@ -212,8 +236,13 @@ def _training_checkpoint_problem(folder: str, extra_files: dict[str, str]) -> st
     checks = {TRAINER_STATE_NAME: "json", **extra_files}
     if os.path.isfile(os.path.join(folder, WEIGHTS_NAME)):
         checks[WEIGHTS_NAME] = "safetensors"
-    if os.path.isfile(os.path.join(folder, "optimizer.pt")):
-        checks["optimizer.pt"] = "torch"
+    # Every file transformers unpickles on resume: the optimiser's, the scheduler's, the
+    # gradient scaler's and each process's random state.
+    for filename in sorted(os.listdir(folder)):
+        if filename in ("optimizer.pt", "scheduler.pt", "scaler.pt") or (
+            filename.startswith("rng_state") and filename.endswith(".pth")
+        ):
+            checks[filename] = "torch"
     for filename, kind in checks.items():
         path = os.path.join(folder, filename)
         if not os.path.isfile(path):
@@ -228,8 +257,21 @@ def _training_checkpoint_problem(folder: str, extra_files: dict[str, str]) -> st
                         handle.get_slice(key)
             else:
                 # Tensors and plain containers only: a pickled object is refused, not run.
-                torch.load(path, map_location="cpu", weights_only=True)
+                # numpy arrays are allowed, as transformers allows them in rng_state.pth.
+                from transformers.trainer_pt_utils import safe_globals
+
+                with safe_globals():
+                    torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # noqa: BLE001 - any failure means the file cannot be used
+            pickled = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+            if pickled:
+                # Not torch's own advice, which ends by suggesting weights_only=False.
+                return (
+                    f"{filename} holds a pickled Python object ({pickled.group(1)}), which "
+                    "vaehub never unpickles since unpickling can run code; the Trainer writes "
+                    "only tensors and plain values there, so the file was replaced or written "
+                    "by other code"
+                )
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
             return (
                 f"{filename} is truncated or unreadable ({type(error).__name__}: "

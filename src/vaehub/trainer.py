@@ -39,7 +39,11 @@ from transformers.utils import is_torch_bf16_gpu_available, logging
 
 from vaehub import safe_io, svi
 from vaehub.aggressive import AggressiveState, AggressiveTraining, inference_parameters
-from vaehub.checkpoints import check_training_checkpoint
+from vaehub.checkpoints import (
+    CheckpointError,
+    check_training_checkpoint,
+    newest_complete_checkpoint,
+)
 from vaehub.data import LengthBucketSampler, index_batches
 from vaehub.metrics import evaluate_vae, mutual_information_terms
 from vaehub.objectives import SCHEDULES, BetaSchedule, kl_term
@@ -704,6 +708,24 @@ class VAETrainer(AggressiveTraining, Trainer):
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
         """`Trainer.train`, after checking that the checkpoint to resume from is complete
         (raises `vaehub.CheckpointError` naming the bad file and an earlier checkpoint)."""
+        extra = {STATE_FILE: "json", ENCODER_OPTIMIZER_FILE: "torch"}
+        if isinstance(resume_from_checkpoint, str) and resume_from_checkpoint.strip().lower() in (
+            "true", "false",
+        ):  # fmt: skip
+            # The command line gives `--resume_from_checkpoint True` as the string "True".
+            resume_from_checkpoint = resume_from_checkpoint.strip().lower() == "true" or None
+        if isinstance(resume_from_checkpoint, str) and not os.path.isdir(resume_from_checkpoint):
+            newest = newest_complete_checkpoint(self.args.output_dir, extra)
+            raise CheckpointError(
+                f"cannot resume from {resume_from_checkpoint}: there is no such folder. "
+                + (
+                    f"The newest complete checkpoint in {self.args.output_dir} is {newest}: "
+                    f"--resume_from_checkpoint {newest} (or True) resumes from it."
+                    if newest
+                    else f"{self.args.output_dir} holds no complete checkpoint: train without "
+                    "--resume_from_checkpoint to start afresh."
+                )
+            )
         if resume_from_checkpoint is True:
             resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
             if resume_from_checkpoint is None:
@@ -712,9 +734,7 @@ class VAETrainer(AggressiveTraining, Trainer):
                     "checkpoint-N folder: train without it to start afresh."
                 )
         if resume_from_checkpoint:
-            check_training_checkpoint(
-                resume_from_checkpoint, {STATE_FILE: "json", ENCODER_OPTIMIZER_FILE: "torch"}
-            )
+            check_training_checkpoint(resume_from_checkpoint, extra)
         self._training = True
         try:
             return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
