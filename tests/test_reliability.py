@@ -744,3 +744,50 @@ def test_resume_names_a_missing_folder_a_pickled_state_and_takes_true_as_true(tm
         assert f"--resume_from_checkpoint {previous}" in message
         assert "weights_only" not in message
         (last / filename).write_bytes(original)
+
+
+# --- §4/§5 data: unknown words are counted; bad files are named -------------------------------
+
+
+def test_a_text_of_unknown_words_is_warned_about_and_its_unk_fraction_recorded(tmp_path):
+    corpus = tmp_path / "unknown.txt"
+    corpus.write_text("zyx wvu tsr qpo\nnml kji hgf\n" * 4, encoding="utf-8")
+    output = tmp_path / "eval.json"
+    args = ["evaluate", str(SMALL_MODEL), "--data", str(corpus), "--iw-samples", "2",
+            "--output", str(output)]  # fmt: skip
+    with pytest.warns(UserWarning, match=r"of the tokens of .*unknown.txt are <unk>"):
+        assert main(args) == 0
+    record = json.loads(output.read_text(encoding="utf-8"))
+    # 7 words and 2 </s> per two sentences: 7 of 9 scored tokens are <unk>.
+    assert record["unk_fraction"] == pytest.approx(7 / 9)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "holds no sentences (it is empty or blank)"),
+        (b"\n  \n", "holds no sentences"),
+        ("the cat\n".encode("utf-16"), "is UTF-16 text; vaehub reads UTF-8"),
+        (b"the cat\ncaf\xe9 au lait\n", "is not UTF-8 text: byte 11 (line 2)"),
+    ],
+)
+def test_a_training_file_that_is_empty_or_not_utf8_is_named(tmp_path, capsys, content, message):
+    corpus = tmp_path / "train.txt"
+    corpus.write_bytes(content)
+    good = tmp_path / "valid.txt"
+    good.write_text("the cat sat\n", encoding="utf-8")
+    args = ["train", "--output_dir", str(tmp_path / "run"), "--dataset", "files",
+            "--train_file", str(corpus), "--validation_file", str(good), "--use_cpu", "True",
+            "--report_to", "none", "--max_steps", "1"]  # fmt: skip
+    assert main(args) == 1
+    error = capsys.readouterr().err
+    assert f"the train file {corpus} {message}" in error, error
+
+
+def test_evaluate_with_max_examples_0_is_refused_by_name(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat\n", encoding="utf-8")
+    args = ["evaluate", str(SMALL_MODEL), "--data", str(corpus), "--max_examples", "0",
+            "--output", str(tmp_path / "e.json")]  # fmt: skip
+    assert main(args) == 1
+    assert "--max_examples 0 is not valid: expected an integer >= 1" in capsys.readouterr().err

@@ -78,8 +78,9 @@ def evaluate(args: argparse.Namespace) -> int:
     data = args.data if args.data in ("synthetic", "digits") else os.path.abspath(args.data)
     hub.check_results_target(target, None, data, overwrite=args.overwrite)
     model = load_model(args.model_dir)
+    stats: dict[str, Any] = {}
     batches, unit, dataset, total = evaluation_data(
-        model, args.data, args.split, args.batch_size, args.max_examples, args.seed
+        model, args.data, args.split, args.batch_size, args.max_examples, args.seed, stats
     )
     torch.manual_seed(args.seed)
     results = evaluate_vae(
@@ -111,7 +112,7 @@ def evaluate(args: argparse.Namespace) -> int:
             label = label.format(unit=unit[:-1])
             shown = str(round(value)) if key in hub.COUNTS else hub.fixed(value, 3)
             print(f"  {label:<22}{shown:>10}")
-    extra = {"iw_samples": args.iw_samples or None, "data": data}
+    extra = {"iw_samples": args.iw_samples or None, "data": data, **stats}
     hub.check_results_target(target, dataset, data, results, overwrite=args.overwrite)
     output = hub.write_results(
         args.model_dir, args.split, results, dataset, path=args.output, **extra
