@@ -791,3 +791,22 @@ def test_evaluate_with_max_examples_0_is_refused_by_name(tmp_path, capsys):
             "--output", str(tmp_path / "e.json")]  # fmt: skip
     assert main(args) == 1
     assert "--max_examples 0 is not valid: expected an integer >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("bad: [unclosed", "not valid YAML (line 2"),
+        ("bad: !!python/object/apply:os.system ['touch PWNED']", "python/object/apply:os.system"),
+    ],
+)
+def test_verify_names_a_card_whose_metadata_is_not_yaml(tmp_path, capsys, line, problem):
+    folder = tmp_path / "card"
+    shutil.copytree(SMALL_MODEL, folder)
+    card = folder / "README.md"
+    card.write_text(card.read_text(encoding="utf-8").replace("---\n", f"---\n{line}\n", 1), "utf-8")
+    assert main(["verify", str(folder)]) == 1
+    error = capsys.readouterr().err
+    assert f"the card of {folder} ({card}) has metadata that is not valid YAML" in error
+    assert problem in error and "Traceback" not in error
+    assert not (tmp_path / "PWNED").exists() and not Path("PWNED").exists()

@@ -367,14 +367,27 @@ def card_slice(card: Any, source: str) -> tuple[VerificationSlice, dict[str, flo
 
 def load_card(name_or_path: str) -> Any:
     """The model card of a folder or a Hub repository."""
+    import yaml
     from huggingface_hub import ModelCard
 
+    path = name_or_path
     if os.path.isdir(name_or_path):
         path = os.path.join(name_or_path, "README.md")
         if not os.path.isfile(path):
             raise VerificationError(f"{name_or_path} holds no card (README.md) to verify.")
+    try:
+        # huggingface_hub reads the metadata with yaml.safe_load: a `!!python` tag is
+        # refused, never constructed.
         return ModelCard.load(path)
-    return ModelCard.load(name_or_path)
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        where = getattr(error, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1} of its metadata)" if where else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise VerificationError(
+            f"the card of {name_or_path} ({path if path != name_or_path else 'README.md'}) "
+            f"has metadata that is not valid YAML{at}: {problem}. Render the card again with "
+            "`vaehub card` or `vaehub release` instead of editing it by hand."
+        ) from error
 
 
 def verify(name_or_path: str, data: str | None = None) -> list[Check]:
