@@ -115,9 +115,10 @@ def write_results(
 
     Raises:
         ValueError: a metric is NaN or infinite, nested ones included (named as
-            `metrics.kl_per_dim[3]`); nothing is written.
+            `kl_per_dim[3]`); nothing is written.
         safe_io.DiskFullError: the disk is full; the previous record is intact.
     """
+    check_finite_metrics(metrics, f"the {split} results")
     record = {"split": split, "dataset": dataset or {}, **extra, "metrics": metrics}
     if path is None:
         os.makedirs(folder, exist_ok=True)
