@@ -812,3 +812,27 @@ def test_verify_names_a_card_whose_metadata_is_not_yaml(tmp_path, capsys, line, 
     assert f"the card of {folder} ({card}) has metadata that is not valid YAML" in error
     assert problem in error and "Traceback" not in error
     assert not (tmp_path / "PWNED").exists() and not Path("PWNED").exists()
+
+
+@pytest.mark.slow  # a process of its own, whose Hub is the lying proxy
+def test_from_pretrained_refuses_weights_whose_hash_is_not_the_one_the_server_listed(
+    hub, hostile, tmp_path
+):
+    from vaehub.hub import push_folder
+
+    push_folder(SMALL_MODEL, "org/lied-about-again", card=False)
+    environment = {**os.environ, "HF_ENDPOINT": hostile("lie"),
+                   "HF_HUB_CACHE": str(tmp_path / "cache"),
+                   "PYTHONPATH": os.pathsep.join(sys.path)}  # fmt: skip
+    script = "from vaehub import TextVAEModel; TextVAEModel.from_pretrained('org/lied-about-again')"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environment,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert (
+        "CheckpointError: model.safetensors of 'org/lied-about-again' does not match the hash"
+        in (done.stderr)
+    )
+    weights = [p for p in (tmp_path / "cache").rglob("blobs/*") if p.stat().st_size > 10000]
+    assert not weights  # the altered file was removed from the cache

@@ -64,7 +64,7 @@ def resolve_file(name_or_path: str | os.PathLike, filename: str, hub_kwargs: dic
             f"{name} is not a folder: give the folder a vaehub model was saved to."
         )
     try:
-        return cached_file(name, filename, **{k: v for k, v in hub_kwargs.items() if v is not None})
+        path = cached_file(name, filename, **{k: v for k, v in hub_kwargs.items() if v is not None})
     except (OSError, httpx2.HTTPError) as error:
         reason = network.explain(error, name) or str(error)
         raise CheckpointError(
@@ -72,6 +72,34 @@ def resolve_file(name_or_path: str | os.PathLike, filename: str, hub_kwargs: dic
             f"(revision {hub_kwargs.get('revision') or 'main'}): {reason}. "
             "Nothing local was changed."
         ) from error
+    _check_cached_hash(path, name, filename)
+    return path
+
+
+def _check_cached_hash(path: str, name: str, filename: str) -> None:
+    """A file of the Hub cache lies in `blobs/<ETag>`: its ETag is the hash the server
+    listed (the git blob id, or the sha256 of a large file). Refuse a file whose contents do
+    not hash to it — another model's weights of the same size, say."""
+    import hashlib
+
+    blob = os.path.realpath(path)
+    listed = os.path.basename(blob).lower()
+    if len(listed) not in (40, 64) or any(c not in "0123456789abcdef" for c in listed):
+        return
+    digest = hashlib.sha256() if len(listed) == 64 else hashlib.sha1()
+    if len(listed) == 40:
+        digest.update(f"blob {os.path.getsize(blob)}\0".encode())
+    with open(blob, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != listed:
+        os.remove(blob)  # so that the next try downloads it again
+        raise CheckpointError(
+            f"{filename} of {name!r} does not match the hash the server listed for it "
+            f"({listed}; the file received hashes to {digest.hexdigest()}): the download was "
+            "altered or cut on the way, and was removed from the cache. Load it again; if it "
+            "persists, the server is not serving that repository faithfully."
+        )
 
 
 def read_config_dict(
