@@ -159,8 +159,8 @@ HOP_BY_HOP = {"connection", "transfer-encoding", "keep-alive", "content-length",
 
 class HostileProxy(BaseHTTPRequestHandler):
     """Forwards every request to the loopback olah, except that the body of
-    `model.safetensors` is altered (`lie`: other finite weights of the same size) or sent one
-    byte every `drip_seconds` (`drip`)."""
+    `model.safetensors` is altered (`lie`: other finite weights of the same size), sent one
+    byte every `drip_seconds` (`drip`), or answered with HTTP 500 (`fail`)."""
 
     mode = "lie"
     drip_seconds = 2.0
@@ -183,6 +183,11 @@ class HostileProxy(BaseHTTPRequestHandler):
         body = answer.read()
         upstream.close()
         weights = "/resolve/" in self.path and self.path.endswith("model.safetensors")
+        if weights and self.mode == "fail":
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if weights and send_body and answer.status == 200 and self.mode == "lie":
             # The last 64 bytes are tensor data: other finite numbers, the same size.
             body = body[:-64] + torch.full((16,), 0.5).numpy().tobytes()
@@ -836,3 +841,24 @@ def test_from_pretrained_refuses_weights_whose_hash_is_not_the_one_the_server_li
     )
     weights = [p for p in (tmp_path / "cache").rglob("blobs/*") if p.stat().st_size > 10000]
     assert not weights  # the altered file was removed from the cache
+
+
+@pytest.mark.slow  # a process of its own
+def test_a_server_error_on_the_weights_is_named_as_the_servers(hub, hostile, tmp_path):
+    from vaehub.hub import push_folder
+
+    push_folder(SMALL_MODEL, "org/failing", card=False)
+    environment = {**os.environ, "HF_ENDPOINT": hostile("fail"),
+                   "HF_HUB_CACHE": str(tmp_path / "cache"),
+                   "PYTHONPATH": os.pathsep.join(sys.path)}  # fmt: skip
+    script = "from vaehub import TextVAEModel; TextVAEModel.from_pretrained('org/failing')"
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environment,
+        timeout=120,
+    )  # fmt: skip
+    last = done.stderr.strip().splitlines()[-1]
+    assert "CheckpointError: could not get model.safetensors of 'org/failing'" in last
+    assert "answered HTTP 500 (a failure on the server's side, not of your connection)" in last
+    assert "internet connection" not in last
+    assert time.monotonic() - start < 30  # not half a minute of retries on top of the start

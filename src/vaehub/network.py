@@ -77,6 +77,19 @@ class ServerTooSlow(ServerDidNotAnswer):
         )
 
 
+class ServerFailing(OfflineModeIsEnabled):
+    """A request refused without asking: the server answered it with an HTTP 5xx twice in
+    a row a moment ago. Not an HTTP error on purpose, as `ServerStillSilent`: huggingface_hub
+    would otherwise retry it for half a minute, then blame the user's connection."""
+
+    def __init__(self, server: str, url: str, status: int) -> None:
+        self.server, self.status = server, status
+        super().__init__(
+            f"the Hub server {server} answered HTTP {status} (a failure on the server's side, "
+            f"not of your connection) for {url}, twice; try again later"
+        )
+
+
 class TransferCancelled(RuntimeError):
     """A transfer stopped by `cancel_transfers()` (the command was interrupted)."""
 
@@ -190,6 +203,8 @@ class _CappedTransport(httpx2.HTTPTransport):
         self.timeout = timeout
         # server -> (until when it is not asked again, the error it gave)
         self._silent_until: dict[str, tuple[float, ServerDidNotAnswer]] = {}
+        # url -> (until when, its last 5xx status, how many 5xx in a row)
+        self._failing: dict[str, tuple[float, int, int]] = {}
         self._lock = threading.Lock()
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -201,6 +216,11 @@ class _CappedTransport(httpx2.HTTPTransport):
             raise TransferCancelled(f"a request to {server} was cancelled")
         if silent:
             raise ServerStillSilent(first)
+        url = str(request.url)
+        with self._lock:
+            until, status, count = self._failing.get(url, (0.0, 0, 0))
+        if count >= 2 and until > time.monotonic():
+            raise ServerFailing(server, url, status)
         asked = request.extensions.get("timeout") or {}
         request.extensions["timeout"] = {
             key: self.timeout if asked.get(key) is None else min(asked[key], self.timeout)
@@ -213,6 +233,16 @@ class _CappedTransport(httpx2.HTTPTransport):
             self.remember_silent(server, silent)
             raise silent from error
         response.stream = _PacedStream(response.stream, self, server, request)
+        with self._lock:
+            if response.status_code >= 500:
+                _, _, count = self._failing.get(url, (0.0, 0, 0))
+                self._failing[url] = (
+                    time.monotonic() + QUIET_PERIOD,
+                    response.status_code,
+                    count + 1,
+                )
+            else:
+                self._failing.pop(url, None)
         return response
 
     def remember_silent(self, server: str, error: ServerDidNotAnswer) -> None:
@@ -262,6 +292,9 @@ def explain(error: BaseException, repo_id: str | None = None) -> str | None:
     silent = silent_server(error)
     if silent is not None:
         return str(silent)
+    failing = next((c for c in _chain(error) if isinstance(c, ServerFailing)), None)
+    if failing is not None:
+        return str(failing)
     name = repo_id or "asked for"
     for cause in _chain(error):
         if isinstance(cause, GatedRepoError):
