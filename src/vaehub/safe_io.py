@@ -60,7 +60,7 @@ def folder_lock(folder: str | os.PathLike, command: str) -> Iterator[dict[str, A
         handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the block
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             owner = _lock_owner(handle)
             handle.close()
             who = (
@@ -74,6 +74,14 @@ def folder_lock(folder: str | os.PathLike, command: str) -> Iterator[dict[str, A
                 f"would mix their checkpoints. Wait for it to finish, or give another folder. "
                 f"(Lock file: {path}.)"
             ) from None
+        except OSError as error:
+            # A file system without locks (some network mounts): run, but say so.
+            handle.close()
+            logger.warning(
+                f"cannot lock {path} ({error}); another run into {folder} would not be noticed."
+            )
+            yield None
+            return
         # The file may have been removed by its owner between open and flock: lock the one
         # that is there now.
         try:
