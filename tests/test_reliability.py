@@ -862,3 +862,22 @@ def test_a_server_error_on_the_weights_is_named_as_the_servers(hub, hostile, tmp
     assert "answered HTTP 500 (a failure on the server's side, not of your connection)" in last
     assert "internet connection" not in last
     assert time.monotonic() - start < 30  # not half a minute of retries on top of the start
+
+
+def test_a_tokenizer_whose_words_were_shuffled_is_refused_on_load(text_vae, tmp_path):
+    from vaehub import CheckpointError, TextVAEModel
+
+    folder = tmp_path / "model"
+    text_vae.save_pretrained(folder)
+    again = TextVAEModel.from_pretrained(folder)  # as saved: loads
+    assert again.tokenizer.get_vocab() == text_vae.tokenizer.get_vocab()
+    path = folder / "tokenizer.json"
+    tokenizer = json.loads(path.read_text(encoding="utf-8"))
+    vocab = tokenizer["model"]["vocab"]
+    words = sorted(word for word, index in vocab.items() if index > 10)[:6]
+    ids = [vocab[word] for word in words]
+    for word, index in zip(words, ids[1:] + ids[:1], strict=True):  # the same words, other ids
+        vocab[word] = index
+    path.write_text(json.dumps(tokenizer), encoding="utf-8")
+    with pytest.raises(CheckpointError, match="is not the one the model was saved with"):
+        TextVAEModel.from_pretrained(folder)

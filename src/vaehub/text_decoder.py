@@ -29,6 +29,7 @@ from vaehub.tokenization import (
     check_texts,
     check_tokenizer_fits,
     load_tokenizer,
+    mark_vocab,
     pad_rows,
     truncate_rows,
 )
@@ -347,6 +348,7 @@ class TextModelMixin:
 
     def _save_extras(self, save_directory: str | os.PathLike) -> None:
         if self.tokenizer is not None:
+            mark_vocab(self.tokenizer)
             self.tokenizer.save_pretrained(save_directory)
 
     def _load_extras(self, name_or_path: str | os.PathLike, hub_kwargs: dict[str, Any]) -> None:
