@@ -881,3 +881,13 @@ def test_a_tokenizer_whose_words_were_shuffled_is_refused_on_load(text_vae, tmp_
     path.write_text(json.dumps(tokenizer), encoding="utf-8")
     with pytest.raises(CheckpointError, match="is not the one the model was saved with"):
         TextVAEModel.from_pretrained(folder)
+
+
+def test_diagnose_refuses_an_unbounded_k_for_the_gaps(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat\n", encoding="utf-8")
+    args = ["diagnose", str(SMALL_MODEL), "--data", str(corpus), "--gap_iw_samples", "10000000",
+            "--output_dir", str(tmp_path / "report")]  # fmt: skip
+    assert main(args) == 1
+    assert "gap_iw_samples=10,000,000 is above the limit" in capsys.readouterr().err
+    assert not (tmp_path / "report").exists()
