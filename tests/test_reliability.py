@@ -388,8 +388,14 @@ def test_evaluate_never_replaces_a_fuller_record_with_a_weaker_one(tmp_path, cap
     for extra in ([], ["--overwrite"]):
         assert main([*weaker, *extra]) == 1
         error = capsys.readouterr().err
-        assert "with a weaker record (it has no NLL (measured with --iw-samples 0)" in error
-        assert "it covers 4 examples, the record 12" in error and "The record was kept" in error
+        assert "which holds an NLL, with a record without one" in error
+        assert "The record was kept" in error
+    assert tree(model) == before
+    # Fewer examples, or a smaller K: only with --overwrite.
+    smaller = [*full[:4], "--iw-samples", "2", "--max_examples", "4"]
+    assert main(smaller) == 1
+    error = capsys.readouterr().err
+    assert "with a smaller one (it covers 4 examples, the record 12; its NLL uses K = 2" in error
     assert tree(model) == before
     # The same data measured as fully replaces it; `vaehub card` renders from it.
     assert main(full) == 0

@@ -139,8 +139,9 @@ def check_results_target(
       new data as the dataset of numbers measured on the old. Refused unless `overwrite`.
     - The folder is released (it holds `verification.json` and a card rendered from its
       results): refused unless `overwrite`.
-    - The new `metrics` are weaker — no NLL where the record has one, fewer examples, a
-      smaller K: refused even with `overwrite`; write them elsewhere.
+    - The new `metrics` lack the NLL the record has: refused even with `overwrite` (a
+      card cannot be rendered from them); write them elsewhere.
+    - They cover fewer examples or use a smaller K: refused unless `overwrite`.
 
     Call it before measuring (`metrics=None`) and again with the results.
 
@@ -178,19 +179,23 @@ def check_results_target(
         )
     if metrics is None:
         return
-    weaker = []
     if old_metrics.get("nll") is not None and metrics.get("nll") is None:
-        weaker.append("it has no NLL (measured with --iw-samples 0)")
+        # Never, even with overwrite: a card cannot be rendered from it.
+        raise ValueError(
+            f"this evaluation would replace {path}, which holds an NLL, with a record without "
+            f"one (measured with --iw-samples 0): {elsewhere}. The record was kept."
+        )
+    smaller = []
     old_count, new_count = old_metrics.get("num_examples"), metrics.get("num_examples")
     if old_count is not None and new_count is not None and new_count < old_count:
-        weaker.append(f"it covers {new_count} examples, the record {old_count}")
+        smaller.append(f"it covers {new_count} examples, the record {old_count}")
     old_k, new_k = old.get("iw_samples"), metrics.get("iw_samples")
-    if old_k and new_k and new_k < old_k and metrics.get("nll") is not None:
-        weaker.append(f"its NLL uses K = {new_k}, the record's K = {old_k}")
-    if weaker:
+    if old_k and new_k and new_k < old_k:
+        smaller.append(f"its NLL uses K = {new_k}, the record's K = {old_k}")
+    if smaller and not overwrite:
         raise ValueError(
-            f"this evaluation would replace {path} with a weaker record ({'; '.join(weaker)}): "
-            f"{elsewhere}. The record was kept."
+            f"this evaluation would replace {path} with a smaller one ({'; '.join(smaller)}): "
+            f"{elsewhere}, or --overwrite to replace it. The record was kept."
         )
 
 
