@@ -131,7 +131,8 @@ def test_a_refined_model_is_released_and_verified_on_its_refined_posterior(tmp_p
     assert main(
         ["evaluate", str(source), "--data", "synthetic", "--split", "validation",
          "--max_examples", "64", "--iw-samples", "10", "--refine_steps", "3",
-         "--refine_momentum", "0.9", "--refine_max_grad_norm", "0.5", "--no-progress"]
+         "--refine_momentum", "0.9", "--refine_max_grad_norm", "0.5", "--no-progress",
+         "--overwrite"]
     ) == 0  # fmt: skip
     folder = verification.release(
         str(source), "refined", "synthetic", output_dir=str(tmp_path / "out"), first=32,

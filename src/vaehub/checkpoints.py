@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 import httpx2
@@ -63,7 +64,7 @@ def resolve_file(name_or_path: str | os.PathLike, filename: str, hub_kwargs: dic
             f"{name} is not a folder: give the folder a vaehub model was saved to."
         )
     try:
-        return cached_file(name, filename, **{k: v for k, v in hub_kwargs.items() if v is not None})
+        path = cached_file(name, filename, **{k: v for k, v in hub_kwargs.items() if v is not None})
     except (OSError, httpx2.HTTPError) as error:
         reason = network.explain(error, name) or str(error)
         raise CheckpointError(
@@ -71,6 +72,34 @@ def resolve_file(name_or_path: str | os.PathLike, filename: str, hub_kwargs: dic
             f"(revision {hub_kwargs.get('revision') or 'main'}): {reason}. "
             "Nothing local was changed."
         ) from error
+    _check_cached_hash(path, name, filename)
+    return path
+
+
+def _check_cached_hash(path: str, name: str, filename: str) -> None:
+    """A file of the Hub cache lies in `blobs/<ETag>`: its ETag is the hash the server
+    listed (the git blob id, or the sha256 of a large file). Refuse a file whose contents do
+    not hash to it — another model's weights of the same size, say."""
+    import hashlib
+
+    blob = os.path.realpath(path)
+    listed = os.path.basename(blob).lower()
+    if len(listed) not in (40, 64) or any(c not in "0123456789abcdef" for c in listed):
+        return
+    digest = hashlib.sha256() if len(listed) == 64 else hashlib.sha1()
+    if len(listed) == 40:
+        digest.update(f"blob {os.path.getsize(blob)}\0".encode())
+    with open(blob, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != listed:
+        os.remove(blob)  # so that the next try downloads it again
+        raise CheckpointError(
+            f"{filename} of {name!r} does not match the hash the server listed for it "
+            f"({listed}; the file received hashes to {digest.hexdigest()}): the download was "
+            "altered or cut on the way, and was removed from the cache. Load it again; if it "
+            "persists, the server is not serving that repository faithfully."
+        )
 
 
 def read_config_dict(
@@ -194,6 +223,29 @@ def check_training_checkpoint(folder: str | os.PathLike, extra_files: dict[str, 
     raise CheckpointError(f"cannot resume from {folder}: {problem}; {advice}.")
 
 
+def newest_complete_checkpoint(
+    folder: str | os.PathLike, extra_files: dict[str, str]
+) -> str | None:
+    """The `checkpoint-N` folder of `folder` with the largest N that passes the checks of
+    `check_training_checkpoint`, or `None`."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        return None
+    found = sorted(
+        (entry for entry in os.listdir(folder) if _checkpoint_step(entry) is not None),
+        key=_checkpoint_step,
+        reverse=True,
+    )
+    return next(
+        (
+            os.path.join(folder, entry)
+            for entry in found
+            if _training_checkpoint_problem(os.path.join(folder, entry), extra_files) is None
+        ),
+        None,
+    )
+
+
 def _checkpoint_step(name: str) -> int | None:
     prefix = "checkpoint-"
     digits = name[len(prefix) :]
@@ -212,8 +264,13 @@ def _training_checkpoint_problem(folder: str, extra_files: dict[str, str]) -> st
     checks = {TRAINER_STATE_NAME: "json", **extra_files}
     if os.path.isfile(os.path.join(folder, WEIGHTS_NAME)):
         checks[WEIGHTS_NAME] = "safetensors"
-    if os.path.isfile(os.path.join(folder, "optimizer.pt")):
-        checks["optimizer.pt"] = "torch"
+    # Every file transformers unpickles on resume: the optimiser's, the scheduler's, the
+    # gradient scaler's and each process's random state.
+    for filename in sorted(os.listdir(folder)):
+        if filename in ("optimizer.pt", "scheduler.pt", "scaler.pt") or (
+            filename.startswith("rng_state") and filename.endswith(".pth")
+        ):
+            checks[filename] = "torch"
     for filename, kind in checks.items():
         path = os.path.join(folder, filename)
         if not os.path.isfile(path):
@@ -228,8 +285,21 @@ def _training_checkpoint_problem(folder: str, extra_files: dict[str, str]) -> st
                         handle.get_slice(key)
             else:
                 # Tensors and plain containers only: a pickled object is refused, not run.
-                torch.load(path, map_location="cpu", weights_only=True)
+                # numpy arrays are allowed, as transformers allows them in rng_state.pth.
+                from transformers.trainer_pt_utils import safe_globals
+
+                with safe_globals():
+                    torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # noqa: BLE001 - any failure means the file cannot be used
+            pickled = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+            if pickled:
+                # Not torch's own advice, which ends by suggesting weights_only=False.
+                return (
+                    f"{filename} holds a pickled Python object ({pickled.group(1)}), which "
+                    "vaehub never unpickles since unpickling can run code; the Trainer writes "
+                    "only tensors and plain values there, so the file was replaced or written "
+                    "by other code"
+                )
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
             return (
                 f"{filename} is truncated or unreadable ({type(error).__name__}: "

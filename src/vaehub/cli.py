@@ -46,7 +46,14 @@ def train(argv: Sequence[str]) -> int:
         # Prepended, so that a flag the user gives explicitly comes later and wins.
         argv = [*PAPER_TRAINING, *argv]
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(argv)
-    return run_training(model_args, data_args, training_args)
+    if os.environ.get("RANK", "0") != "0":
+        return run_training(model_args, data_args, training_args)
+    from vaehub.safe_io import folder_lock
+
+    # One run per output folder: a second one would mix its checkpoints into the first's.
+    command = "vaehub train " + " ".join(argv)
+    with folder_lock(training_args.output_dir, command):
+        return run_training(model_args, data_args, training_args)
 
 
 TABLE_ROWS = (
@@ -70,10 +77,16 @@ def evaluate(args: argparse.Namespace) -> int:
     from vaehub.data_sources import evaluation_data
     from vaehub.metrics import evaluate_vae
 
+    # Asked before measuring, and again with the results: a released or fuller record, or
+    # one of other data, is never replaced silently.
+    target = args.output or os.path.join(args.model_dir, f"{hub.EVAL_PREFIX}{args.split}.json")
+    data = args.data if args.data in ("synthetic", "digits") else os.path.abspath(args.data)
+    hub.check_results_target(target, None, data, overwrite=args.overwrite)
     model = load_model(args.model_dir)
     _resolve_refinement(args, model)
+    stats: dict[str, Any] = {}
     batches, unit, dataset, total = evaluation_data(
-        model, args.data, args.split, args.batch_size, args.max_examples, args.seed
+        model, args.data, args.split, args.batch_size, args.max_examples, args.seed, stats
     )
     torch.manual_seed(args.seed)
     results = evaluate_vae(
@@ -105,7 +118,8 @@ def evaluate(args: argparse.Namespace) -> int:
             label = label.format(unit=unit[:-1])
             shown = str(round(value)) if key in hub.COUNTS else hub.fixed(value, 3)
             print(f"  {label:<22}{shown:>10}")
-    extra = {"iw_samples": args.iw_samples or None, "data": os.path.abspath(args.data)}
+    extra = {"iw_samples": args.iw_samples or None, "data": data, **stats}
+    hub.check_results_target(target, dataset, data, results, overwrite=args.overwrite)
     if args.generation:
         extra["generation"] = _generation(args, model)
     output = hub.write_results(
@@ -257,7 +271,9 @@ def card(args: argparse.Namespace) -> int:
     """`vaehub card`: write a model folder's card without pushing."""
     model_card = hub.render_model_card(args.model_dir, repo_id=args.repo_id, split=args.split)
     output = args.output or os.path.join(args.model_dir, "README.md")
-    model_card.save(output)
+    from vaehub.safe_io import write_text
+
+    write_text(output, str(model_card))
     print(f"wrote {output}")
     return 0
 
@@ -724,6 +740,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluation.add_argument(
         "--output", default=None, help="JSON path (default MODEL_DIR/eval_<split>.json)"
+    )
+    evaluation.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a released record, or one measured on other data (never a fuller one)",
     )
     evaluation.set_defaults(run=evaluate)
 

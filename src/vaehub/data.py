@@ -47,8 +47,57 @@ def load_text_corpus(data_files: str | os.PathLike | Sequence[str] | dict[str, A
         split: [os.fspath(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
         for split, paths in files.items()
     }
+    for split, paths in files.items():
+        for path in paths:
+            check_text_file(path, split)
     corpus = load_dataset("text", data_files=files)
     return corpus.filter(lambda row: bool(row["text"].strip()), desc="dropping blank lines")
+
+
+def check_text_file(path: str, split: str) -> None:
+    """Refuse a corpus file that is not UTF-8 text with at least one sentence, naming the
+    file (and the byte where decoding failed); `datasets` would raise a
+    `DatasetGenerationError` that names neither."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, lines, sentences = 0, 1, False
+    with open(path, "rb") as handle:
+        first = True
+        # Read in blocks: a corpus may be larger than memory is comfortable with.
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            if first and block[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                raise ValueError(
+                    f"the {split} file {path} is UTF-16 text; vaehub reads UTF-8. Convert "
+                    f"it, e.g. `iconv -f UTF-16 -t UTF-8 {path} > {path}.utf8`, and give that "
+                    "file."
+                )
+            first = False
+            try:
+                text = decoder.decode(block)
+            except UnicodeDecodeError as error:
+                at = offset + error.start
+                line = lines + block[: error.start].count(b"\n")
+                raise ValueError(
+                    f"the {split} file {path} is not UTF-8 text: byte {at} (line {line}) is "
+                    f"{block[error.start : error.start + 1]!r}. Convert it to UTF-8 (e.g. "
+                    "`iconv -f LATIN1 -t UTF-8`) and give that file."
+                ) from None
+            sentences = sentences or bool(text.strip())
+            offset += len(block)
+            lines += block.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"the {split} file {path} is not UTF-8 text: it ends inside a character. Convert "
+            "it to UTF-8 and give that file."
+        ) from None
+    if not sentences:
+        raise ValueError(
+            f"the {split} file {path} holds no sentences (it is empty or blank): give a file "
+            "with one sentence per line."
+        )
 
 
 def load_ptb(data_dir: str | os.PathLike) -> DatasetDict:

@@ -147,8 +147,43 @@ def image_dataset_kind(data: str) -> str:
     raise ValueError(f"--data {data} is neither 'digits' nor a folder of MNIST or Omniglot files.")
 
 
+# Above this share of `<unk>` tokens, an NLL or PPL says more about the unknown words than
+# about the text: a text of only unknown words scores "better" than PTB itself.
+UNK_WARNING_FRACTION = 0.05
+
+
+def _warn_unknown(tokens: Any, model: Any, data: str) -> float:
+    """The share of `<unk>` among the tokens scored (`</s>` included), with a warning above
+    `UNK_WARNING_FRACTION`."""
+    import warnings
+
+    unk = getattr(model.config, "unk_token_id", None)
+    if unk is None:
+        return 0.0
+    # Every token but <s>, which is given, not predicted.
+    total = unknown = 0
+    for row in tokens["input_ids"]:
+        total += len(row) - 1
+        unknown += sum(1 for token in row[1:] if token == unk)
+    fraction = unknown / total if total else 0.0
+    if fraction > UNK_WARNING_FRACTION:
+        warnings.warn(
+            f"{fraction:.0%} of the tokens of {data} are <unk> (more than "
+            f"{UNK_WARNING_FRACTION:.0%}): the model scores them as one word, so its NLL and "
+            "PPL here are not comparable with those on text it knows.",
+            stacklevel=3,
+        )
+    return fraction
+
+
 def evaluation_data(
-    model: Any, data: str, split: str, batch_size: int, max_examples: int | None, seed: int
+    model: Any,
+    data: str,
+    split: str,
+    batch_size: int,
+    max_examples: int | None,
+    seed: int,
+    stats: dict[str, Any] | None = None,
 ) -> tuple[Any, str, dict[str, str], int]:
     """The batches `vaehub evaluate` and `vaehub diagnose` measure a model on.
 
@@ -157,11 +192,20 @@ def evaluation_data(
             corpus as `vaehub train --dataset synthetic` generates it) or a
             one-sentence-per-line file; for an image model, `digits` or a folder of MNIST
             or Omniglot files.
+        stats: filled, for text, with `unk_fraction`: the share of the scored tokens that
+            are `<unk>` (a warning is given above `UNK_WARNING_FRACTION`).
     Returns:
         an iterable of batches, the unit counted (`"sentences"`/`"images"`), the
         dataset's record and the number of examples.
     """
     from vaehub.data import image_batches, iterate_batches, tokenize_corpus
+
+    # 0 would select nothing and fail deep in `datasets` ("Column 'truncated' doesn't exist").
+    for name, value in (("max_examples", max_examples), ("batch_size", batch_size)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ValueError(f"--{name} {value!r} is not valid: expected an integer >= 1.")
 
     if model.main_input_name == "pixel_values":
         kind = image_dataset_kind(data)
@@ -174,6 +218,8 @@ def evaluation_data(
         raise ValueError(f"{model.name_or_path} holds no tokenizer to read the corpus with.")
     sentences, dataset = evaluation_sentences(data, split, max_examples)
     tokens = tokenize_corpus(sentences, model.tokenizer, model.config.max_sequence_length)
+    if stats is not None:
+        stats["unk_fraction"] = _warn_unknown(tokens, model, data)
     batches = iterate_batches(tokens, batch_size, model.config.pad_token_id)
     return batches, "sentences", dataset, len(tokens)
 

@@ -15,7 +15,6 @@ where the latent went unused. Written as `report.md`,
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -27,6 +26,7 @@ from vaehub.hub import fixed
 from vaehub.metrics import evaluate_vae
 from vaehub.plots import plot_kl_per_dim, plot_posterior_contours, plot_posterior_mean_space
 from vaehub.posterior_grid import posterior_mean_pairs
+from vaehub.safe_io import write_json, write_text
 
 # KL within this many nats of the committed rate (or of 0), with no active unit or MI
 # below it, is a collapsed posterior: the latent carries (almost) nothing beyond δ.
@@ -135,10 +135,8 @@ def diagnose(
         "verdict": verdict(results, rate, gaps),
         "figures": {k: os.path.basename(v) for k, v in figures.items()},
     }
-    with open(os.path.join(output_dir, "diagnosis.json"), "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=2, allow_nan=False)
-    with open(os.path.join(output_dir, "report.md"), "w", encoding="utf-8") as handle:
-        handle.write(render_report(report))
+    write_json(os.path.join(output_dir, "diagnosis.json"), report, "the diagnosis")
+    write_text(os.path.join(output_dir, "report.md"), render_report(report))
     return report
 
 

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from vaehub import svi
 from vaehub.flows import FlowPosterior, LocalPlanarStep
 from vaehub.kl import latent_kl
-from vaehub.metrics import log_importance_weights
+from vaehub.metrics import check_iw_samples, log_importance_weights
 from vaehub.posteriors import PosteriorParameters
 from vaehub.priors import prior_of
 
@@ -57,6 +57,10 @@ class GapSettings:
     flow_length: int = FLOW_LENGTH
     flow_steps: int = FLOW_STEPS
     max_units: int = 65536
+
+    def __post_init__(self) -> None:
+        # The gaps' log p(x) is an IW bound too: its K is bounded as `evaluate`'s is.
+        check_iw_samples(self.iw_samples, "gap_iw_samples")
 
 
 @dataclass

@@ -15,9 +15,9 @@ model.
 
 from __future__ import annotations
 
+import atexit
 import glob
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -29,7 +29,7 @@ import httpx2
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, snapshot_download
 from huggingface_hub.errors import RevisionNotFoundError
 
-from vaehub import network
+from vaehub import network, safe_io
 from vaehub.svi_settings import changed_refinement
 
 TRAINING_FILE = "training.json"
@@ -112,31 +112,99 @@ def write_results(
     """Save what was measured on `split` as `eval_<split>.json` (or at `path`); returns the
     path.
 
+    The file is replaced whole (`safe_io.write_json`): a full disk or a crash leaves the
+    previous record as it was.
+
     Raises:
-        ValueError: a metric is NaN or infinite (named); nothing is written.
+        ValueError: a metric is NaN or infinite, nested ones included (named as
+            `kl_per_dim[3]`); nothing is written.
+        safe_io.DiskFullError: the disk is full; the previous record is intact.
     """
     check_finite_metrics(metrics, f"the {split} results")
     record = {"split": split, "dataset": dataset or {}, **extra, "metrics": metrics}
     if path is None:
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"{EVAL_PREFIX}{split}.json")
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=2, allow_nan=False)
-    return os.fspath(path)
+    return safe_io.write_json(path, record, f"the {split} results")
+
+
+def check_results_target(
+    path: str | os.PathLike,
+    dataset: dict[str, str] | None,
+    data: str | None,
+    metrics: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Refuse to replace the evaluation record at `path` when that would lose something.
+
+    - The record describes other data (another dataset or file): the card would name the
+      new data as the dataset of numbers measured on the old. Refused unless `overwrite`.
+    - The folder is released (it holds `verification.json` and a card rendered from its
+      results): refused unless `overwrite`.
+    - The new `metrics` lack the NLL the record has: refused even with `overwrite` (a
+      card cannot be rendered from them); write them elsewhere.
+    - They cover fewer examples or use a smaller K: refused unless `overwrite`.
+
+    Call it before measuring (`metrics=None`) and again with the results.
+
+    Raises:
+        ValueError: naming the file, what it holds, and `--output`/`--overwrite`.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        return
+    try:
+        with open(path, encoding="utf-8") as handle:
+            old = json.load(handle)
+        old_metrics = dict(old.get("metrics") or {})
+    except (OSError, ValueError, AttributeError, TypeError):
+        return  # an unreadable record holds nothing to keep
+    elsewhere = "give --output PATH to write this evaluation elsewhere"
+    old_data = old.get("data") or (old.get("dataset") or {}).get("name")
+    new_data = data or (dataset or {}).get("name")
+    # Before measuring, the dataset's record is not known yet (`None`): the paths decide.
+    same_dataset = dataset is None or (old.get("dataset") or {}) == dataset
+    same = same_dataset and (not old.get("data") or not data or old.get("data") == data)
+    if not same and not overwrite:
+        raise ValueError(
+            f"{path} holds results measured on {old_data}, and this evaluation reads "
+            f"{new_data}: the card would then name {new_data} as the data of its numbers. "
+            f"{elsewhere[0].upper() + elsewhere[1:]}, or --overwrite to replace them."
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    released = os.path.isfile(os.path.join(folder, "verification.json"))
+    if released and not overwrite and metrics is None:
+        raise ValueError(
+            f"{path} is a released result (its folder holds verification.json and a card "
+            f"rendered from it): {elsewhere}, or --overwrite to replace it and then render "
+            "the card again."
+        )
+    if metrics is None:
+        return
+    if old_metrics.get("nll") is not None and metrics.get("nll") is None:
+        # Never, even with overwrite: a card cannot be rendered from it.
+        raise ValueError(
+            f"this evaluation would replace {path}, which holds an NLL, with a record without "
+            f"one (measured with --iw-samples 0): {elsewhere}. The record was kept."
+        )
+    smaller = []
+    old_count, new_count = old_metrics.get("num_examples"), metrics.get("num_examples")
+    if old_count is not None and new_count is not None and new_count < old_count:
+        smaller.append(f"it covers {new_count} examples, the record {old_count}")
+    old_k, new_k = old.get("iw_samples"), metrics.get("iw_samples")
+    if old_k and new_k and new_k < old_k:
+        smaller.append(f"its NLL uses K = {new_k}, the record's K = {old_k}")
+    if smaller and not overwrite:
+        raise ValueError(
+            f"this evaluation would replace {path} with a smaller one ({'; '.join(smaller)}): "
+            f"{elsewhere}, or --overwrite to replace it. The record was kept."
+        )
 
 
 def check_finite_metrics(metrics: dict[str, Any], what: str) -> None:
-    """Refuse results holding a NaN or infinite number: a card or file must never carry one."""
-    bad = [
-        f"{key} = {value}"
-        for key, value in metrics.items()
-        if isinstance(value, (int, float)) and not math.isfinite(value)
-    ]
-    if bad:
-        raise ValueError(
-            f"{what} hold non-finite values ({', '.join(bad)}): the model or the run that "
-            "measured them diverged. Nothing was written; check the weights and measure again."
-        )
+    """Refuse results holding a NaN or infinite number, nested lists and dicts included
+    (named as `kl_per_dim[3]`): a card or file must never carry one."""
+    safe_io.check_finite(metrics, what)
 
 
 def read_results(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
@@ -156,10 +224,9 @@ def read_results(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
 def write_generation_report(folder: str | os.PathLike, report: dict[str, Any]) -> str:
     """Save a text model's generation report (`vaehub.generation_report`) as
     `generation.json`; returns the path."""
-    path = os.path.join(folder, GENERATION_FILE)
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=2, allow_nan=False, ensure_ascii=False)
-    return path
+    return safe_io.write_json(
+        os.path.join(folder, GENERATION_FILE), report, "the generation report"
+    )
 
 
 def read_generation_report(folder: str | os.PathLike) -> dict[str, Any] | None:
@@ -178,9 +245,7 @@ def write_training_summary(folder: str | os.PathLike, summary: dict[str, Any]) -
     """Save how a model was trained as `training.json`; returns the path."""
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, TRAINING_FILE)
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(summary, handle, indent=2, default=str)
-    return path
+    return safe_io.write_json(path, summary, "the training summary", default=str)
 
 
 def training_summary(args: Any, state: Any = None, dataset: str | None = None) -> dict[str, Any]:
@@ -572,6 +637,8 @@ def push_folder(
     """
     if not os.path.isfile(os.path.join(folder, "config.json")):
         raise ValueError(f"{folder} holds no config.json: save a model there first.")
+    # Before anything is read: copying would follow a link and upload what it points to.
+    safe_io.check_no_links_out(folder, "the folder to push")
     api = HfApi()
     with tempfile.TemporaryDirectory(prefix="vaehub-push-") as staging:
         upload_path = os.path.join(staging, "upload")
@@ -638,6 +705,11 @@ def pull(
     target = os.path.abspath(local_dir)
     if os.path.exists(target) and not os.path.isdir(target):
         raise HubError(f"{local_dir} is a file, not a folder: give a folder to pull into.")
+    try:
+        # Even with force: the folder is replaced as a whole, and these hold far more.
+        safe_io.check_replaceable_folder(target, "--output-dir")
+    except ValueError as error:
+        raise HubError(str(error)) from error
     present = sorted(os.listdir(target)) if os.path.isdir(target) else []
     if present and not force:
         more = len(present) - 4
@@ -651,9 +723,18 @@ def pull(
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(dir=parent, prefix=f".{name}.pull-")
     try:
-        _checked(_download(repo_id, revision, staging, token, where), repo_id)
-        _replace(target, staging)
-    except BaseException:
+        with network.interruptible():
+            _checked(_download(repo_id, revision, staging, token, where), repo_id)
+        # Everything is checked in the staging folder: the old one goes only for a model
+        # that is whole, is what the server listed, and loads.
+        check_download(staging, where)
+        safe_io.replace_folder(target, staging)
+    except BaseException as error:
+        if not isinstance(error, Exception):
+            # Interrupted (Ctrl-C, SIGTERM): a download thread may still write into the
+            # staging folder after it is removed; remove it again once they are joined.
+            network.cancel_transfers()
+            atexit.register(shutil.rmtree, staging, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
@@ -674,8 +755,18 @@ def _checked(path: str, repo_id: str) -> str:
     config_path = os.path.join(path, "config.json")
     model_type = None
     if os.path.isfile(config_path):
-        with open(config_path, encoding="utf-8") as handle:
-            model_type = json.load(handle).get("model_type")
+        try:
+            with open(config_path, encoding="utf-8") as handle:
+                config = json.load(handle)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise HubError(
+                f"{repo_id} is not a vaehub model: its config.json is not readable JSON "
+                f"({error}). Nothing local was changed."
+            ) from error
+        if isinstance(config, dict):
+            model_type = config.get("model_type")
+        else:
+            model_type = f"a JSON {type(config).__name__} instead of an object"
     if model_type not in CARD_METRICS:
         raise HubError(
             f"{repo_id} is not a vaehub model: expected a config.json with "
@@ -685,19 +776,75 @@ def _checked(path: str, repo_id: str) -> str:
     return path
 
 
-def _replace(target: str, staging: str) -> None:
-    """Put the folder `staging` in place of `target` (which may not exist) as a whole."""
-    if not os.path.exists(target):
-        os.rename(staging, target)
-        return
-    old = f"{staging}.old"
-    os.rename(target, old)
+def check_download(folder: str, where: str) -> None:
+    """Check a downloaded model folder: each file's hash is the one the server listed for it
+    (its ETag: the git blob id, or the sha256 of a large file), and the model loads — its
+    weights open, match the sizes in its config and are finite, its tokenizer reads.
+
+    Raises:
+        HubError: naming the file and what was wrong; nothing local was changed.
+    """
+    from vaehub.cli import load_model
+
+    for name in sorted(_downloaded_files(folder)):
+        listed = _listed_hash(folder, name)
+        if listed is None:
+            continue
+        found = _file_hash(os.path.join(folder, name), len(listed))
+        if found != listed:
+            raise HubError(
+                f"pulling {where} failed: {name} does not match the hash the server listed for "
+                f"it ({listed}; the file received hashes to {found}): the download was "
+                "altered or cut on the way. Nothing local was changed; pull again, and if it "
+                "persists, the server is not serving that repository faithfully."
+            )
     try:
-        os.rename(staging, target)
+        load_model(folder)
+    except (OSError, ValueError) as error:
+        message = str(error).replace(folder, "the download")
+        raise HubError(
+            f"pulling {where} failed: it does not hold a loadable model: {message} "
+            "Nothing local was changed."
+        ) from error
+
+
+# Where huggingface_hub records, per file downloaded into a folder, the commit and ETag.
+_DOWNLOAD_RECORDS = os.path.join(".cache", "huggingface", "download")
+
+
+def _downloaded_files(folder: str) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d != ".cache"]
+        found += [os.path.relpath(os.path.join(root, f), folder) for f in files]
+    return found
+
+
+def _listed_hash(folder: str, name: str) -> str | None:
+    """The ETag the server sent for `name` when it is a content hash (40 hex digits: the
+    git blob id; 64: the sha256 of an LFS file), else `None`."""
+    path = os.path.join(folder, _DOWNLOAD_RECORDS, f"{name}.metadata")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
     except OSError:
-        os.rename(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+        return None
+    etag = lines[1].strip().strip('"').lower() if len(lines) > 1 else ""
+    hex_digits = all(c in "0123456789abcdef" for c in etag)
+    return etag if hex_digits and len(etag) in (40, 64) else None
+
+
+def _file_hash(path: str, length: int) -> str:
+    """The git blob id (`length` 40) or sha256 (64) of a file."""
+    import hashlib
+
+    digest = hashlib.sha256() if length == 64 else hashlib.sha1()
+    if length == 40:
+        digest.update(f"blob {os.path.getsize(path)}\0".encode())
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _describe(error: BaseException, repo_id: str | None = None) -> str:

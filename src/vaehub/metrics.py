@@ -39,6 +39,25 @@ AU_THRESHOLD = 0.01
 KL_SAMPLES = 16
 
 
+# The largest K the IW-NLL is measured with: ten times the largest in the literature this
+# package reproduces (Burda et al.'s 5000). Each example costs K decoder passes, so K = 10^7
+# on PTB's test set is weeks of compute, with no progress to see.
+MAX_IW_SAMPLES = 50_000
+
+
+def check_iw_samples(iw_samples: int, what: str = "iw_samples") -> None:
+    """Refuse a K that is not a whole number in [1, MAX_IW_SAMPLES], saying the cost."""
+    if isinstance(iw_samples, bool) or not isinstance(iw_samples, int) or iw_samples < 1:
+        raise ValueError(f"{what} must be a positive integer, got {iw_samples!r}.")
+    if iw_samples > MAX_IW_SAMPLES:
+        raise ValueError(
+            f"{what}={iw_samples:,} is above the limit of {MAX_IW_SAMPLES:,}: the IW-NLL runs "
+            f"the decoder K times per example, and K = {iw_samples:,} would take orders of "
+            "magnitude longer than the bound gains (He et al. use K = 500; Burda et al. "
+            "5000). Give a K within the limit."
+        )
+
+
 def _check_samples(num_samples: int) -> None:
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
@@ -186,6 +205,8 @@ def evaluate_vae(
         if refine_steps:
             raise ValueError(f"refine_steps={refine_steps}: {type(model).__name__} has no latent.")
         return evaluate_exact(model, batches, show_progress, total)
+    if iw_samples is not None:
+        check_iw_samples(iw_samples)
     refinement = (refine_steps, refine_lr, refine_momentum, refine_max_grad_norm)
     svi.check_svi_options(*refinement)
     _check_samples(kl_samples)

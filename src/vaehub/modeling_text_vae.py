@@ -25,7 +25,13 @@ from transformers.utils import ModelOutput
 
 from vaehub.configuration_vae import TEXT_DECODER_FIELDS, TextVAEConfig
 from vaehub.decoding import decoding_options
-from vaehub.modeling_utils import Interpolation, VAEPreTrainedModel, interpolate_latents
+from vaehub.modeling_utils import (
+    Interpolation,
+    VAEPreTrainedModel,
+    check_finite_latent,
+    encode_in_chunks,
+    interpolate_latents,
+)
 from vaehub.posteriors import PosteriorHead, PosteriorParameters
 from vaehub.priors import LatentPrior, prior_from_config
 from vaehub.text_decoder import DecoderState, TextDecoder, TextModelMixin
@@ -238,7 +244,9 @@ class TextVAEModel(TextModelMixin, TextVAEPreTrainedModel, GenerationMixin):
             sentence's steps).
         """
         input_ids, attention_mask = self._as_ids(input_ids, attention_mask)
-        return self.infer({"input_ids": input_ids, "attention_mask": attention_mask}, refine)
+        parameters = encode_in_chunks(self.posterior_parameters, input_ids, attention_mask)
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        return self.infer(batch, refine, parameters)
 
     def posterior_parameters(
         self, input_ids: Tensor, attention_mask: Tensor | None = None, **unused: Any
@@ -264,6 +272,7 @@ class TextVAEModel(TextModelMixin, TextVAEPreTrainedModel, GenerationMixin):
             `(batch,)` or `(samples, batch)`.
         """
         input_ids, attention_mask = self._check_ids(input_ids, attention_mask)
+        check_finite_latent(z)  # as the decoding paths do: NaN would score NaN silently
         event = 2 if self.sequential else 1
         lead = z.shape[: z.dim() - event - 1]
         batch = input_ids.shape[0]

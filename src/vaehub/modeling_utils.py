@@ -62,6 +62,17 @@ class VAEPreTrainedModel(PreTrainedModel):
         if num_samples is not None:
             raise ValueError("give either z or num_samples, not both.")
         check_finite_latent(z)
+        if z.dim() > 0:
+            check_decoded_at_once(z.shape[0], "z.shape[0]")
+        largest = float(z.abs().max()) if z.numel() else 0.0
+        if largest > MAX_LATENT_MAGNITUDE:
+            # Finite, but the decoder's initial state saturates or overflows: it would
+            # decode to '' without a word.
+            raise ValueError(
+                f"z holds a latent of magnitude {largest:.3g}, beyond {MAX_LATENT_MAGNITUDE:g} "
+                "(the prior's scale is 1): the decoder cannot decode it meaningfully. Give "
+                "latents on the prior's scale."
+            )
         return z
 
     @staticmethod
@@ -95,11 +106,21 @@ class VAEPreTrainedModel(PreTrainedModel):
             return None
         return {"refine_steps": int(recorded["refine_steps"]), **svi_settings.refinement(recorded)}
 
-    def infer(self, batch: dict[str, Tensor], refine: bool | None = None) -> Distribution:
+    def infer(
+        self,
+        batch: dict[str, Tensor],
+        refine: bool | None = None,
+        parameters: PosteriorParameters | None = None,
+    ) -> Distribution:
         """q(z|x) for a checked batch as a user should see it: refined by the model's own
         `inference_refinement` when it has one (unless `refine=False`), the encoder's
-        otherwise. `refine=True` on a model without a recorded refinement is refused."""
-        parameters = self.posterior_parameters(**batch)
+        otherwise. `refine=True` on a model without a recorded refinement is refused.
+
+        Args:
+            parameters: the encoder's λ for the batch, when already computed.
+        """
+        if parameters is None:
+            parameters = self.posterior_parameters(**batch)
         settings = self.inference_refinement
         if refine and settings is None:
             raise ValueError(
@@ -296,11 +317,58 @@ def in_loss_precision(logits: Tensor) -> Tensor:
     return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 
+# The largest |z| decoded: 10^4 prior standard deviations; 1e30 overflows the decoder's state.
+MAX_LATENT_MAGNITUDE = 1e4
+# The most examples one call decodes at once: generation keeps every row's decoder state
+# and logits together (10^7 sentences or images would ask for one allocation of gigabytes).
+MAX_DECODED_AT_ONCE = 4096
+
+
+def check_decoded_at_once(count: int, name: str) -> None:
+    """Refuse a decoding call of more than `MAX_DECODED_AT_ONCE` rows, saying the size
+    asked and the limit."""
+    if count > MAX_DECODED_AT_ONCE:
+        raise ValueError(
+            f"{name}={count:,} asks one call to decode {count:,} examples at once; the limit "
+            f"is {MAX_DECODED_AT_ONCE:,} (their decoder states and logits are held together "
+            f"in memory). Call it in batches of at most {MAX_DECODED_AT_ONCE:,}."
+        )
+
+
+# Sentences or images the encoder reads at once in `encode`: 10,000 PTB sentences in one
+# pass asked for 9.3 GB; in chunks, memory stays that of one chunk (without gradients).
+ENCODED_AT_ONCE = 512
+
+
+def encode_in_chunks(posterior_parameters: Any, input_ids: Tensor, attention_mask: Tensor) -> Any:
+    """`posterior_parameters(input_ids, attention_mask)`, computed `ENCODED_AT_ONCE` rows
+    at a time and joined along the batch."""
+    from dataclasses import fields, replace
+
+    rows = input_ids.shape[0]
+    if rows <= ENCODED_AT_ONCE:
+        return posterior_parameters(input_ids, attention_mask)
+    parts = [
+        posterior_parameters(
+            input_ids[i : i + ENCODED_AT_ONCE], attention_mask[i : i + ENCODED_AT_ONCE]
+        )
+        for i in range(0, rows, ENCODED_AT_ONCE)
+    ]
+    joined = {
+        field.name: torch.cat([getattr(part, field.name) for part in parts])
+        for field in fields(parts[0])
+        if isinstance(getattr(parts[0], field.name), Tensor)
+    }
+    return replace(parts[0], **joined)
+
+
 def checked_num_samples(num_samples: int | None) -> int:
-    """How many samples to draw: `num_samples`, 1 when `None`, refused unless positive."""
+    """How many samples to draw: `num_samples`, 1 when `None`, refused unless positive
+    and at most `MAX_DECODED_AT_ONCE`."""
     count = 1 if num_samples is None else num_samples
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
+    check_decoded_at_once(count, "num_samples")
     return count
 
 
@@ -334,6 +402,7 @@ def interpolate_latents(z_a: Tensor, z_b: Tensor, steps: int, method: str = "ler
         raise ValueError(f"steps must be an integer >= 2 (both ends included), got {steps!r}.")
     if method not in INTERPOLATION_METHODS:
         raise ValueError(f"method={method!r} is not valid: expected 'lerp' or 'slerp'.")
+    check_decoded_at_once(steps, "steps")
     t = torch.linspace(0, 1, steps, device=z_a.device, dtype=z_a.dtype)
     t = t.view(steps, *([1] * z_a.dim()))
     if method == "slerp":

@@ -10,6 +10,12 @@ transport caps every request's connect, read, write and pool timeouts at one lim
 - the environment variable `VAEHUB_HUB_TIMEOUT`, else
 - huggingface_hub's own `HF_HUB_DOWNLOAD_TIMEOUT`, else 10 seconds.
 
+The limit also bounds a whole transfer's stalls, not only each read: a response body must
+bring at least `MIN_PROGRESS_BYTES` in every `timeout` seconds, so a server that drips one
+byte every two seconds (each read answered in time) is given up on too (`ServerTooSlow`).
+`cancel_transfers()` stops the transfers in flight at their next chunk (an interrupted
+pull, whose download threads would otherwise run on).
+
 A request that runs out of time raises `ServerDidNotAnswer`, a `httpx2.ReadTimeout`, so
 huggingface_hub still falls back to files already in the cache; its message names the
 server and the limit. Once a server has not answered, further requests to it in the next
@@ -20,9 +26,12 @@ again in each of huggingface_hub's retries. A client factory set by the user
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -33,6 +42,9 @@ from huggingface_hub.utils import _http as hf_http
 DEFAULT_TIMEOUT = 10.0
 ENVIRONMENT_VARIABLE = "VAEHUB_HUB_TIMEOUT"
 QUIET_PERIOD = 60.0  # seconds a silent server is not asked again
+# A transfer that brings less than this in a whole `timeout` window has stalled.
+MIN_PROGRESS_BYTES = 1024
+_CANCELLED = threading.Event()
 
 
 class ServerDidNotAnswer(httpx2.ReadTimeout):
@@ -47,6 +59,103 @@ class ServerDidNotAnswer(httpx2.ReadTimeout):
             f"{ENVIRONMENT_VARIABLE})",
             request=request,
         )
+
+
+class ServerTooSlow(ServerDidNotAnswer):
+    """A Hub server answered, but its response body stalled: less than
+    `MIN_PROGRESS_BYTES` arrived in `timeout` seconds."""
+
+    def __init__(self, server: str, timeout: float, received: int, request: httpx2.Request):
+        self.server = server
+        self.timeout = timeout
+        httpx2.ReadTimeout.__init__(
+            self,
+            f"the Hub server {server} stalled: it sent {received} bytes in {timeout:g} s, "
+            f"less than {MIN_PROGRESS_BYTES} (allow more time with --timeout SECONDS on the "
+            f"command line or the environment variable {ENVIRONMENT_VARIABLE})",
+            request=request,
+        )
+
+
+class ServerFailing(OfflineModeIsEnabled):
+    """A request refused without asking: the server answered it with an HTTP 5xx twice in
+    a row a moment ago. Not an HTTP error on purpose, as `ServerStillSilent`: huggingface_hub
+    would otherwise retry it for half a minute, then blame the user's connection."""
+
+    def __init__(self, server: str, url: str, status: int) -> None:
+        self.server, self.status = server, status
+        super().__init__(
+            f"the Hub server {server} answered HTTP {status} (a failure on the server's side, "
+            f"not of your connection) for {url}, twice; try again later"
+        )
+
+
+class TransferCancelled(RuntimeError):
+    """A transfer stopped by `cancel_transfers()` (the command was interrupted)."""
+
+
+def cancel_transfers() -> None:
+    """Stop every transfer of this process at its next chunk, and refuse new requests,
+    until `allow_transfers()`."""
+    _CANCELLED.set()
+
+
+def allow_transfers() -> None:
+    """Undo `cancel_transfers()`."""
+    _CANCELLED.clear()
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Within the block, Ctrl-C and SIGTERM cancel the transfers in flight before raising
+    KeyboardInterrupt.
+
+    huggingface_hub downloads in a thread pool, and the pool waits for its threads before
+    the interrupt reaches the caller: without the cancel, a stalled download would hold the
+    command (and its staging folder) until its own timeout.
+    """
+    allow_transfers()
+
+    def interrupt(signum: int, frame: Any) -> None:
+        cancel_transfers()
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only
+        return
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+class _PacedStream(httpx2.SyncByteStream):
+    """A response body that must keep coming: `MIN_PROGRESS_BYTES` per `timeout` window."""
+
+    def __init__(self, stream: Any, transport: _CappedTransport, server: str, request: Any):
+        self._stream, self._transport = stream, transport
+        self._server, self._request = server, request
+
+    def __iter__(self):
+        timeout = self._transport.timeout
+        window_start, received = time.monotonic(), 0
+        for chunk in self._stream:
+            if _CANCELLED.is_set():
+                raise TransferCancelled(f"the transfer from {self._server} was cancelled")
+            received += len(chunk)
+            now = time.monotonic()
+            if now - window_start >= timeout:
+                if received < MIN_PROGRESS_BYTES:
+                    slow = ServerTooSlow(self._server, timeout, received, self._request)
+                    self._transport.remember_silent(self._server, slow)
+                    raise slow
+                window_start, received = now, 0
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 class ServerStillSilent(OfflineModeIsEnabled):
@@ -92,26 +201,53 @@ class _CappedTransport(httpx2.HTTPTransport):
     def __init__(self, timeout: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.timeout = timeout
-        self._silent_until: dict[str, float] = {}
+        # server -> (until when it is not asked again, the error it gave)
+        self._silent_until: dict[str, tuple[float, ServerDidNotAnswer]] = {}
+        # url -> (until when, its last 5xx status, how many 5xx in a row)
+        self._failing: dict[str, tuple[float, int, int]] = {}
         self._lock = threading.Lock()
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         server = request.url.netloc.decode("ascii", "replace")
         with self._lock:
-            silent = self._silent_until.get(server, 0.0) > time.monotonic()
+            until, first = self._silent_until.get(server, (0.0, None))
+            silent = until > time.monotonic()
+        if _CANCELLED.is_set():
+            raise TransferCancelled(f"a request to {server} was cancelled")
         if silent:
-            raise ServerStillSilent(ServerDidNotAnswer(server, self.timeout, request))
+            raise ServerStillSilent(first)
+        url = str(request.url)
+        with self._lock:
+            until, status, count = self._failing.get(url, (0.0, 0, 0))
+        if count >= 2 and until > time.monotonic():
+            raise ServerFailing(server, url, status)
         asked = request.extensions.get("timeout") or {}
         request.extensions["timeout"] = {
             key: self.timeout if asked.get(key) is None else min(asked[key], self.timeout)
             for key in ("connect", "read", "write", "pool")
         }
         try:
-            return super().handle_request(request)
+            response = super().handle_request(request)
         except httpx2.TimeoutException as error:
-            with self._lock:
-                self._silent_until[server] = time.monotonic() + QUIET_PERIOD
-            raise ServerDidNotAnswer(server, self.timeout, request) from error
+            silent = ServerDidNotAnswer(server, self.timeout, request)
+            self.remember_silent(server, silent)
+            raise silent from error
+        response.stream = _PacedStream(response.stream, self, server, request)
+        with self._lock:
+            if response.status_code >= 500:
+                _, _, count = self._failing.get(url, (0.0, 0, 0))
+                self._failing[url] = (
+                    time.monotonic() + QUIET_PERIOD,
+                    response.status_code,
+                    count + 1,
+                )
+            else:
+                self._failing.pop(url, None)
+        return response
+
+    def remember_silent(self, server: str, error: ServerDidNotAnswer) -> None:
+        with self._lock:
+            self._silent_until[server] = (time.monotonic() + QUIET_PERIOD, error)
 
 
 class _Factory:
@@ -156,6 +292,9 @@ def explain(error: BaseException, repo_id: str | None = None) -> str | None:
     silent = silent_server(error)
     if silent is not None:
         return str(silent)
+    failing = next((c for c in _chain(error) if isinstance(c, ServerFailing)), None)
+    if failing is not None:
+        return str(failing)
     name = repo_id or "asked for"
     for cause in _chain(error):
         if isinstance(cause, GatedRepoError):

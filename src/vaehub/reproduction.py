@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vaehub import hub
+from vaehub.safe_io import write_json, write_text
 
 # Flags every text row starts from, by dataset. He et al.'s optimisation for PTB and
 # one-sentence-per-line files; the demo's for the small synthetic model, whose 2-d latent
@@ -322,8 +323,7 @@ def run_row(settings: TableSettings, row: Row, seed: int) -> str:
     command = "vaehub train " + " ".join(flags)
     if last is not None:
         _check_same_command(folder, row_command(settings, row, seed), command, last)
-    with open(os.path.join(_mkdir(folder), COMMAND_FILE), "w", encoding="utf-8") as handle:
-        handle.write(command + "\n")
+    write_text(os.path.join(_mkdir(folder), COMMAND_FILE), command + "\n")
     if last is not None:
         print(f"{row.name} seed {seed}: resuming from {last}")
         flags += ["--resume_from_checkpoint", last]
@@ -331,8 +331,11 @@ def run_row(settings: TableSettings, row: Row, seed: int) -> str:
     status = train(flags)
     if status != 0:
         raise RuntimeError(f"{row.name} seed {seed}: vaehub train returned {status}")
-    with open(os.path.join(folder, "wall_seconds.json"), "w", encoding="utf-8") as handle:
-        json.dump({"wall_seconds": time.time() - start, "resumed_from": last}, handle)
+    write_json(
+        os.path.join(folder, "wall_seconds.json"),
+        {"wall_seconds": time.time() - start, "resumed_from": last},
+        indent=None,
+    )
     # The finished model and its results stay; the optimiser states do not.
     for name in os.listdir(folder):
         if name.startswith("checkpoint-"):
@@ -485,10 +488,8 @@ def write_table(settings: TableSettings) -> dict[str, Any]:
 
     table = collect(settings)
     _mkdir(settings.folder)
-    with open(os.path.join(settings.folder, TABLE_FILE), "w", encoding="utf-8") as handle:
-        json.dump(table, handle, indent=1)
-    with open(os.path.join(settings.folder, MARKDOWN_FILE), "w", encoding="utf-8") as handle:
-        handle.write(render_markdown(table))
+    write_json(os.path.join(settings.folder, TABLE_FILE), table, "the table", indent=1)
+    write_text(os.path.join(settings.folder, MARKDOWN_FILE), render_markdown(table))
     if any(not row["exact"] for row in table["rows"].values()):
         plot_collapse_table(table, os.path.join(settings.folder, FIGURE_FILE))
     return table

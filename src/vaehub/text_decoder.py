@@ -29,6 +29,7 @@ from vaehub.tokenization import (
     check_texts,
     check_tokenizer_fits,
     load_tokenizer,
+    mark_vocab,
     pad_rows,
     truncate_rows,
 )
@@ -236,9 +237,8 @@ class TextModelMixin:
         self, rows: int, generation_config: Any, kwargs: dict[str, Any], **model_kwargs: Any
     ) -> Tensor:
         """transformers' `generate` from `<s>` for `rows` sentences, its options checked."""
-        check_generation_options(
-            {**(generation_config.to_dict() if generation_config is not None else {}), **kwargs}
-        )
+        saved = generation_config if generation_config is not None else self.generation_config
+        check_generation_options({**(saved.to_dict() if saved is not None else {}), **kwargs})
         kwargs.pop("input_ids", None)
         if "max_new_tokens" in kwargs and "max_length" not in kwargs:
             # The generation config's max_length is the model's; let max_new_tokens rule alone.
@@ -348,6 +348,7 @@ class TextModelMixin:
 
     def _save_extras(self, save_directory: str | os.PathLike) -> None:
         if self.tokenizer is not None:
+            mark_vocab(self.tokenizer)
             self.tokenizer.save_pretrained(save_directory)
 
     def _load_extras(self, name_or_path: str | os.PathLike, hub_kwargs: dict[str, Any]) -> None:
@@ -355,6 +356,7 @@ class TextModelMixin:
         if tokenizer is not None:
             check_tokenizer_fits(tokenizer, self.config, name_or_path)
         self.tokenizer = tokenizer
+        check_saved_generation_config(self, name_or_path)
 
 
 # Generation options that must be whole numbers ≥ their minimum, and numbers in a range.
@@ -363,6 +365,32 @@ WHOLE_OPTIONS = {
     "min_new_tokens": 0, "min_length": 0, "top_k": 0, "no_repeat_ngram_size": 0,
 }  # fmt: skip
 POSITIVE_OPTIONS = ("temperature", "repetition_penalty")
+
+
+def check_saved_generation_config(model: Any, name_or_path: str | os.PathLike) -> None:
+    """Refuse a loaded `generation_config.json` whose fields `check_generation_options`
+    refuses as arguments (`num_beams: 0`, `temperature: -1`, `min_length: 1e8`), or whose
+    minimum length exceeds the model's `max_sequence_length`, naming the file and field."""
+    from vaehub.checkpoints import CheckpointError
+
+    saved = getattr(model, "generation_config", None)
+    if saved is None:
+        return
+    options = saved.to_dict()
+    path = os.path.join(os.fspath(name_or_path), "generation_config.json")
+    try:
+        check_generation_options(options)
+        for name in ("min_length", "min_new_tokens"):
+            value = options.get(name)
+            if value is not None and value > model.config.max_sequence_length:
+                raise ValueError(
+                    f"{name}={value!r} is not valid: expected at most the model's "
+                    f"max_sequence_length={model.config.max_sequence_length}."
+                )
+    except ValueError as error:
+        raise CheckpointError(
+            f"{path}: {error} Correct that field in the file (or remove it for the default)."
+        ) from error
 
 
 def check_generation_options(options: dict[str, Any]) -> None:
@@ -378,9 +406,14 @@ def check_generation_options(options: dict[str, Any]) -> None:
         value = options.get(name)
         if value is not None and not (isinstance(value, (int, float)) and value > 0):
             raise ValueError(f"{name}={value!r} is not valid: expected a number > 0.")
-    top_p = options.get("top_p")
-    if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
-        raise ValueError(f"top_p={top_p!r} is not valid: expected a number in (0, 1].")
+    for name in ("top_p", "typical_p"):
+        value = options.get(name)
+        if value is not None and not (isinstance(value, (int, float)) and 0 < value <= 1):
+            raise ValueError(f"{name}={value!r} is not valid: expected a number in (0, 1].")
+    for name in ("epsilon_cutoff", "eta_cutoff"):
+        value = options.get(name)
+        if value is not None and not (isinstance(value, (int, float)) and 0 <= value < 1):
+            raise ValueError(f"{name}={value!r} is not valid: expected a number in [0, 1).")
     beams, returned = options.get("num_beams") or 1, options.get("num_return_sequences") or 1
     if not options.get("do_sample") and returned > beams:
         raise ValueError(

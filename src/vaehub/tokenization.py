@@ -10,6 +10,7 @@ checking it fits the config, checking sentences, and padding token rows into a b
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -104,6 +105,23 @@ def truncate_rows(rows: list[list[int]], max_length: int) -> tuple[list[list[int
 # --- loading and checking a model's tokenizer and its input ---------------------------------
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+# Kept in tokenizer_config.json: the vocabulary's fingerprint when the model was saved, so
+# that a tokenizer.json whose words were reordered or swapped (it loads, and prints garbage)
+# is caught on load.
+VOCAB_FINGERPRINT_KEY = "vaehub_vocab_sha256"
+
+
+def vocab_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
+    """The sha256 of the tokenizer's (token, id) pairs."""
+    import hashlib
+
+    pairs = sorted(tokenizer.get_vocab().items(), key=lambda pair: pair[1])
+    return hashlib.sha256(json.dumps(pairs, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def mark_vocab(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Record the vocabulary's fingerprint where `save_pretrained` writes it."""
+    tokenizer.init_kwargs[VOCAB_FINGERPRINT_KEY] = vocab_fingerprint(tokenizer)
 
 
 def load_tokenizer(
@@ -118,9 +136,48 @@ def load_tokenizer(
         ]
     except checkpoints.CheckpointError:
         return None
+    for path in paths:
+        _check_tokenizer_file(path, name_or_path)
     # Both files now lie in one local folder (the model folder, or the cached snapshot of
     # the revision): load from there, with no further requests to the Hub.
-    return AutoTokenizer.from_pretrained(os.path.dirname(paths[0]))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(os.path.dirname(paths[0]))
+    except Exception as error:  # noqa: BLE001 - tokenizers raises its own kinds for bad files
+        raise CheckpointError(
+            f"the tokenizer of {name_or_path} ({os.path.dirname(paths[0])}) cannot be read: "
+            f"{type(error).__name__}: {str(error).strip()[:300]}. Save the model with its "
+            "tokenizer again, or download it again."
+        ) from error
+    saved = tokenizer.init_kwargs.get(VOCAB_FINGERPRINT_KEY)
+    if saved is not None and saved != vocab_fingerprint(tokenizer):
+        raise CheckpointError(
+            f"the tokenizer of {name_or_path} ({paths[0]}) is not the one the model was saved "
+            "with: its words map to other ids than they did (they were reordered or "
+            "replaced), so every sentence would decode to other words. Save the model with its "
+            "own tokenizer again, or download it again."
+        )
+    return tokenizer
+
+
+def _check_tokenizer_file(path: str, name_or_path: str | os.PathLike) -> None:
+    """A tokenizer file must be JSON, and in a local folder a file of that folder: a link
+    to elsewhere (`tokenizer.json -> /etc/passwd`) is refused, naming it."""
+    if os.path.isdir(name_or_path) and os.path.islink(path):
+        folder = os.path.realpath(name_or_path)
+        if not os.path.realpath(path).startswith(folder + os.sep):
+            raise CheckpointError(
+                f"{path} is a link to {os.path.realpath(path)}, outside {name_or_path}: a "
+                "model's tokenizer is read only from its own folder. Copy the file there."
+            )
+    try:
+        with open(path, encoding="utf-8") as handle:
+            json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(
+            f"{path} is not a readable tokenizer file ({type(error).__name__}: {error}): it "
+            "is truncated or corrupt. Save the model with its tokenizer again, or download "
+            "it again."
+        ) from error
 
 
 def check_tokenizer_fits(

@@ -21,9 +21,11 @@ is logged and saved in each checkpoint, so `resume_from_checkpoint` continues ex
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -35,9 +37,13 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import is_torch_bf16_gpu_available, logging
 
-from vaehub import svi
+from vaehub import safe_io, svi
 from vaehub.aggressive import AggressiveState, AggressiveTraining, inference_parameters
-from vaehub.checkpoints import check_training_checkpoint
+from vaehub.checkpoints import (
+    CheckpointError,
+    check_training_checkpoint,
+    newest_complete_checkpoint,
+)
 from vaehub.data import LengthBucketSampler, index_batches
 from vaehub.metrics import evaluate_vae, mutual_information_terms
 from vaehub.objectives import SCHEDULES, BetaSchedule, kl_term
@@ -289,8 +295,22 @@ class VAETrainingArguments(TrainingArguments):
                 f"aggressive_check_steps={self.aggressive_check_steps!r} is not valid: expected "
                 "an integer >= 1 (updates between MI checks), or none for one per epoch."
             )
-        if self.free_bits < 0:
-            raise ValueError(f"free_bits={self.free_bits!r} is not valid: expected λ >= 0 nats.")
+        # `not >= 0` also refuses NaN, which compares false with everything: the KL term
+        # would silently drop out of the loss.
+        if not (math.isfinite(self.free_bits) and self.free_bits >= 0):
+            raise ValueError(
+                f"free_bits={self.free_bits!r} is not valid: expected a finite λ >= 0 nats."
+            )
+        for name in ("learning_rate", "num_train_epochs", "max_grad_norm", "weight_decay"):
+            value = getattr(self, name, None)
+            if isinstance(value, float) and math.isnan(value):
+                raise ValueError(f"{name}=nan is not valid: expected a number.")
+        if self.max_steps <= 0 and not self.num_train_epochs > 0:
+            raise ValueError(
+                f"max_steps={self.max_steps} and num_train_epochs={self.num_train_epochs} ask "
+                "for no training at all (the model would be saved untrained): give "
+                "--max_steps N or --num_train_epochs E > 0."
+            )
         # Validates β, β₀, the ramp ratio with the schedule's own checks.
         BetaSchedule(
             self.resolved_beta_schedule,
@@ -628,15 +648,60 @@ class VAETrainer(AggressiveTraining, Trainer):
         folder = os.path.join(
             self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}"
         )
+        existed = os.path.isdir(folder)
+        try:
+            self._save_checkpoint_files(folder, model, trial)
+        except Exception as error:
+            if not (self.args.should_save and safe_io.is_disk_full(error, folder)):
+                raise
+            raise self._disk_full(folder, existed, error) from error
+
+    def _disk_full(self, folder: str, existed: bool, error: Exception) -> safe_io.DiskFullError:
+        """The error for a checkpoint the disk had no room for: torch and safetensors say
+        "unexpected pos 3520 vs 3412" or "file write failed", naming neither the disk nor
+        the file."""
+        written = [os.path.join(folder, name) for name in os.listdir(folder)] if os.path.isdir(
+            folder
+        ) else []  # fmt: skip
+        last = max(written, key=os.path.getmtime) if written else folder
+        if not existed and not os.path.isfile(os.path.join(folder, "trainer_state.json")):
+            # Unfinished, so never resumed from; removing it gives the space back.
+            shutil.rmtree(folder, ignore_errors=True)
+        parent = os.path.dirname(folder)
+        complete = sorted(
+            (
+                os.path.join(parent, name)
+                for name in os.listdir(parent)
+                if name.startswith("checkpoint-") and name[11:].isdigit()
+                and os.path.join(parent, name) != folder
+                and os.path.isfile(os.path.join(parent, name, "trainer_state.json"))
+            ),
+            key=lambda path: int(path.rsplit("-", 1)[1]),
+        )  # fmt: skip
+        previous = complete[-1] if complete else None
+        kept = (
+            f"the previous checkpoint {previous} is intact: free some space and resume "
+            f"with --resume_from_checkpoint {previous}"
+            if previous
+            else "no earlier checkpoint was written: free some space and train again"
+        )
+        return safe_io.DiskFullError(
+            errno.ENOSPC,
+            f"the disk is full: saving checkpoint {folder} failed while writing "
+            f"{os.path.basename(last)} ({type(error).__name__}); the unfinished checkpoint "
+            f"was removed, and {kept}",
+        )
+
+    def _save_checkpoint_files(self, folder: str, model: nn.Module, trial: Any) -> None:
         if self.args.should_save:
             os.makedirs(folder, exist_ok=True)
-            _write_atomically(
-                os.path.join(folder, STATE_FILE),
-                lambda path: _dump_json(self.trainer_decisions(), path),
+            # allow_nan: the aggressive loop's best MI is -inf until its first check.
+            safe_io.write_json(
+                os.path.join(folder, STATE_FILE), self.trainer_decisions(), allow_nan=True
             )
             if self._encoder_optimizer is not None:
                 state = self._encoder_optimizer.state_dict()
-                _write_atomically(
+                safe_io.write_atomically(
                     os.path.join(folder, ENCODER_OPTIMIZER_FILE),
                     lambda path: torch.save(state, path),
                 )
@@ -652,6 +717,24 @@ class VAETrainer(AggressiveTraining, Trainer):
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
         """`Trainer.train`, after checking that the checkpoint to resume from is complete
         (raises `vaehub.CheckpointError` naming the bad file and an earlier checkpoint)."""
+        extra = {STATE_FILE: "json", ENCODER_OPTIMIZER_FILE: "torch"}
+        if isinstance(resume_from_checkpoint, str) and resume_from_checkpoint.strip().lower() in (
+            "true", "false",
+        ):  # fmt: skip
+            # The command line gives `--resume_from_checkpoint True` as the string "True".
+            resume_from_checkpoint = resume_from_checkpoint.strip().lower() == "true" or None
+        if isinstance(resume_from_checkpoint, str) and not os.path.isdir(resume_from_checkpoint):
+            newest = newest_complete_checkpoint(self.args.output_dir, extra)
+            raise CheckpointError(
+                f"cannot resume from {resume_from_checkpoint}: there is no such folder. "
+                + (
+                    f"The newest complete checkpoint in {self.args.output_dir} is {newest}: "
+                    f"--resume_from_checkpoint {newest} (or True) resumes from it."
+                    if newest
+                    else f"{self.args.output_dir} holds no complete checkpoint: train without "
+                    "--resume_from_checkpoint to start afresh."
+                )
+            )
         if resume_from_checkpoint is True:
             resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
             if resume_from_checkpoint is None:
@@ -660,9 +743,7 @@ class VAETrainer(AggressiveTraining, Trainer):
                     "checkpoint-N folder: train without it to start afresh."
                 )
         if resume_from_checkpoint:
-            check_training_checkpoint(
-                resume_from_checkpoint, {STATE_FILE: "json", ENCODER_OPTIMIZER_FILE: "torch"}
-            )
+            check_training_checkpoint(resume_from_checkpoint, extra)
         self._training = True
         try:
             return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
@@ -709,18 +790,6 @@ def _check_no_latent_settings(args: VAETrainingArguments, name: str) -> None:
             f"{name} has no latent, so {', '.join(given)} would change nothing: train it "
             "with objective='elbo' (its exact NLL) and the defaults of beta and free_bits."
         )
-
-
-def _dump_json(value: Any, path: str) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=2)
-
-
-def _write_atomically(path: str, write: Any) -> None:
-    """`write(temporary_path)`, then rename it to `path`: never a half-written `path`."""
-    temporary = f"{path}.partial"
-    write(temporary)
-    os.replace(temporary, path)
 
 
 class _SeededCollator:

@@ -26,6 +26,13 @@ from typing import Any
 
 from vaehub import hub
 from vaehub.decoding import training_lengths
+from vaehub.safe_io import (
+    check_folder_name,
+    check_no_links_out,
+    replace_folder,
+    write_json,
+    write_text,
+)
 from vaehub.svi_settings import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_MAX_GRAD_NORM,
@@ -44,6 +51,10 @@ ABSOLUTE_TOLERANCE = 0.002
 RELATIVE_TOLERANCE = 1e-4
 SLICE_SPLIT = re.compile(r"^(?P<split>[A-Za-z_]+)\[:(?P<first>\d+)\]$")
 STORAGE_DTYPES = ("float32", "float16", "bfloat16")
+# What a slice may ask of `verify` (its K is bounded by metrics.MAX_IW_SAMPLES).
+MAX_SLICE_EXAMPLES = 10_000
+MAX_SLICE_BATCH = 4096
+MAX_REFINE_STEPS = 1000
 
 
 class VerificationError(ValueError):
@@ -73,12 +84,24 @@ class VerificationSlice:
     refine_max_grad_norm: float = DEFAULT_MAX_GRAD_NORM
 
     def __post_init__(self) -> None:
-        if self.first < 1:
-            raise ValueError(f"a verification slice needs at least 1 example, got {self.first}.")
-        if self.iw_samples < 1:
-            raise ValueError(f"iw_samples must be at least 1, got {self.iw_samples}.")
-        if self.refine_steps < 0:
-            raise ValueError(f"refine_steps must be 0 or more, got {self.refine_steps}.")
+        from vaehub.metrics import MAX_IW_SAMPLES
+
+        # A card names its slice, and `verify` measures what the card says: every number
+        # that sets the work is bounded, so a card cannot demand unbounded compute.
+        bounds = {
+            "first": (1, MAX_SLICE_EXAMPLES),
+            "iw_samples": (1, MAX_IW_SAMPLES),
+            "batch_size": (1, MAX_SLICE_BATCH),
+            "refine_steps": (0, MAX_REFINE_STEPS),
+        }
+        for name, (low, high) in bounds.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise VerificationError(
+                    f"the verification slice's {name}={value:,} is outside [{low}, {high:,}]: "
+                    "a slice is a quick check of a card, and this one would ask for "
+                    + ("unbounded work." if value > high else "nothing to measure.")
+                )
 
     @property
     def split_name(self) -> str:
@@ -205,6 +228,10 @@ def release(
 
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"dtype {dtype!r} is not one of {', '.join(STORAGE_DTYPES)}.")
+    # Checked before anything is read or written: the folder of that name is replaced.
+    folder = check_folder_name(name, output_dir, "the release name")
+    # What is released is read from model_dir: never from beyond it through a link.
+    check_no_links_out(model_dir, "the model folder to release")
     model = load_model(model_dir)
     results = hub.read_results(model_dir)
     card_split = hub.reported_split(model_dir, results, split)
@@ -248,17 +275,13 @@ def release(
                 staging, measure_generation(stored, piece, data, baseline=baseline)
             )
         if about:
-            with open(os.path.join(staging, hub.ABOUT_FILE), "w", encoding="utf-8") as handle:
-                handle.write(about.strip() + "\n")
+            write_text(os.path.join(staging, hub.ABOUT_FILE), about.strip() + "\n")
         card = hub.render_model_card(staging, repo_id=f"{organization}/{name}", split=card_split)
-        card.save(os.path.join(staging, "README.md"))
+        write_text(os.path.join(staging, "README.md"), str(card))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    folder = os.path.join(output_dir, name)
-    if os.path.isdir(folder):
-        shutil.rmtree(folder)
-    os.replace(staging, folder)
+    replace_folder(folder, staging)
     return folder
 
 
@@ -310,8 +333,7 @@ def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_json(path: str, value: Any) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=2, allow_nan=False)
+    write_json(path, value)
 
 
 def read_verification(folder: str) -> tuple[VerificationSlice, dict[str, Any]] | None:
@@ -374,6 +396,8 @@ def card_slice(card: Any, source: str) -> tuple[VerificationSlice, dict[str, flo
             batch_size=int(args["batch_size"]),
             refine_steps=int(args.get("refine_steps", 0)), **refinement(args),
         )  # fmt: skip
+    except VerificationError as error:
+        raise VerificationError(f"the card of {source}: {error}") from error
     except (KeyError, TypeError, ValueError) as error:
         raise VerificationError(
             f"the card of {source} names the slice {first.dataset_split} without its "
@@ -390,14 +414,27 @@ def card_slice(card: Any, source: str) -> tuple[VerificationSlice, dict[str, flo
 
 def load_card(name_or_path: str) -> Any:
     """The model card of a folder or a Hub repository."""
+    import yaml
     from huggingface_hub import ModelCard
 
+    path = name_or_path
     if os.path.isdir(name_or_path):
         path = os.path.join(name_or_path, "README.md")
         if not os.path.isfile(path):
             raise VerificationError(f"{name_or_path} holds no card (README.md) to verify.")
+    try:
+        # huggingface_hub reads the metadata with yaml.safe_load: a `!!python` tag is
+        # refused, never constructed.
         return ModelCard.load(path)
-    return ModelCard.load(name_or_path)
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        where = getattr(error, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1} of its metadata)" if where else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise VerificationError(
+            f"the card of {name_or_path} ({path if path != name_or_path else 'README.md'}) "
+            f"has metadata that is not valid YAML{at}: {problem}. Render the card again with "
+            "`vaehub card` or `vaehub release` instead of editing it by hand."
+        ) from error
 
 
 def verify(name_or_path: str, data: str | None = None) -> list[Check]:
