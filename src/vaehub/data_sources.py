@@ -148,8 +148,9 @@ def image_dataset_kind(data: str) -> str:
 
 
 # Above this share of `<unk>` tokens, an NLL or PPL says more about the unknown words than
-# about the text: a text of only unknown words scores "better" than PTB itself.
-UNK_WARNING_FRACTION = 0.05
+# about the text: a text of only unknown words scores "better" than PTB itself. PTB's own
+# test set is about 4.5% `<unk>` (its text writes them out), well below.
+UNK_WARNING_FRACTION = 0.10
 
 
 def _warn_unknown(tokens: Any, model: Any, data: str) -> float:
