@@ -5,8 +5,9 @@
 #                 0.5), the baseline every VAE below is measured against;
 #   2. vae        the LM's decoder with a new encoder (Li et al. 2019's pretrained decoder),
 #                 He et al.'s aggressive training (the validation MI checked every 20
-#                 updates, inner loops of at most 30 encoder steps, window 10: a CPU budget;
-#                 He et al. check once an epoch and allow 100) with free bits λ = 0.3 nats a dimension
+#                 updates, inner loops of at most INNER_STEPS encoder steps, 5 by default: a
+#                 CPU budget; He et al. check once an epoch and allow 100) with free bits
+#                 λ = 0.3 nats a dimension
 #                 (KL ≥ 9.6 nats): the best likelihood with a latent in use;
 #   3. high-rate  the same with free bits λ = 1 nat a dimension (KL ≥ 32 nats): a code that
 #                 carries most of the sentence, for reconstruction and interpolation.
@@ -18,8 +19,8 @@
 #
 #   examples/ptb_flagships.sh RUNS_DIR [PTB_DIR]      (log: RUNS_DIR/flagships.log)
 #
-# Budgets by environment variable: LM_EPOCHS (25), VAE_EPOCHS (6), IW_SAMPLES (500, K of the
-# VAEs' test IW-NLL), STAGES (which of the three to run).
+# Budgets by environment variable: LM_EPOCHS (25), VAE_EPOCHS (6), INNER_STEPS (5), IW_SAMPLES
+# (500, K of the VAEs' test IW-NLL), STAGES (which of the three to run).
 #
 # Where the CPU has bfloat16 instructions (AVX512-BF16 or AMX) it trains with bf16 autocast,
 # elsewhere in float32; the log says which. `vaehub release` then writes the card folders.
@@ -78,8 +79,8 @@ stage() {  # stage NAME FLAGS...: train RUNS/NAME unless it is finished; resume 
 }
 
 stage lstm-lm --model_type text_lm --num_train_epochs "$LM_EPOCHS" "${COMMON[@]}"
-AGGRESSIVE=(--objective aggressive --aggressive_check_steps 20 --aggressive_window 10
-            --aggressive_max_inner_steps 30)
+AGGRESSIVE=(--objective aggressive --aggressive_check_steps 20 --aggressive_window 5
+            --aggressive_max_inner_steps "${INNER_STEPS:-5}")
 stage vae --init_decoder_from "$RUNS/lstm-lm" "${AGGRESSIVE[@]}" --free_bits 0.3 \
     --baseline "$RUNS/lstm-lm" --num_train_epochs "$VAE_EPOCHS" "${COMMON[@]}" "${VAE_EVAL[@]}"
 stage high-rate --init_decoder_from "$RUNS/lstm-lm" "${AGGRESSIVE[@]}" --free_bits 1.0 \

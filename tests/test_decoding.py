@@ -180,10 +180,13 @@ def test_every_decoding_control_of_generate_acts(model):
     assert not any(
         banned in s.split() for s in model.generate_sentences(z, **greedy, bad_words_ids=ban)
     )
-    # no_repeat_ngram_size=2: no bigram twice in a sentence.
-    for sentence in model.generate_sentences(z, num_beams=1, no_repeat_ngram_size=2):
-        bigrams = list(zip(sentence.split(), sentence.split()[1:], strict=False))
-        assert len(bigrams) == len(set(bigrams))
+    # no_repeat_ngram_size=2: no bigram of token ids twice in a sequence.
+    unk = model.config.unk_token_id
+    ids = model.generate(z, num_beams=1, no_repeat_ngram_size=2, suppress_tokens=[unk])
+    for row in ids.tolist():
+        bigrams = list(zip(row[:-1], row[1:], strict=True))
+        bigrams = [b for b in bigrams if model.config.pad_token_id not in b]
+        assert len(bigrams) == len(set(bigrams)), row
     # repetition_penalty: a huge one leaves no word repeated within a sentence.
     for sentence in model.generate_sentences(z, **greedy, repetition_penalty=1e6):
         assert len(sentence.split()) == len(set(sentence.split()))
