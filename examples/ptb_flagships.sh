@@ -3,14 +3,16 @@
 #
 #   1. lstm-lm    the exact LSTM language model (He et al.'s optimisation, 256/256, dropout
 #                 0.5), the baseline every VAE below is measured against;
-#   2. vae        the LM's decoder with a new encoder (Li et al. 2019's pretrained decoder),
-#                 He et al.'s aggressive training (the validation MI checked every 20
-#                 updates, inner loops of at most INNER_STEPS encoder steps, 5 by default: a
-#                 CPU budget; He et al. check once an epoch and allow 100) with free bits
-#                 λ = 0.3 nats a dimension
-#                 (KL ≥ 9.6 nats): the best likelihood with a latent in use;
-#   3. high-rate  the same with free bits λ = 1 nat a dimension (KL ≥ 32 nats): a code that
+#   2. ae         Li et al. (2019)'s pretraining: the LM's decoder with a new encoder trained
+#                 as a plain autoencoder (β = 0);
+#   3. vae        from the autoencoder, free bits λ = 0.3 nats a dimension (KL ≥ 9.6 nats):
+#                 the best likelihood with a latent in use;
+#   4. high-rate  the same with free bits λ = 1 nat a dimension (KL ≥ 32 nats): a code that
 #                 carries most of the sentence, for reconstruction and interpolation.
+#
+# He et al.'s aggressive training in place of the autoencoder (AGGRESSIVE=1) keeps the
+# encoder up with the trained decoder, but its inner loop made an update cost 15-40 s on a
+# shared 2-core CPU.
 #
 # Every stage validates once an epoch, keeps the checkpoint with the best validation loss
 # (negative ELBO; the exact NLL for the LM) and is measured on the whole test set, the VAEs
@@ -19,8 +21,9 @@
 #
 #   examples/ptb_flagships.sh RUNS_DIR [PTB_DIR]      (log: RUNS_DIR/flagships.log)
 #
-# Budgets by environment variable: LM_EPOCHS (25), VAE_EPOCHS (6), INNER_STEPS (5), IW_SAMPLES
-# (500, K of the VAEs' test IW-NLL), STAGES (which of the three to run).
+# Budgets by environment variable: LM_EPOCHS (25), AE_EPOCHS (2), VAE_EPOCHS (6), IW_SAMPLES
+# (500, K of the VAEs' test IW-NLL), STAGES (which of the four to run), AGGRESSIVE and
+# INNER_STEPS (5).
 #
 # Where the CPU has bfloat16 instructions (AVX512-BF16 or AMX) it trains with bf16 autocast,
 # elsewhere in float32; the log says which. `vaehub release` then writes the card folders.
@@ -29,10 +32,11 @@ set -euo pipefail
 RUNS=${1:?usage: $0 RUNS_DIR [PTB_DIR]}
 PTB=${2:-../shared/data/ptb}
 LM_EPOCHS=${LM_EPOCHS:-25}
+AE_EPOCHS=${AE_EPOCHS:-2}
 VAE_EPOCHS=${VAE_EPOCHS:-6}
 IW_SAMPLES=${IW_SAMPLES:-500}
-# STAGES: which stages to run, in order (all three by default).
-read -r -a STAGES <<< "${STAGES:-lstm-lm vae high-rate}"
+# STAGES: which stages to run, in order (all four by default).
+read -r -a STAGES <<< "${STAGES:-lstm-lm ae vae high-rate}"
 VAEHUB=${VAEHUB:-vaehub}
 # EXTRA: flags added to every stage (a smoke run: EXTRA="--max_steps 2 --max_train_examples 64").
 read -r -a EXTRA <<< "${EXTRA:-}"
@@ -79,10 +83,16 @@ stage() {  # stage NAME FLAGS...: train RUNS/NAME unless it is finished; resume 
 }
 
 stage lstm-lm --model_type text_lm --num_train_epochs "$LM_EPOCHS" "${COMMON[@]}"
-AGGRESSIVE=(--objective aggressive --aggressive_check_steps 20 --aggressive_window 5
-            --aggressive_max_inner_steps "${INNER_STEPS:-5}")
-stage vae --init_decoder_from "$RUNS/lstm-lm" "${AGGRESSIVE[@]}" --free_bits 0.3 \
-    --baseline "$RUNS/lstm-lm" --num_train_epochs "$VAE_EPOCHS" "${COMMON[@]}" "${VAE_EVAL[@]}"
-stage high-rate --init_decoder_from "$RUNS/lstm-lm" "${AGGRESSIVE[@]}" --free_bits 1.0 \
-    --baseline "$RUNS/lstm-lm" --num_train_epochs "$VAE_EPOCHS" "${COMMON[@]}" "${VAE_EVAL[@]}"
+stage ae --init_decoder_from "$RUNS/lstm-lm" --objective beta --beta 0.0 \
+    --num_train_epochs "$AE_EPOCHS" "${COMMON[@]}"
+if [[ "${AGGRESSIVE:-0}" == 1 ]]; then
+    START=(--init_decoder_from "$RUNS/lstm-lm" --objective aggressive --aggressive_check_steps 20
+           --aggressive_window 5 --aggressive_max_inner_steps "${INNER_STEPS:-5}")
+else
+    START=(--model_name_or_path "$RUNS/ae" --objective free_bits)
+fi
+stage vae "${START[@]}" --free_bits 0.3 --baseline "$RUNS/lstm-lm" \
+    --num_train_epochs "$VAE_EPOCHS" "${COMMON[@]}" "${VAE_EVAL[@]}"
+stage high-rate "${START[@]}" --free_bits 1.0 --baseline "$RUNS/lstm-lm" \
+    --num_train_epochs "$VAE_EPOCHS" "${COMMON[@]}" "${VAE_EVAL[@]}"
 echo "all stages finished: $(date -u +%FT%TZ)"
