@@ -15,6 +15,8 @@ import json
 import os
 
 STAGES = ("lstm-lm", "ae", "vae", "high-rate")
+# Runs a stage tried before its recipe was settled, kept beside the stages as tried-<name>.
+TRIED_PREFIX = "tried-"
 
 
 def stage_curve(folder: str) -> list[dict[str, float]]:
@@ -51,7 +53,8 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = {s: stage_curve(os.path.join(args.runs, s)) for s in STAGES}
+    tried = sorted(n for n in os.listdir(args.runs) if n.startswith(TRIED_PREFIX))
+    curves = {s: stage_curve(os.path.join(args.runs, s)) for s in (*STAGES, *tried)}
     curves = {s: c for s, c in curves.items() if c}
     os.makedirs(args.output, exist_ok=True)
     with open(os.path.join(args.output, "curves.json"), "w", encoding="utf-8") as handle:
@@ -61,8 +64,10 @@ def main() -> None:
     # autoencoder from the LM, both VAEs from the autoencoder.
     end = {stage: curve[-1]["epoch"] for stage, curve in curves.items()}
     lm_end = end.get("lstm-lm", 0.0)
-    start = {"lstm-lm": 0.0, "ae": lm_end, "vae": lm_end + end.get("ae", 0.0)}
-    start["high-rate"] = start["vae"]
+    after_ae = lm_end + end.get("ae", 0.0)
+    start = {"lstm-lm": 0.0, "ae": lm_end, "vae": after_ae, "high-rate": after_ae}
+    # A tried run started from the autoencoder when its name says so, else from the LM.
+    start.update({n: after_ae if "-ae-" in n else lm_end for n in tried})
     for stage, curve in curves.items():
         epochs = [start[stage] + point["epoch"] for point in curve]
         for axis, key in zip(axes, ("loss", "kl", "mi"), strict=True):

@@ -81,11 +81,19 @@ def test_unk_is_kept_out_unless_allowed(model):
 def test_the_users_options_win_over_the_defaults(model):
     z = torch.randn(4, model.config.latent_size, generator=torch.Generator().manual_seed(2))
     unk = model.config.unk_token_id
-    greedy = model.generate(z, num_beams=1, suppress_tokens=[unk])
+    # Past the 90th-percentile length, </s> is pushed up by half at every step.
+    decay = (int(training_lengths(model)["p90"]) + 1, 1.5)
+    assert decoding_options(model, "generate", {})["exponential_decay_length_penalty"] == decay
+    greedy = model.generate(
+        z, num_beams=1, suppress_tokens=[unk], exponential_decay_length_penalty=decay
+    )
     assert model.generate_sentences(z, num_beams=1, no_repeat_ngram_size=0) == model.decode_ids(
         greedy
     )
-    defaults = model.generate(z, **DEFAULT_DECODING["generate"], suppress_tokens=[unk])
+    defaults = model.generate(
+        z, **DEFAULT_DECODING["generate"], suppress_tokens=[unk],
+        exponential_decay_length_penalty=decay,
+    )  # fmt: skip
     assert model.generate_sentences(z) == model.decode_ids(defaults)
     # A whole generation config is the user's decoding: no default is added to it.
     config = GenerationConfig(max_length=10, num_beams=1)

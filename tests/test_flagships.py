@@ -11,14 +11,15 @@ import torch
 from transformers import AutoModel
 
 from vaehub.decoding import decoding_options, training_lengths
+from vaehub.demo import FLAGSHIP
 from vaehub.hub import GENERATION_FILE, checkpoint_table, read_generation_report
 
 MODEL_CARDS = Path(__file__).resolve().parents[1] / "model_cards"
 FLAGSHIPS = sorted(p.name for p in MODEL_CARDS.iterdir() if (p / GENERATION_FILE).is_file())
 
 
-def test_there_is_a_flagship():
-    assert "ptb-vae" in FLAGSHIPS
+def test_the_demos_flagship_is_released_with_its_report():
+    assert Path(FLAGSHIP).name in FLAGSHIPS
 
 
 @pytest.fixture(scope="module", params=FLAGSHIPS)

@@ -600,7 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument(
         "--flagship",
-        default=os.path.join("model_cards", "ptb-vae"),
+        default=os.path.join("model_cards", "ptb-lm-free-bits-aggressive"),
         help="the released text VAE whose sentences the demo shows first ('none' to skip)",
     )
     demo.set_defaults(run=_demo)

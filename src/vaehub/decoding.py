@@ -4,7 +4,9 @@ and the decoding each entry point uses unless told otherwise.
 A text model records the length distribution of its training corpus in its generation
 config (`generation_config.length_statistics`, saved in `generation_config.json`), and its
 `max_length` is the length below which `LENGTH_QUANTILE` of those sentences lie: a
-decoding that has not ended by then is longer than almost any sentence the model saw.
+decoding that has not ended by then is longer than almost any sentence the model saw. Past
+the `LENGTH_DECAY_QUANTILE` length, the entry points raise the probability of `</s>` step
+by step, so that a decoding ends rather than being cut.
 
 The defaults of `DEFAULT_DECODING` were chosen by measurement (`benchmarks/
 decoding_defaults.py`, results in `benchmarks/results/decoding_defaults.json`; the
@@ -21,6 +23,10 @@ from typing import Any
 # The quantile of the training lengths at which decoding is cut.
 LENGTH_QUANTILE = 0.99
 LENGTH_QUANTILES = (0.5, 0.9, 0.99)
+# Where the entry points start pushing a decoding to end, and how hard (transformers'
+# `exponential_decay_length_penalty`).
+LENGTH_DECAY_QUANTILE = 0.9
+LENGTH_DECAY_FACTOR = 1.5
 
 # The entry points of a text VAE and the decoding each uses by default. Greedy decoding of
 # an LSTM falls into loops ("of a <unk> of a <unk> ..."); forbidding a repeated trigram
@@ -103,6 +109,12 @@ def decoding_options(
             if sampling and name == "num_beams":
                 continue
             options.setdefault(name, value)
+    stats = training_lengths(model)
+    if entry_point is not None and stats and options.get("generation_config") is None:
+        # Past the length 90% of the training sentences stay under, the chance of </s> grows
+        # by half at every step: a sentence ends where such sentences end, not at the cap.
+        start = int(stats[f"p{round(LENGTH_DECAY_QUANTILE * 100)}"]) + 1
+        options.setdefault("exponential_decay_length_penalty", (start, LENGTH_DECAY_FACTOR))
     if not allow_unk:
         unk = model.config.unk_token_id
         suppressed = list(options.get("suppress_tokens") or [])

@@ -58,7 +58,8 @@ class DemoResult:
     plot: str = ""
 
 
-FLAGSHIP = os.path.join("model_cards", "ptb-vae")
+# The released PTB text VAE whose code is most in use (KL, MI, active units).
+FLAGSHIP = os.path.join("model_cards", "ptb-lm-free-bits-aggressive")
 
 
 @dataclass

@@ -570,9 +570,9 @@ def checkpoint_table(folders: Sequence[str | os.PathLike]) -> str:
     """A Markdown table of released text checkpoints: the test numbers of their cards and
     what their generation reports measured (blank where a model has none)."""
     header = (
-        "| checkpoint | NLL | PPL | KL | MI | AU | reconstruction BLEU | samples ending "
-        "with `</s>` | distinct-2 | distinct sentences on a 5-point path |\n"
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        "| checkpoint | test sentences | NLL | PPL | KL | MI | AU | reconstruction BLEU | "
+        "samples ending with `</s>` | distinct-2 | distinct sentences on a 5-point path |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
     )
     rows = []
     for folder in folders:
@@ -585,7 +585,7 @@ def checkpoint_table(folders: Sequence[str | os.PathLike]) -> str:
         samples = report.get("samples", {})
         cells = [
             f"`{os.path.basename(os.path.normpath(folder))}`",
-            cell(metrics.get("nll"), 2), cell(metrics.get("ppl"), 1),
+            cell(metrics.get("num_examples"), 0), cell(metrics.get("nll"), 2), cell(metrics.get("ppl"), 1),
             *(
                 ["–"] * 3  # the exact baseline: no latent
                 if metrics.get("exact")
