@@ -7,8 +7,8 @@ held-out sentences and latents.
 
 A default should end its sentences (samples ending with `</s>` near 1, mean length near the
 corpus's), reconstruct (BLEU, token accuracy), stay varied (distinct-n) and fluent (the
-samples' perplexity under the LSTM-LM), and move along an interpolation. The README's
-"Decoding" section quotes the results file this writes.
+samples' perplexity under the LSTM-LM), and move along an interpolation. Every candidate
+keeps the entry points' length push and `<unk>` switch; only the strategy changes.
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ decoding that has not ended by then is longer than almost any sentence the model
 the `LENGTH_DECAY_QUANTILE` length, the entry points raise the probability of `</s>` step
 by step, so that a decoding ends rather than being cut.
 
-The defaults of `DEFAULT_DECODING` were chosen by measurement (`benchmarks/
-decoding_defaults.py`, results in `benchmarks/results/decoding_defaults.json`; the
-README's "Decoding" says which and why). Every one of them gives way to an argument the
-user passes, and to a `generation_config` the user passes as a whole.
+`benchmarks/decoding_defaults.py` measures the generation report of a model under each
+candidate decoding, to choose `DEFAULT_DECODING` by; the README's "Decoding" says which
+choice stands and on what. Every default gives way to an argument the user passes, and to
+a `generation_config` the user passes as a whole.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ LENGTH_DECAY_FACTOR = 1.5
 
 # The entry points of a text VAE and the decoding each uses by default. Greedy decoding of
 # an LSTM falls into loops ("of a <unk> of a <unk> ..."); forbidding a repeated trigram
-# ends them, and beam search finds the sentence the latent describes best.
+# ends them, and beam search looks for the likeliest sentence given the latent.
 ENTRY_POINTS = ("generate", "reconstruct", "interpolate")
 DEFAULT_DECODING: dict[str, dict[str, Any]] = {
     "generate": {"num_beams": 4, "no_repeat_ngram_size": 3},
