@@ -585,7 +585,8 @@ def checkpoint_table(folders: Sequence[str | os.PathLike]) -> str:
         samples = report.get("samples", {})
         cells = [
             f"`{os.path.basename(os.path.normpath(folder))}`",
-            cell(metrics.get("num_examples"), 0), cell(metrics.get("nll"), 2), cell(metrics.get("ppl"), 1),
+            cell(metrics.get("num_examples"), 0),
+            cell(metrics.get("nll"), 2), cell(metrics.get("ppl"), 1),
             *(
                 ["–"] * 3  # the exact baseline: no latent
                 if metrics.get("exact")
