@@ -255,7 +255,10 @@ def test_extreme_encoder_outputs_keep_kl_and_loss_finite(prior):
         ({"do_sample": True, "temperature": 0.0}, "temperature=0.0 is not valid"),
         ({"do_sample": True, "top_p": 1.5}, r"top_p=1.5 is not valid: .* in \(0, 1\]"),
         ({"do_sample": True, "top_k": -2}, "top_k=-2 is not valid: expected an integer >= 0"),
-        ({"num_return_sequences": 3}, "num_return_sequences=3 needs num_beams >= 3"),
+        (
+            {"num_return_sequences": 3, "num_beams": 2},
+            "num_return_sequences=3 needs num_beams >= 3",
+        ),
     ],
 )
 def test_bad_generation_options_are_refused_before_transformers_sees_them(

@@ -219,7 +219,9 @@ def test_generate_and_interpolate_commands_decode_as_the_model_does(
     printed = capsys.readouterr().out.splitlines()
     path = trained_ptb_model.interpolate(a, b, 4, num_beams=2)
     steps = ("0.00", "0.33", "0.67", "1.00")
-    assert printed == [f"{t}  {s}" for t, s in zip(steps, path, strict=True)]
+    assert printed == [
+        f"a     {a}", *(f"{t}  {s}" for t, s in zip(steps, path, strict=True)), f"b     {b}"
+    ]
     assert main(["generate", str(folder), "--num_beams", "0"]) == 1
     assert "num_beams=0 is not valid" in capsys.readouterr().err
 

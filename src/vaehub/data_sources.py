@@ -5,7 +5,6 @@ Omniglot and scikit-learn's digits for images. How each is read lives in `vaehub
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,8 +83,11 @@ def load_corpus(data_args: DataArguments):
     else:
         from datasets import DatasetDict
 
-        # A copy of the cached splits: the selections below must not reach the cache.
-        corpus = DatasetDict(_synthetic_splits(data_args.synthetic_sentences))
+        from vaehub.data import synthetic_corpus
+
+        whole = synthetic_corpus(data_args.synthetic_sentences, seed=0)
+        split = whole.train_test_split(test_size=0.1, seed=0)
+        corpus = DatasetDict(train=split["train"], validation=split["test"])
     if data_args.max_train_examples is not None:
         corpus["train"] = corpus["train"].select(
             range(min(data_args.max_train_examples, len(corpus["train"])))
@@ -96,18 +98,6 @@ def load_corpus(data_args: DataArguments):
                 range(min(data_args.max_eval_examples, len(corpus[name])))
             )
     return corpus
-
-
-@functools.lru_cache(maxsize=2)
-def _synthetic_splits(sentences: int) -> Any:
-    """He et al.'s synthetic corpus as `vaehub train` splits it, generated once a process:
-    a release, its verification and its generation report read the same sentences."""
-    from datasets import DatasetDict
-
-    from vaehub.data import synthetic_corpus
-
-    split = synthetic_corpus(sentences, seed=0).train_test_split(test_size=0.1, seed=0)
-    return DatasetDict(train=split["train"], validation=split["test"])
 
 
 IMAGE_DATASET_NAMES = {
