@@ -22,7 +22,7 @@ import time
 import torch
 
 from vaehub import DeltaVAEConfig, DeltaVAEModel
-from vaehub.metrics import importance_weighted_log_likelihood
+from vaehub.evaluation.metrics import importance_weighted_log_likelihood
 
 
 def _images(n: int, size: int, seed: int = 0) -> torch.Tensor:

@@ -10,12 +10,12 @@ precision (autocast around the forward, float32 master weights):
 - training throughput in target tokens/s with the plain ELBO and with aggressive training
   (He et al. 2019: encoder-only inner steps through `AggressiveTraining.aggressive_inner_loop`,
   then a decoder update), and the cost of one inner step against one full step;
-- the cost of one SVI step on λ (`vaehub.svi`, weights frozen) and of one SA-VAE update
+- the cost of one SVI step on λ (`vaehub.latent.svi`, weights frozen) and of one SA-VAE update
   (Kim et al.: K steps backpropagated, then the update) against one plain step;
-- the IW-NLL rate (`vaehub.metrics.importance_weighted_log_likelihood`, K = 500) and its
+- the IW-NLL rate (`vaehub.evaluation.metrics.importance_weighted_log_likelihood`, K = 500) and its
   peak memory at two values of K;
-- one MI + active-units pass over the PTB test set (`vaehub.metrics.evaluate_vae`), encoder
-  only and, as it cost before that path, with the decoder's reconstruction pass;
+- one MI + active-units pass over the PTB test set (`vaehub.evaluation.metrics.evaluate_vae`),
+  encoder only and, as it cost before that path, with the decoder's reconstruction pass;
 - the validation IW-NLL of one briefly trained model scored in float32 and in bfloat16.
 
 Every rate is also given as a fraction of its floor: the time the machine's own measured
@@ -53,10 +53,13 @@ import torch
 from plain_reference import PlainTextVAE  # the same model in plain PyTorch: this host's yardstick
 from torch import Tensor, nn
 
-from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer, svi
-from vaehub.data import TextCollator, length_bucketed_batches, load_ptb, tokenize_corpus
-from vaehub.metrics import evaluate_vae, importance_weighted_log_likelihood
-from vaehub.trainer import VAETrainer, VAETrainingArguments, cpu_supports_bf16
+from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer
+from vaehub.data.batching import length_bucketed_batches
+from vaehub.data.text import TextCollator, load_ptb, tokenize_corpus
+from vaehub.evaluation.metrics import evaluate_vae, importance_weighted_log_likelihood
+from vaehub.latent import svi
+from vaehub.training.arguments import VAETrainingArguments, cpu_supports_bf16
+from vaehub.training.trainer import VAETrainer
 
 Batch = dict[str, Tensor]
 
@@ -639,7 +642,7 @@ class SettingBench:
         }
 
     def measure_svi(self, bf16: bool, rounds: int = 2) -> dict[str, float]:
-        """Seconds of one SVI step on λ (`vaehub.svi.refine`, every weight frozen), of one
+        """Seconds of one SVI step on λ (`vaehub.latent.svi.refine`, every weight frozen), of one
         SA-VAE update (K steps, backpropagated, then the update) and of one plain ELBO step,
         on the same batch (best of `rounds`)."""
         by_size = sorted(self.train_batches, key=target_tokens)

@@ -1,5 +1,5 @@
 """Which decoding a text VAE should use by default: the generation report
-(`vaehub.generation_report`) of one model under each candidate decoding, on the same
+(`vaehub.evaluation.generation_report`) of one model under each candidate decoding, on the same
 held-out sentences and latents.
 
     python benchmarks/decoding_defaults.py MODEL --data PTB_DIR [--baseline LM] \
@@ -44,9 +44,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import vaehub  # noqa: F401  (registers the models with the Auto classes)
-    from vaehub.cli import load_model
-    from vaehub.data_sources import evaluation_sentences
-    from vaehub.generation_report import generation_report
+    from vaehub.commands.main import load_model
+    from vaehub.data.sources import evaluation_sentences
+    from vaehub.evaluation.generation_report import generation_report
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     model = load_model(args.model).float().eval()

@@ -15,7 +15,7 @@ a fresh process, and writes one record per precision to `--json` as each finishe
     python benchmarks/time_ptb_epoch.py --precisions bf16 --json out.json
     python benchmarks/time_ptb_epoch.py --default-malloc    # records "fp32+default-malloc", ...
 
-`vaehub` raises glibc's mmap and trim thresholds when it starts (`vaehub.allocator`), so
+`vaehub` raises glibc's mmap and trim thresholds when it starts (`vaehub.utils.allocator`), so
 each step's large blocks are reused from the heap instead of being mapped afresh and
 faulted in page by page; `--default-malloc` sets `VAEHUB_KEEP_FREED_MEMORY=0` to time the
 command with glibc's defaults, for comparison.
@@ -34,7 +34,7 @@ from pathlib import Path
 
 from bench_text_vae import default_data_dir  # the same data folder as the benchmark
 
-from vaehub.trainer import cpu_supports_bf16
+from vaehub.training.arguments import cpu_supports_bf16
 
 RESULTS = Path(__file__).parent / "results" / "ptb_epoch.json"
 GLIBC_DEFAULTS = {"VAEHUB_KEEP_FREED_MEMORY": "0"}

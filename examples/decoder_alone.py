@@ -9,7 +9,7 @@ the ELBO, the text VAE whose decoder starts from the trained language model
 (`TextVAEModel.from_decoder`, Li et al. 2019), and that VAE trained aggressively (He et al.).
 Images, on scikit-learn's 8×8 digits (dynamically binarized): the Gated PixelCNN
 (`PixelCNNModel`), the PixelCNN-VAE with a standard prior, and the δ-VAE (AR(1) prior,
-δ = 2 nats). Every row is trained by `vaehub.recipe.train_and_record` with the baseline
+δ = 2 nats). Every row is trained by `vaehub.recipes.train.train_and_record` with the baseline
 named, so its results hold `baseline_nll` and `delta_nll` = IW-NLL − exact NLL of the
 decoder alone on the same held-out examples. A finished row is kept in `results.json`
 and skipped on the next run. Writes `table.md`.
@@ -38,10 +38,12 @@ from vaehub import (
     TextVAEModel,
     build_tokenizer,
 )
-from vaehub.data import ImageCollator, TextCollator, synthetic_corpus, tokenize_corpus
-from vaehub.data_sources import DATASET_NAMES, IMAGE_DATASET_NAMES, load_images
-from vaehub.recipe import train_and_record
-from vaehub.trainer import VAETrainingArguments
+from vaehub.data.images import ImageCollator
+from vaehub.data.sources import DATASET_NAMES, IMAGE_DATASET_NAMES, load_images
+from vaehub.data.synthetic import synthetic_corpus
+from vaehub.data.text import TextCollator, tokenize_corpus
+from vaehub.recipes.train import train_and_record
+from vaehub.training.arguments import VAETrainingArguments
 
 TEXT_ROWS = ("lstm_lm", "vae", "vae_from_lm", "vae_from_lm_aggressive")
 IMAGE_ROWS = ("pixelcnn", "pixelcnn_vae", "delta_vae")

@@ -19,9 +19,10 @@ import torch
 from transformers import set_seed
 
 from vaehub import DeltaVAEConfig, DeltaVAEModel, hub, save_image_grid
-from vaehub.data import ImageCollator, image_batches, load_digits, load_mnist
-from vaehub.metrics import evaluate_vae
-from vaehub.trainer import VAETrainer, VAETrainingArguments
+from vaehub.data.images import ImageCollator, image_batches, load_digits, load_mnist
+from vaehub.evaluation.metrics import evaluate_vae
+from vaehub.training.arguments import VAETrainingArguments
+from vaehub.training.trainer import VAETrainer
 
 
 def main() -> None:

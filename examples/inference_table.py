@@ -7,7 +7,7 @@ KL, MI, active units and the approximation and amortisation gaps.
 Every row trains the demo's model (embedding 50, hidden 50, latent 2, AdamW 3e-3, batch
 32, `--epochs` epochs on `--sentences` sentences, seed 0) and is measured on the held-out
 10%: IW-NLL with `--iw-samples`, and the gaps on the first `--gap-examples` sentences
-(`vaehub.diagnostics`). SA-VAE rows are evaluated with their refined posterior, as Kim et
+(`vaehub.evaluation.gaps`). SA-VAE rows are evaluated with their refined posterior, as Kim et
 al. do. A finished row's results are kept in `results.json` and skipped on the next run,
 so an interrupted table resumes. Writes `table.md`, `results.json`, `gaps.png` (the gaps
 of every row) and `posterior_contours.png` (the true posterior of four sentences against
@@ -30,12 +30,14 @@ import torch  # noqa: E402
 from transformers import set_seed  # noqa: E402
 
 from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer  # noqa: E402
-from vaehub.data import TextCollator, iterate_batches, synthetic_corpus, tokenize_corpus  # noqa: E402
-from vaehub.data_sources import DATASET_NAMES  # noqa: E402
-from vaehub.diagnostics import GapSettings, amortisation_gaps, posterior_grids  # noqa: E402
-from vaehub.plots import plot_posterior_contours  # noqa: E402
-from vaehub.recipe import train_and_record  # noqa: E402
-from vaehub.trainer import VAETrainingArguments  # noqa: E402
+from vaehub.data.batching import iterate_batches  # noqa: E402
+from vaehub.data.sources import DATASET_NAMES  # noqa: E402
+from vaehub.data.synthetic import synthetic_corpus  # noqa: E402
+from vaehub.data.text import TextCollator, tokenize_corpus  # noqa: E402
+from vaehub.evaluation.gaps import GapSettings, amortisation_gaps, posterior_grids  # noqa: E402
+from vaehub.evaluation.plots import plot_posterior_contours  # noqa: E402
+from vaehub.recipes.train import train_and_record  # noqa: E402
+from vaehub.training.arguments import VAETrainingArguments  # noqa: E402
 
 # Row name → (training arguments beyond the shared ones, model config overrides).
 ROWS = {

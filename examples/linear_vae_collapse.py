@@ -6,7 +6,7 @@ maximum-likelihood solution, and posterior collapse follows the observation nois
     python examples/linear_vae_collapse.py --threads 1   # on a machine busy with other work
 
 Data: the first `--subset` MNIST training images, flattened to 784 values in [0, 1]
-(`vaehub.data.load_mnist`); every number is measured on those same images, the data whose
+(`vaehub.data.images.load_mnist`); every number is measured on those same images, the data whose
 sample covariance defines the pPCA solution.
 
 (a) `ppca_vs_vae`: a linear VAE (k = `--latent-size`, σ² learned) trained with
@@ -45,15 +45,16 @@ import torch  # noqa: E402
 from datasets import Dataset  # noqa: E402
 from transformers import TrainerCallback, set_seed  # noqa: E402
 
-from vaehub.data import load_mnist  # noqa: E402
-from vaehub.metrics import AU_THRESHOLD, evaluate_vae  # noqa: E402
-from vaehub.modeling_linear_vae import (  # noqa: E402
+from vaehub.data.images import load_mnist  # noqa: E402
+from vaehub.evaluation.metrics import AU_THRESHOLD, evaluate_vae  # noqa: E402
+from vaehub.models.linear.modeling_linear_vae import (  # noqa: E402
     LinearVAEConfig,
     LinearVAEModel,
     VectorCollator,
 )
-from vaehub.ppca import collapsed_dimensions_expected, ppca_log_marginal, ppca_mle  # noqa: E402
-from vaehub.trainer import VAETrainer, VAETrainingArguments  # noqa: E402
+from vaehub.models.linear.ppca import collapsed_dimensions_expected, ppca_log_marginal, ppca_mle  # noqa: E402
+from vaehub.training.arguments import VAETrainingArguments  # noqa: E402
+from vaehub.training.trainer import VAETrainer  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 # KL per latent dimension (nats) below which a dimension counts as collapsed; the same

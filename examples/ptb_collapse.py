@@ -26,9 +26,11 @@ import torch
 from transformers import set_seed
 
 from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer, hub
-from vaehub.data import TextCollator, iterate_batches, load_ptb, tokenize_corpus
-from vaehub.metrics import evaluate_vae
-from vaehub.trainer import VAETrainer, VAETrainingArguments
+from vaehub.data.batching import iterate_batches
+from vaehub.data.text import TextCollator, load_ptb, tokenize_corpus
+from vaehub.evaluation.metrics import evaluate_vae
+from vaehub.training.arguments import VAETrainingArguments
+from vaehub.training.trainer import VAETrainer
 
 
 def main() -> None:

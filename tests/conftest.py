@@ -33,12 +33,8 @@ import torch  # noqa: E402
 from hub_server import HubServer  # noqa: E402
 
 from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer  # noqa: E402
-from vaehub.data import (  # noqa: E402
-    TextCollator,
-    length_bucketed_batches,
-    load_text_corpus,
-    tokenize_corpus,
-)
+from vaehub.data.batching import length_bucketed_batches  # noqa: E402
+from vaehub.data.text import TextCollator, load_text_corpus, tokenize_corpus  # noqa: E402
 
 SHARED_DATA = Path(
     os.environ.get("VAEHUB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")

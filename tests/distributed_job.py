@@ -21,8 +21,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer
-    from vaehub.data import TextCollator, synthetic_corpus, tokenize_corpus
-    from vaehub.trainer import VAETrainer, VAETrainingArguments
+    from vaehub.data.synthetic import synthetic_corpus
+    from vaehub.data.text import TextCollator, tokenize_corpus
+    from vaehub.training.arguments import VAETrainingArguments
+    from vaehub.training.trainer import VAETrainer
 
     corpus = synthetic_corpus(320, seed=0, vocab_size=60).train_test_split(test_size=64, seed=0)
     tokenizer = build_tokenizer(corpus["train"]["text"])

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from vaehub import allocator
+from vaehub.utils import allocator
 
 libc_name = ctypes.util.find_library("c")
 glibc = False

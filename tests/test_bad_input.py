@@ -178,8 +178,9 @@ def test_weights_holding_nan_or_infinity_are_refused_naming_the_tensors(saved):
 
 
 def test_results_holding_nan_are_never_written_into_a_file_or_a_card(saved, capsys):
-    from vaehub.cli import main
-    from vaehub.hub import render_model_card, write_results
+    from vaehub.commands.main import main
+    from vaehub.hub.cards import render_model_card
+    from vaehub.models.results import write_results
 
     metrics = {"nll": 30.0, "ppl": 100.0, "kl": float("nan"), "mi": 0.5, "active_units": 2}
     with pytest.raises(ValueError, match=r"non-finite values \(kl = nan\)"):
@@ -219,7 +220,7 @@ def test_a_latent_holding_nan_or_infinity_is_refused(model):
 @pytest.mark.parametrize("prior", ["standard", "ar1", "constrained"])
 def test_extreme_encoder_outputs_keep_kl_and_loss_finite(prior):
     from vaehub import DeltaVAEConfig, DeltaVAEModel
-    from vaehub.data import ImageCollator, load_digits
+    from vaehub.data.images import ImageCollator, load_digits
 
     torch.manual_seed(0)
     extra = {"committed_rate": 2.0} if prior != "standard" else {}

@@ -17,11 +17,13 @@ from vaehub import (
     TextLMModel,
     TextVAEModel,
 )
-from vaehub.cli import main
-from vaehub.data import TextCollator, iterate_batches
-from vaehub.hub import render_model_card
-from vaehub.metrics import compare_to_baseline, evaluate_exact, evaluate_vae
-from vaehub.trainer import VAETrainer, VAETrainingArguments
+from vaehub.commands.main import main
+from vaehub.data.batching import iterate_batches
+from vaehub.data.text import TextCollator
+from vaehub.evaluation.metrics import compare_to_baseline, evaluate_exact, evaluate_vae
+from vaehub.hub.cards import render_model_card
+from vaehub.training.arguments import VAETrainingArguments
+from vaehub.training.trainer import VAETrainer
 
 
 def lm_config(vocab_size: int = 30, **overrides) -> TextLMConfig:
@@ -258,7 +260,7 @@ def test_vaehub_trains_the_language_model_and_puts_it_beside_a_vae(tmp_path, cap
 def test_evaluation_batches_binarize_the_same_whatever_the_model_drew(tmp_path):
     """ΔNLL compares two models on the same images: dynamic binarization at evaluation
     depends on the seed and the batch, not on the random numbers a model used."""
-    from vaehub.data import ImageCollator, load_digits
+    from vaehub.data.images import ImageCollator, load_digits
 
     images = load_digits("test").select(range(40))
     model = PixelCNNModel(PixelCNNConfig(image_size=8, decoder_channels=8, decoder_layers=2))

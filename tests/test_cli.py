@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vaehub import TextVAEModel
-from vaehub.cli import main
+from vaehub.commands.main import main
 
 
 def test_train_saves_a_model_and_its_evaluation(tmp_path, capsys):
@@ -170,7 +170,7 @@ def test_train_and_evaluate_the_image_delta_vae(tmp_path, capsys):
 
 
 def test_every_flag_has_one_style_with_the_other_as_an_alias(capsys):
-    from vaehub.cli import build_parser
+    from vaehub.commands.main import build_parser
 
     parser = build_parser()
     for command in ("demo", "evaluate", "push", "pull", "card"):
@@ -188,7 +188,7 @@ def test_every_flag_has_one_style_with_the_other_as_an_alias(capsys):
 
 
 def test_help_describes_both_models_and_every_prior(capsys):
-    from vaehub.cli import build_parser
+    from vaehub.commands.main import build_parser
 
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--help"])
@@ -228,7 +228,7 @@ def test_generate_and_interpolate_commands_decode_as_the_model_does(
 
 def test_generate_and_interpolate_write_image_grids_for_a_delta_vae(tmp_path, capsys):
     from vaehub import DeltaVAEConfig, DeltaVAEModel, save_image_grid
-    from vaehub.data import image_batches, load_digits
+    from vaehub.data.images import image_batches, load_digits
 
     torch.manual_seed(0)
     config = DeltaVAEConfig(image_size=8, latent_size=2, encoder_channels=8,

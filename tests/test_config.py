@@ -9,7 +9,7 @@ import pytest
 from transformers import AutoConfig
 
 from vaehub import TextVAEConfig, VAEConfig
-from vaehub.priors import ar1_committed_rate, constrained_committed_rate
+from vaehub.latent.priors import ar1_committed_rate, constrained_committed_rate
 
 
 @pytest.mark.parametrize(

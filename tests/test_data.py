@@ -6,14 +6,9 @@ import pytest
 import torch
 
 from vaehub import build_tokenizer
-from vaehub.data import (
-    TextCollator,
-    length_bucketed_batches,
-    load_ptb,
-    load_text_corpus,
-    synthetic_corpus,
-    tokenize_corpus,
-)
+from vaehub.data.batching import length_bucketed_batches
+from vaehub.data.synthetic import synthetic_corpus
+from vaehub.data.text import TextCollator, load_ptb, load_text_corpus, tokenize_corpus
 
 
 def test_ptb_loads_complete_with_its_published_counts(ptb_dir):
@@ -104,7 +99,8 @@ def test_the_trainer_batches_sentences_of_one_length_by_default(ptb_slice, tmp_p
     epoch, in full batches of one length except where a length's count does not divide,
     a new order each epoch; padding falls from the random sampler's share to almost none."""
     from vaehub import TextVAEConfig, TextVAEModel
-    from vaehub.trainer import VAETrainer, VAETrainingArguments
+    from vaehub.training.arguments import VAETrainingArguments
+    from vaehub.training.trainer import VAETrainer
 
     train = ptb_slice["data"]["train"]
     model = TextVAEModel(TextVAEConfig(vocab_size=len(ptb_slice["tokenizer"]), embedding_size=8,

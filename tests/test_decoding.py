@@ -11,17 +11,19 @@ import torch
 from conftest import small_config
 from transformers import AutoModel, GenerationConfig
 
-from vaehub import TextVAEModel, svi
-from vaehub.data import TextCollator
-from vaehub.decoding import (
+from vaehub import TextVAEModel
+from vaehub.data.text import TextCollator
+from vaehub.latent import svi
+from vaehub.models.modeling_utils import Interpolation, interpolate_latents
+from vaehub.models.text.decoding import (
     DEFAULT_DECODING,
     decoding_options,
     length_statistics,
     record_length_statistics,
     training_lengths,
 )
-from vaehub.modeling_utils import Interpolation, interpolate_latents
-from vaehub.trainer import VAETrainer, VAETrainingArguments
+from vaehub.training.arguments import VAETrainingArguments
+from vaehub.training.trainer import VAETrainer
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ import torch
 from transformers import AutoModel
 
 from vaehub import CheckpointError, DeltaVAEConfig, DeltaVAEModel, DiagonalGaussian
-from vaehub.data import ImageCollator, image_batches, load_digits, load_mnist
-from vaehub.metrics import evaluate_vae
-from vaehub.modeling_delta_vae import GatedPixelCNN, MaskedConv2d, save_image_grid
-from vaehub.priors import ar1_committed_rate, kl_divergence
+from vaehub.data.images import ImageCollator, image_batches, load_digits, load_mnist
+from vaehub.evaluation.metrics import evaluate_vae
+from vaehub.latent.priors import ar1_committed_rate, kl_divergence
+from vaehub.models.image.modeling_delta_vae import GatedPixelCNN, MaskedConv2d, save_image_grid
 
 SIZE = 8
 

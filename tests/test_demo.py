@@ -12,8 +12,8 @@ import torch
 from transformers import AutoModel
 
 from vaehub import TextVAEModel
-from vaehub.cli import main
-from vaehub.demo import run_demo
+from vaehub.commands.main import main
+from vaehub.recipes.demo import run_demo
 
 
 def test_demo_compares_objectives_samples_plots_and_saves(tmp_path, capsys):

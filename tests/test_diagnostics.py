@@ -9,10 +9,13 @@ import pytest
 import torch
 
 from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer
-from vaehub.cli import main
-from vaehub.data import TextCollator, iterate_batches, synthetic_corpus, tokenize_corpus
-from vaehub.diagnostics import GapSettings, amortisation_gaps, posterior_grids
-from vaehub.trainer import VAETrainer, VAETrainingArguments
+from vaehub.commands.main import main
+from vaehub.data.batching import iterate_batches
+from vaehub.data.synthetic import synthetic_corpus
+from vaehub.data.text import TextCollator, tokenize_corpus
+from vaehub.evaluation.gaps import GapSettings, amortisation_gaps, posterior_grids
+from vaehub.training.arguments import VAETrainingArguments
+from vaehub.training.trainer import VAETrainer
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -62,7 +65,7 @@ def test_gaps_add_up_and_each_optimum_improves_on_what_it_starts_from(synthetic)
 def test_the_optimal_flow_improves_on_the_gaussian_it_starts_from(synthetic):
     """The flow optimiser on its own (before the max with q* the gaps take): from q*
     with every step the identity, its ELBO ends no lower than q*'s, up to MC noise."""
-    from vaehub.diagnostics import elbo, optimal_flow, optimal_parameters
+    from vaehub.evaluation.gaps import elbo, optimal_flow, optimal_parameters
 
     model = synthetic["models"]["free_bits"]
     batch = model.checked_batch(

@@ -10,9 +10,10 @@ import pytest
 import torch
 from transformers import AutoModel
 
-from vaehub.decoding import decoding_options, training_lengths
-from vaehub.demo import FLAGSHIP
-from vaehub.hub import GENERATION_FILE, checkpoint_table, read_generation_report
+from vaehub.hub.cards import checkpoint_table
+from vaehub.models.results import GENERATION_FILE, read_generation_report
+from vaehub.models.text.decoding import decoding_options, training_lengths
+from vaehub.recipes.demo import FLAGSHIP
 
 MODEL_CARDS = Path(__file__).resolve().parents[1] / "model_cards"
 FLAGSHIPS = sorted(p.name for p in MODEL_CARDS.iterdir() if (p / GENERATION_FILE).is_file())

@@ -1,4 +1,4 @@
-"""The fused output layer and cross entropy (`vaehub.fused_loss`) against the plain
+"""The fused output layer and cross entropy (`vaehub.models.text.fused_loss`) against the plain
 log-softmax + NLL: values and gradients, float32 and bfloat16, and the models' use of it."""
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from vaehub import TextVAEConfig, TextVAEModel
-from vaehub.fused_loss import linear_cross_entropy
+from vaehub.models.text.fused_loss import linear_cross_entropy
 
 # 0: every block recomputed in the backward; the default: the logits' gradient kept from the
 # forward (these sizes fit its budget).

@@ -7,8 +7,8 @@ import logging
 import pytest
 import torch
 
-from vaehub.modeling_text_vae import interpolate_latents
-from vaehub.tokenization import pad_rows
+from vaehub.data.text import pad_rows
+from vaehub.models.text.modeling_text_vae import interpolate_latents
 
 
 @pytest.fixture(scope="module")

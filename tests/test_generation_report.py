@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from vaehub import verification
-from vaehub.cli import main
-from vaehub.demo import show_flagship
-from vaehub.generation_report import (
+from vaehub.commands.main import main
+from vaehub.evaluation.generation_report import (
     corpus_bleu,
     distinct_n,
     edit_distance,
@@ -22,7 +21,9 @@ from vaehub.generation_report import (
     interpolation_summary,
     token_accuracy,
 )
-from vaehub.hub import GENERATION_FILE, render_model_card
+from vaehub.hub.cards import render_model_card
+from vaehub.models.results import GENERATION_FILE
+from vaehub.recipes.demo import show_flagship
 
 MODEL_CARDS = Path(__file__).resolve().parents[1] / "model_cards"
 

@@ -20,27 +20,19 @@ from conftest import small_config
 from huggingface_hub import ModelCard
 from transformers import AutoModel
 
-from vaehub import (
-    CheckpointError,
-    DeltaVAEConfig,
-    DeltaVAEModel,
-    TextVAEModel,
-    build_tokenizer,
-    network,
-)
-from vaehub.cli import main
-from vaehub.hub import (
-    NO_LATENT,
-    HubError,
+from vaehub import CheckpointError, DeltaVAEConfig, DeltaVAEModel, TextVAEModel, build_tokenizer
+from vaehub.commands.main import main
+from vaehub.evaluation.metrics import evaluate_vae
+from vaehub.hub.cards import NO_LATENT, render_model_card
+from vaehub.hub.transfer import HubError, pull
+from vaehub.models.results import (
     MissingResultsError,
-    fixed,
-    pull,
-    render_model_card,
     training_summary,
     write_results,
     write_training_summary,
 )
-from vaehub.metrics import evaluate_vae
+from vaehub.utils import network
+from vaehub.utils.formatting import fixed
 
 CORPUS = ["the cat sat on the mat", "a dog ate the cat", "the dog sat on a log"]
 METRICS = {
@@ -321,7 +313,7 @@ def test_card_prints_counts_as_whole_numbers_and_no_negative_zero(tmp_path):
 
 
 def test_the_card_lists_the_settings_the_run_used_and_no_others(tmp_path):
-    from vaehub.trainer import VAETrainingArguments
+    from vaehub.training.arguments import VAETrainingArguments
 
     def table(folder):
         text = str(render_model_card(folder))
@@ -353,7 +345,7 @@ def test_the_card_lists_the_settings_the_run_used_and_no_others(tmp_path):
 def test_a_refined_models_card_names_its_svi_settings_only_where_they_are_not_kim_et_als(
     tmp_path,
 ):
-    from vaehub import svi
+    from vaehub.latent import svi
 
     def how_to_measure(refine_lr, momentum=svi.DEFAULT_MOMENTUM, clip=svi.DEFAULT_MAX_GRAD_NORM):
         folder = tmp_path / f"model-{refine_lr}-{momentum}-{clip}"
@@ -499,7 +491,7 @@ def test_a_failed_push_says_what_failed_and_leaves_the_folder_intact(tmp_path, c
             [
                 sys.executable,
                 "-m",
-                "vaehub.cli",
+                "vaehub.commands.main",
                 "push",
                 str(folder),
                 "org/failing",
@@ -525,7 +517,7 @@ def test_a_failed_push_says_what_failed_and_leaves_the_folder_intact(tmp_path, c
 SILENT_SERVER_SCRIPT = """
 import sys, vaehub
 from transformers import AutoModel
-from vaehub.cli import main
+from vaehub.commands.main import main
 sys.path.insert(0, sys.argv[1])
 from test_hub import make_model
 
@@ -538,7 +530,7 @@ def attempt(what, call):
         print(what, "did not fail")
 
 print("pull", main(["pull", "org/x", "--timeout", "1", "--output-dir", sys.argv[2]]))
-vaehub.network.set_hub_timeout(1)
+vaehub.utils.network.set_hub_timeout(1)
 attempt("from_pretrained", lambda: vaehub.TextVAEModel.from_pretrained("org/x"))
 attempt("auto", lambda: AutoModel.from_pretrained("org/x"))
 attempt("push_to_hub", lambda: make_model().push_to_hub("org/x"))
@@ -584,7 +576,7 @@ def test_a_silent_server_is_named_and_nothing_waits_on_it(tmp_path):
 def test_a_bad_timeout_in_the_environment_warns_and_does_not_break_the_import():
     environment = {**os.environ, "VAEHUB_HUB_TIMEOUT": "soon"}
     completed = subprocess.run(
-        [sys.executable, "-c", "import vaehub; print(vaehub.network.resolve_timeout(None))"],
+        [sys.executable, "-c", "import vaehub; print(vaehub.utils.network.resolve_timeout(None))"],
         capture_output=True, text=True, env=environment, timeout=120,
     )  # fmt: skip
     assert completed.returncode == 1  # resolve_timeout itself refuses it...
@@ -601,7 +593,7 @@ def test_a_cached_model_loads_while_the_server_is_silent(hub, tmp_path):
         "import sys, torch, vaehub\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "from test_hub import logits_of\n"
-        "vaehub.network.set_hub_timeout(1)\n"
+        "vaehub.utils.network.set_hub_timeout(1)\n"
         "model = vaehub.TextVAEModel.from_pretrained('org/cached')\n"
         "assert torch.equal(logits_of(model), torch.load(sys.argv[2])), 'logits differ'\n"
         "print('loaded from the cache')\n"

@@ -10,19 +10,20 @@ import torch
 from datasets import Dataset
 from torch.distributions import MultivariateNormal
 
-from vaehub.metrics import (
+from vaehub.evaluation.metrics import (
     evaluate_vae,
     importance_weighted_log_likelihood,
     log_importance_weights,
 )
-from vaehub.modeling_linear_vae import LinearVAEConfig, LinearVAEModel, VectorCollator
-from vaehub.ppca import (
+from vaehub.models.linear.modeling_linear_vae import LinearVAEConfig, LinearVAEModel, VectorCollator
+from vaehub.models.linear.ppca import (
     collapsed_dimensions_expected,
     ppca_log_marginal,
     ppca_mle,
     ppca_mle_from_covariance,
 )
-from vaehub.trainer import VAETrainer, VAETrainingArguments
+from vaehub.training.arguments import VAETrainingArguments
+from vaehub.training.trainer import VAETrainer
 
 D, K = 7, 3
 

@@ -16,8 +16,8 @@ from torch import nn
 from torch.distributions import MultivariateNormal, Normal
 
 from vaehub import DiagonalGaussian, StandardNormalPrior
-from vaehub.data import iterate_batches
-from vaehub.metrics import (
+from vaehub.data.batching import iterate_batches
+from vaehub.evaluation.metrics import (
     active_unit_variance,
     bits_per_dim,
     evaluate_vae,

@@ -17,8 +17,9 @@ from safetensors import safe_open
 from transformers import AutoModel
 
 from vaehub import verification
-from vaehub.cli import main
-from vaehub.hub import push_folder, render_model_card
+from vaehub.commands.main import main
+from vaehub.hub.cards import render_model_card
+from vaehub.hub.transfer import push_folder
 
 MODEL_CARDS = Path(__file__).resolve().parents[1] / "model_cards"
 CHECKPOINTS = sorted(

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from vaehub.objectives import BetaSchedule, kl_term
+from vaehub.training.objectives import BetaSchedule, kl_term
 
 
 def test_constant_schedules():

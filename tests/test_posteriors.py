@@ -12,11 +12,11 @@ from conftest import small_config
 from torch import nn
 
 from vaehub import DeltaVAEConfig, DeltaVAEModel, TextVAEModel, build_tokenizer
-from vaehub.flows import FlowPosterior, IAFStep, PlanarStep
-from vaehub.kl import latent_kl
-from vaehub.metrics import evaluate_vae
-from vaehub.posteriors import AuxiliaryHead, DiagonalGaussian, PosteriorParameters
-from vaehub.priors import StandardNormalPrior
+from vaehub.evaluation.metrics import evaluate_vae
+from vaehub.latent.flows import FlowPosterior, IAFStep, PlanarStep
+from vaehub.latent.kl import latent_kl
+from vaehub.latent.posteriors import AuxiliaryHead, DiagonalGaussian, PosteriorParameters
+from vaehub.latent.priors import StandardNormalPrior
 
 FAMILIES = ["gaussian", "planar", "iaf", "auxiliary"]
 

@@ -17,7 +17,7 @@ from vaehub import (
     kl_divergence,
     prior_from_config,
 )
-from vaehub.priors import (
+from vaehub.latent.priors import (
     ar1_alpha_for_committed_rate,
     ar1_committed_rate,
     constrained_committed_rate,

@@ -25,8 +25,9 @@ import torch
 from conftest import HUB_PORT
 from safetensors.torch import load_file, save_file
 
-from vaehub import hub, safe_io
-from vaehub.cli import main
+from vaehub import hub
+from vaehub.commands.main import main
+from vaehub.utils import safe_io
 
 MODEL_CARDS = Path(__file__).resolve().parents[1] / "model_cards"
 SMALL_MODEL = MODEL_CARDS / "synthetic-vae-elbo"
@@ -240,7 +241,7 @@ def run_vaehub(args: list[str], endpoint: str, timeout: float = 120) -> subproce
     """`vaehub ARGS` in a process of its own whose Hub is `endpoint`."""
     environment = {**os.environ, "HF_ENDPOINT": endpoint, "PYTHONPATH": os.pathsep.join(sys.path)}
     return subprocess.run(
-        [sys.executable, "-m", "vaehub.cli", *args], capture_output=True, text=True,
+        [sys.executable, "-m", "vaehub.commands.main", *args], capture_output=True, text=True,
         env=environment, timeout=timeout,
     )  # fmt: skip
 
@@ -280,7 +281,7 @@ def damaged_copy(folder: Path, damage: str) -> Path:
 def test_pull_force_checks_the_download_before_it_replaces_a_working_model(
     hub, tmp_path, capsys, damage, named
 ):
-    from vaehub.hub import push_folder
+    from vaehub.hub.transfer import push_folder
 
     repo_id = f"org/damaged-{damage.replace(' ', '-').lower()}"
     push_folder(damaged_copy(tmp_path / "damaged", damage), repo_id, card=False)
@@ -299,7 +300,7 @@ def test_pull_force_checks_the_download_before_it_replaces_a_working_model(
 def test_pull_refuses_a_download_whose_hash_is_not_the_one_the_server_listed(
     hub, hostile, tmp_path
 ):
-    from vaehub.hub import push_folder
+    from vaehub.hub.transfer import push_folder
 
     push_folder(SMALL_MODEL, "org/lied-about", card=False)
     good = tmp_path / "good"
@@ -319,7 +320,7 @@ def test_pull_refuses_a_download_whose_hash_is_not_the_one_the_server_listed(
 def test_pull_force_refuses_a_folder_that_holds_the_current_folder_or_home(
     hub, tmp_path, monkeypatch, capsys, where
 ):
-    from vaehub.hub import push_folder
+    from vaehub.hub.transfer import push_folder
 
     push_folder(SMALL_MODEL, "org/plain", card=False)
     work = tmp_path / "project" / "work"
@@ -452,8 +453,9 @@ def tiny_trainer(output_dir: Path, callbacks=(), **settings):
     from datasets import Dataset
 
     from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer
-    from vaehub.data import TextCollator, tokenize_corpus
-    from vaehub.trainer import VAETrainer, VAETrainingArguments
+    from vaehub.data.text import TextCollator, tokenize_corpus
+    from vaehub.training.arguments import VAETrainingArguments
+    from vaehub.training.trainer import VAETrainer
 
     torch.manual_seed(0)
     sentences = ["the cat sat on the mat", "a dog ate the cat", "the dog sat on a log"] * 8
@@ -481,7 +483,7 @@ def test_a_full_disk_while_saving_a_checkpoint_names_the_file_and_keeps_the_prev
 ):
     from transformers import TrainerCallback
 
-    from vaehub.checkpoints import check_training_checkpoint
+    from vaehub.models.checkpoints import check_training_checkpoint
 
     disk = mount_disk(request, tmp_path / "disk", "4m")
 
@@ -536,7 +538,7 @@ def test_push_and_release_refuse_a_link_out_of_the_folder_naming_it(hub, tmp_pat
 
 @pytest.mark.slow  # a process of its own (importing torch) and a 3 s stall
 def test_pull_gives_up_on_a_server_that_drips_one_byte_every_two_seconds(hub, hostile, tmp_path):
-    from vaehub.hub import push_folder
+    from vaehub.hub.transfer import push_folder
 
     push_folder(SMALL_MODEL, "org/drip", card=False)
     start = time.monotonic()
@@ -552,14 +554,14 @@ def test_pull_gives_up_on_a_server_that_drips_one_byte_every_two_seconds(hub, ho
 @pytest.mark.slow  # a process of its own
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_pull_removes_its_staging_folder(hub, hostile, tmp_path, stop):
-    from vaehub.hub import push_folder
+    from vaehub.hub.transfer import push_folder
 
     push_folder(SMALL_MODEL, "org/drip-stopped", card=False)
     environment = {**os.environ, "HF_ENDPOINT": hostile("drip"),
                    "PYTHONPATH": os.pathsep.join(sys.path)}  # fmt: skip
     args = ["pull", "org/drip-stopped", "--output-dir", str(tmp_path / "x"), "--timeout", "60"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "vaehub.cli", *args], env=environment,
+        [sys.executable, "-m", "vaehub.commands.main", *args], env=environment,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -603,7 +605,7 @@ def test_a_bad_saved_generation_config_is_refused_naming_the_file_and_field(
 
 
 def test_typical_p_and_epsilon_cutoff_arguments_are_checked():
-    from vaehub.text_decoder import check_generation_options
+    from vaehub.models.text.lstm_decoder import check_generation_options
 
     for options in ({"typical_p": 5}, {"epsilon_cutoff": -1}, {"eta_cutoff": 1.5}):
         with pytest.raises(ValueError, match="is not valid"):
@@ -682,7 +684,7 @@ def test_image_generate_refuses_more_than_fits_at_once():
 
 
 def test_encode_of_many_sentences_runs_in_chunks_with_the_same_result(text_vae):
-    from vaehub.modeling_utils import ENCODED_AT_ONCE
+    from vaehub.models.modeling_utils import ENCODED_AT_ONCE
 
     words = list(text_vae.tokenizer.get_vocab())[5:25]
     sentences = [" ".join(words[i % 7 : i % 7 + 3 + i % 5]) for i in range(2 * ENCODED_AT_ONCE + 7)]
@@ -829,7 +831,7 @@ def test_verify_names_a_card_whose_metadata_is_not_yaml(tmp_path, capsys, line, 
 def test_from_pretrained_refuses_weights_whose_hash_is_not_the_one_the_server_listed(
     hub, hostile, tmp_path
 ):
-    from vaehub.hub import push_folder
+    from vaehub.hub.transfer import push_folder
 
     push_folder(SMALL_MODEL, "org/lied-about-again", card=False)
     environment = {**os.environ, "HF_ENDPOINT": hostile("lie"),
@@ -851,7 +853,7 @@ def test_from_pretrained_refuses_weights_whose_hash_is_not_the_one_the_server_li
 
 @pytest.mark.slow  # a process of its own
 def test_a_server_error_on_the_weights_is_named_as_the_servers(hub, hostile, tmp_path):
-    from vaehub.hub import push_folder
+    from vaehub.hub.transfer import push_folder
 
     push_folder(SMALL_MODEL, "org/failing", card=False)
     environment = {**os.environ, "HF_ENDPOINT": hostile("fail"),

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from vaehub.cli import main
-from vaehub.reproduction import (
+from vaehub.commands.main import main
+from vaehub.recipes.reproduce import (
     IMAGE_ROWS,
     MARKDOWN_FILE,
     TABLE_FILE,
@@ -190,7 +190,7 @@ def test_row_flags_name_the_baseline_and_the_budget(tmp_path):
 
 
 def test_a_stopped_row_resumes_and_refuses_other_flags(tmp_path, capsys):
-    from vaehub.cli import train
+    from vaehub.commands.main import train
 
     small = ["--synthetic_sentences", "400", "--max_eval_examples", "40", "--disable_tqdm",
              "True", "--logging_steps", "100"]  # fmt: skip

@@ -8,10 +8,14 @@ import pytest
 import torch
 from conftest import small_config
 
-from vaehub import DeltaVAEConfig, DeltaVAEModel, TextVAEModel, svi
-from vaehub.data import ImageCollator, TextCollator, length_bucketed_batches
-from vaehub.metrics import evaluate_vae
-from vaehub.trainer import VAETrainer, VAETrainingArguments, cpu_supports_bf16
+from vaehub import DeltaVAEConfig, DeltaVAEModel, TextVAEModel
+from vaehub.data.batching import length_bucketed_batches
+from vaehub.data.images import ImageCollator
+from vaehub.data.text import TextCollator
+from vaehub.evaluation.metrics import evaluate_vae
+from vaehub.latent import svi
+from vaehub.training.arguments import VAETrainingArguments, cpu_supports_bf16
+from vaehub.training.trainer import VAETrainer
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from conftest import small_config
 from transformers import AutoModel
 
 from vaehub import TextVAEModel, build_tokenizer
-from vaehub.metrics import evaluate_vae
-from vaehub.priors import ar1_committed_rate
-from vaehub.tokenization import pad_rows
+from vaehub.data.text import pad_rows
+from vaehub.evaluation.metrics import evaluate_vae
+from vaehub.latent.priors import ar1_committed_rate
 
 CORPUS = ["the cat sat on the mat", "a dog ate the cat", "the dog sat on a log", "cats",
           "a log sat on the cat and the dog"]
@@ -119,7 +119,7 @@ def test_active_units_pool_every_position_over_batches_of_different_widths(model
 
 def test_latent_length_says_at_which_sentence_length_delta_holds():
     from vaehub import TextVAEConfig
-    from vaehub.recipe import ModelArguments
+    from vaehub.recipes.train import ModelArguments
 
     given = ModelArguments(model_type="text_vae", prior="ar1", committed_rate=5.0, latent_length=22)
     config = TextVAEConfig.from_preset("ptb", vocab_size=50, **given.overrides())

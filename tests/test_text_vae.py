@@ -11,8 +11,8 @@ from conftest import small_config
 from transformers import AutoModel, AutoTokenizer
 
 from vaehub import TextVAEModel, TextVAEOutput, build_tokenizer
-from vaehub.text_decoder import SCORING_BLOCK_ROWS
-from vaehub.tokenization import pad_rows
+from vaehub.data.text import pad_rows
+from vaehub.models.text.lstm_decoder import SCORING_BLOCK_ROWS
 
 CORPUS = [
     "the cat sat on the mat",

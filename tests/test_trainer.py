@@ -11,9 +11,10 @@ from transformers import TrainerCallback
 
 from vaehub import CheckpointError, TextVAEModel
 from vaehub import trainer as trainer_module
-from vaehub.aggressive import AggressiveState, InnerLoopStop
-from vaehub.data import TextCollator
-from vaehub.trainer import VAETrainer, VAETrainingArguments, cpu_supports_bf16
+from vaehub.data.text import TextCollator
+from vaehub.training.aggressive import AggressiveState, InnerLoopStop
+from vaehub.training.arguments import VAETrainingArguments, cpu_supports_bf16
+from vaehub.training.trainer import VAETrainer
 
 
 @pytest.fixture(scope="module")

@@ -2,31 +2,14 @@
 
 Importing vaehub registers its configs, models and tokenizers with transformers'
 Auto classes, so `AutoModel.from_pretrained(folder)` loads a vaehub model, and gives every
-Hub request a timeout (`vaehub.network`).
+Hub request a timeout (`vaehub.utils.network`).
 """
 
 import warnings
 
-from transformers import AutoConfig, AutoModel
-
-from vaehub import network
-from vaehub.allocator import keep_freed_memory
-from vaehub.checkpoints import CheckpointError
-from vaehub.configuration_vae import (
-    DeltaVAEConfig,
-    LinearVAEConfig,
-    PixelCNNConfig,
-    TextLMConfig,
-    TextVAEConfig,
-    VAEConfig,
-)
-from vaehub.modeling_delta_vae import DeltaVAEModel, DeltaVAEOutput, save_image_grid
-from vaehub.modeling_linear_vae import LinearVAEModel, LinearVAEOutput
-from vaehub.modeling_pixelcnn import PixelCNNModel, PixelCNNOutput
-from vaehub.modeling_text_lm import TextLMModel, TextLMOutput
-from vaehub.modeling_text_vae import TextVAEModel, TextVAEOutput
-from vaehub.modeling_utils import interpolate_latents
-from vaehub.priors import (
+from vaehub import _compat
+from vaehub.hub.transfer import HubError
+from vaehub.latent.priors import (
     AR1Prior,
     DiagonalGaussian,
     StandardNormalPrior,
@@ -34,20 +17,27 @@ from vaehub.priors import (
     kl_divergence,
     prior_from_config,
 )
-from vaehub.tokenization import build_tokenizer
+from vaehub.models.auto import register_auto_classes
+from vaehub.models.checkpoints import CheckpointError
+from vaehub.models.configuration_utils import VAEConfig
+from vaehub.models.image.configuration_delta_vae import DeltaVAEConfig
+from vaehub.models.image.configuration_pixelcnn import PixelCNNConfig
+from vaehub.models.image.modeling_delta_vae import DeltaVAEModel, DeltaVAEOutput, save_image_grid
+from vaehub.models.image.modeling_pixelcnn import PixelCNNModel, PixelCNNOutput
+from vaehub.models.linear.configuration_linear_vae import LinearVAEConfig
+from vaehub.models.linear.modeling_linear_vae import LinearVAEModel, LinearVAEOutput
+from vaehub.models.modeling_utils import interpolate_latents
+from vaehub.models.text.configuration_text_lm import TextLMConfig
+from vaehub.models.text.configuration_text_vae import TextVAEConfig
+from vaehub.models.text.modeling_text_lm import TextLMModel, TextLMOutput
+from vaehub.models.text.modeling_text_vae import TextVAEModel, TextVAEOutput
+from vaehub.models.text.tokenization import build_tokenizer
+from vaehub.utils import network
+from vaehub.utils.allocator import keep_freed_memory
+from vaehub.utils.version import __version__ as __version__
 
-__version__ = "0.1.0"
-
-AutoConfig.register(TextVAEConfig.model_type, TextVAEConfig, exist_ok=True)
-AutoModel.register(TextVAEConfig, TextVAEModel, exist_ok=True)
-AutoConfig.register(DeltaVAEConfig.model_type, DeltaVAEConfig, exist_ok=True)
-AutoModel.register(DeltaVAEConfig, DeltaVAEModel, exist_ok=True)
-AutoConfig.register(TextLMConfig.model_type, TextLMConfig, exist_ok=True)
-AutoModel.register(TextLMConfig, TextLMModel, exist_ok=True)
-AutoConfig.register(PixelCNNConfig.model_type, PixelCNNConfig, exist_ok=True)
-AutoModel.register(PixelCNNConfig, PixelCNNModel, exist_ok=True)
-AutoConfig.register(LinearVAEConfig.model_type, LinearVAEConfig, exist_ok=True)
-AutoModel.register(LinearVAEConfig, LinearVAEModel, exist_ok=True)
+register_auto_classes()
+_compat.install()
 
 try:
     network.set_hub_timeout()
@@ -62,6 +52,7 @@ __all__ = [
     "DeltaVAEModel",
     "DeltaVAEOutput",
     "DiagonalGaussian",
+    "HubError",
     "LinearVAEConfig",
     "LinearVAEModel",
     "LinearVAEOutput",

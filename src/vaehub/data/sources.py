@@ -1,0 +1,243 @@
+"""The datasets vaehub knows by name, as `vaehub train` and `vaehub evaluate` take them:
+PTB, one-sentence-per-line files and He et al.'s synthetic corpus for text; MNIST,
+Omniglot and scikit-learn's digits for images. How each is read lives in `vaehub.data`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+TEXT_DATASETS = ("ptb", "files", "synthetic")
+IMAGE_DATASETS = ("mnist", "omniglot", "digits")
+# How results name their data, in records and cards.
+DATASET_NAMES = {
+    "ptb": {"name": "Penn Treebank (Mikolov et al.)", "type": "ptb_text_only"},
+    "synthetic": {"name": "He et al. 2019 synthetic", "type": "custom"},
+}
+
+
+@dataclass
+class DataArguments:
+    """The corpus: PTB from a folder, one-sentence-per-line files, or the synthetic data."""
+
+    dataset: str = field(
+        default="ptb",
+        metadata={
+            "help": "Text: ptb, files or synthetic; images: mnist, omniglot or digits.",
+            "choices": TEXT_DATASETS + IMAGE_DATASETS,
+        },
+    )
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder of ptb.*.txt, of MNIST's IDX files, or of Omniglot's npz files."},
+    )
+    train_file: str | None = field(default=None, metadata={"help": "For --dataset files."})
+    validation_file: str | None = field(default=None, metadata={"help": "For --dataset files."})
+    test_file: str | None = field(default=None, metadata={"help": "For --dataset files."})
+    vocab_size: int | None = field(
+        default=None, metadata={"help": "Largest vocabulary (specials included); default all."}
+    )
+    min_frequency: int = field(default=1, metadata={"help": "Rarer words become <unk>."})
+    max_train_examples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Train on the first N sentences or images only (short runs).",
+            "aliases": ["--max_train_sentences", "--max-train-sentences"],
+        },
+    )
+    max_eval_examples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Evaluate on the first N sentences or images only.",
+            "aliases": ["--max_eval_sentences", "--max-eval-sentences"],
+        },
+    )
+    synthetic_sentences: int = field(
+        default=20000, metadata={"help": "Size of the synthetic corpus."}
+    )
+
+
+def load_corpus(data_args: DataArguments):
+    """The `DatasetDict` (`train`, `validation`, maybe `test`) the arguments describe."""
+    from vaehub.data.text import load_ptb, load_text_corpus
+
+    if data_args.dataset == "ptb":
+        if data_args.data_dir is None:
+            raise ValueError("--dataset ptb needs --data_dir, the folder of ptb.*.txt.")
+        corpus = load_ptb(data_args.data_dir)
+    elif data_args.dataset == "files":
+        files = {
+            split: path
+            for split, path in (
+                ("train", data_args.train_file),
+                ("validation", data_args.validation_file),
+                ("test", data_args.test_file),
+            )
+            if path
+        }
+        if "train" not in files or "validation" not in files:
+            raise ValueError("--dataset files needs --train_file and --validation_file.")
+        corpus = load_text_corpus(files)
+    else:
+        from datasets import DatasetDict
+
+        from vaehub.data.synthetic import synthetic_corpus
+
+        whole = synthetic_corpus(data_args.synthetic_sentences, seed=0)
+        split = whole.train_test_split(test_size=0.1, seed=0)
+        corpus = DatasetDict(train=split["train"], validation=split["test"])
+    if data_args.max_train_examples is not None:
+        corpus["train"] = corpus["train"].select(
+            range(min(data_args.max_train_examples, len(corpus["train"])))
+        )
+    if data_args.max_eval_examples is not None:
+        for name in [n for n in corpus if n != "train"]:
+            corpus[name] = corpus[name].select(
+                range(min(data_args.max_eval_examples, len(corpus[name])))
+            )
+    return corpus
+
+
+IMAGE_DATASET_NAMES = {
+    "mnist": {"name": "MNIST, dynamically binarized", "type": "mnist"},
+    "omniglot": {"name": "Omniglot 28x28 (resized from 105x105)", "type": "omniglot"},
+    "digits": {"name": "scikit-learn digits 8x8", "type": "custom"},
+}
+
+
+def load_images(dataset: str, data_dir: str | None, split: str):
+    """Grey-level images of a named dataset split (`train`, `validation` = the last 5% of
+    the training images, or `test`)."""
+    from vaehub.data.images import load_digits, load_mnist, load_omniglot
+
+    if dataset != "digits" and data_dir is None:
+        raise ValueError(f"--dataset {dataset} needs --data_dir, the folder of its files.")
+    source = "test" if split == "test" else "train"
+    images = {
+        "mnist": lambda: load_mnist(data_dir, source),
+        "omniglot": lambda: load_omniglot(data_dir, source),
+        "digits": lambda: load_digits(source),
+    }[dataset]()
+    if split == "test":
+        return images
+    cut = len(images) - max(1, len(images) // 20)
+    return images.select(range(cut) if split == "train" else range(cut, len(images)))
+
+
+def image_dataset_kind(data: str) -> str:
+    """Which image set `--data` names: `digits`, or a folder of MNIST or Omniglot files."""
+    if data == "digits":
+        return "digits"
+    if os.path.isfile(os.path.join(data, "t10k-images-idx3-ubyte.gz")):
+        return "mnist"
+    if os.path.isfile(os.path.join(data, "images_evaluation.npz")):
+        return "omniglot"
+    raise ValueError(f"--data {data} is neither 'digits' nor a folder of MNIST or Omniglot files.")
+
+
+# Above this share of `<unk>` tokens, an NLL or PPL says more about the unknown words than
+# about the text: a text of only unknown words scores "better" than PTB itself. PTB's own
+# test set is about 4.5% `<unk>` (its text writes them out), well below.
+UNK_WARNING_FRACTION = 0.10
+
+
+def _warn_unknown(tokens: Any, model: Any, data: str) -> float:
+    """The share of `<unk>` among the tokens scored (`</s>` included), with a warning above
+    `UNK_WARNING_FRACTION`."""
+    import warnings
+
+    unk = getattr(model.config, "unk_token_id", None)
+    if unk is None:
+        return 0.0
+    # Every token but <s>, which is given, not predicted.
+    total = unknown = 0
+    for row in tokens["input_ids"]:
+        total += len(row) - 1
+        unknown += sum(1 for token in row[1:] if token == unk)
+    fraction = unknown / total if total else 0.0
+    if fraction > UNK_WARNING_FRACTION:
+        warnings.warn(
+            f"{fraction:.0%} of the tokens of {data} are <unk> (more than "
+            f"{UNK_WARNING_FRACTION:.0%}): the model scores them as one word, so its NLL and "
+            "PPL here are not comparable with those on text it knows.",
+            stacklevel=3,
+        )
+    return fraction
+
+
+def evaluation_data(
+    model: Any,
+    data: str,
+    split: str,
+    batch_size: int,
+    max_examples: int | None,
+    seed: int,
+    stats: dict[str, Any] | None = None,
+) -> tuple[Any, str, dict[str, str], int]:
+    """The batches `vaehub evaluate` and `vaehub diagnose` measure a model on.
+
+    Args:
+        data: for a text model, a PTB folder (read at `split`), `synthetic` (He et al.'s
+            corpus as `vaehub train --dataset synthetic` generates it) or a
+            one-sentence-per-line file; for an image model, `digits` or a folder of MNIST
+            or Omniglot files.
+        stats: filled, for text, with `unk_fraction`: the share of the scored tokens that
+            are `<unk>` (a warning is given above `UNK_WARNING_FRACTION`).
+    Returns:
+        an iterable of batches, the unit counted (`"sentences"`/`"images"`), the
+        dataset's record and the number of examples.
+    """
+    from vaehub.data.batching import iterate_batches
+    from vaehub.data.images import image_batches
+    from vaehub.data.text import tokenize_corpus
+
+    # 0 would select nothing and fail deep in `datasets` ("Column 'truncated' doesn't exist").
+    for name, value in (("max_examples", max_examples), ("batch_size", batch_size)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ValueError(f"--{name} {value!r} is not valid: expected an integer >= 1.")
+
+    if model.main_input_name == "pixel_values":
+        kind = image_dataset_kind(data)
+        images = load_images(kind, None if kind == "digits" else data, split)
+        if max_examples is not None:
+            images = images.select(range(min(max_examples, len(images))))
+        batches = image_batches(images, batch_size, seed=seed)
+        return batches, "images", IMAGE_DATASET_NAMES[kind], len(images)
+    if model.tokenizer is None:
+        raise ValueError(f"{model.name_or_path} holds no tokenizer to read the corpus with.")
+    sentences, dataset = evaluation_sentences(data, split, max_examples)
+    tokens = tokenize_corpus(sentences, model.tokenizer, model.config.max_sequence_length)
+    if stats is not None:
+        stats["unk_fraction"] = _warn_unknown(tokens, model, data)
+    batches = iterate_batches(tokens, batch_size, model.config.pad_token_id)
+    return batches, "sentences", dataset, len(tokens)
+
+
+def evaluation_sentences(
+    data: str, split: str, max_examples: int | None = None
+) -> tuple[Any, dict[str, str]]:
+    """The sentences of a text evaluation (a `datasets.Dataset` with a `text` column) and
+    the dataset's record: `data` is a PTB folder (read at `split`), `synthetic`, or a
+    one-sentence-per-line file (all of it, whatever `split`)."""
+    from vaehub.data.text import load_ptb, load_text_corpus
+
+    if data == "synthetic":
+        corpus = load_corpus(DataArguments(dataset="synthetic"))
+        if split not in corpus:
+            raise ValueError(f"split {split!r} not in the synthetic corpus: {', '.join(corpus)}.")
+        sentences, dataset = corpus[split], DATASET_NAMES["synthetic"]
+    elif os.path.isdir(data):
+        corpus = load_ptb(data)
+        if split not in corpus:
+            raise ValueError(f"split {split!r} not in {data}: {', '.join(corpus)}.")
+        sentences, dataset = corpus[split], DATASET_NAMES["ptb"]
+    else:
+        sentences = load_text_corpus(data)["train"]
+        dataset = {"name": os.path.basename(os.path.abspath(data)), "type": "custom"}
+    if max_examples is not None:
+        sentences = sentences.select(range(min(max_examples, len(sentences))))
+    return sentences, dataset

@@ -1,0 +1,375 @@
+"""The training recipe behind `vaehub train`: build a model (a paper preset with sizes
+overridden, or a saved model), train it with `VAETrainer`, measure the validation and
+test splits into the model's results, and save it with them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from vaehub import hub
+from vaehub.data.sources import (
+    DATASET_NAMES,
+    IMAGE_DATASET_NAMES,
+    IMAGE_DATASETS,
+    DataArguments,
+    load_corpus,
+    load_images,
+)
+from vaehub.models.auto import MODEL_TYPES as MODEL_TYPE_TABLE
+from vaehub.models.auto import model_types
+from vaehub.models.text.configuration_text_vae import TEXT_DECODER_FIELDS, TEXT_PRESETS
+
+TEXT_MODEL_TYPES = model_types(modality="text")
+IMAGE_MODEL_TYPES = model_types(modality="image")
+MODEL_TYPES = TEXT_MODEL_TYPES + IMAGE_MODEL_TYPES
+# The models without a latent: the exact baselines of the VAEs beside them.
+BASELINE_OF = {t.name: t.baseline for t in MODEL_TYPE_TABLE.values() if t.baseline}
+# He et al.'s optimisation of the text VAE (SPEC §5); 0.03125 = 1.0 · 0.5⁵ stops the decays
+# after the fifth.
+PAPER_TRAINING = (
+    "--optim", "sgd",
+    "--learning_rate", "1.0",
+    "--per_device_train_batch_size", "32",
+    "--max_grad_norm", "5.0",
+    "--eval_strategy", "epoch",
+    "--lr_scheduler_type", "reduce_lr_on_plateau",
+    "--lr_scheduler_kwargs", '{"factor": 0.5, "patience": 2, "min_lr": 0.03125}',
+)  # fmt: skip
+
+
+@dataclass
+class ModelArguments:
+    """Which model to train: a paper preset, with any size overridden, or a saved model."""
+
+    model_type: str = field(
+        default="text_vae",
+        metadata={
+            "help": "text_vae, text_lm (its decoder alone, exact NLL), delta_vae (images) or "
+            "pixelcnn (its decoder alone, exact NLL).",
+            "choices": MODEL_TYPES,
+        },
+    )
+    preset: str = field(
+        default="ptb",
+        metadata={"help": "Text paper configuration.", "choices": tuple(TEXT_PRESETS)},
+    )
+    paper_training: bool = field(
+        default=False,
+        metadata={
+            "help": "Text: also train as He et al. did: "
+            + " ".join(PAPER_TRAINING)
+            + " (SGD lr 1.0, batch 32, gradient norm clip 5, lr ×0.5 after 2 evaluations "
+            "without improvement, at most 5 times). Flags given explicitly win."
+        },
+    )
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Continue from a saved model folder instead."}
+    )
+    latent_size: int | None = field(default=None, metadata={"help": "Overrides the preset."})
+    embedding_size: int | None = field(default=None, metadata={"help": "Overrides the preset."})
+    encoder_hidden_size: int | None = field(
+        default=None, metadata={"help": "Overrides the preset."}
+    )
+    decoder_hidden_size: int | None = field(
+        default=None, metadata={"help": "Overrides the preset."}
+    )
+    prior: str | None = field(default=None, metadata={"help": "standard, constrained or ar1."})
+    committed_rate: float | None = field(
+        default=None, metadata={"help": "δ in nats, for prior=constrained or ar1."}
+    )
+    posterior: str | None = field(
+        default=None, metadata={"help": "q(z|x): gaussian, planar, iaf or auxiliary."}
+    )
+    flow_length: int | None = field(
+        default=None, metadata={"help": "Flow steps, for posterior=planar or iaf."}
+    )
+    word_dropout: float | None = field(default=None, metadata={"help": "Bowman's word dropout."})
+    max_sequence_length: int | None = field(
+        default=None, metadata={"help": "Longest sentence in tokens."}
+    )
+    ar1_alpha: float | None = field(default=None, metadata={"help": "AR(1) α, for prior=ar1."})
+    latent_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "Text δ-VAE (prior=ar1): the sentence length, in decoder steps, at which "
+            "the committed rate δ holds (shorter sentences commit less, longer more). "
+            "Default: the longest, max_sequence_length − 1."
+        },
+    )
+    encoder_type: str | None = field(
+        default=None, metadata={"help": "δ-VAE encoder: anticausal or resnet."}
+    )
+    encoder_channels: int | None = field(default=None, metadata={"help": "δ-VAE encoder width."})
+    encoder_layers: int | None = field(default=None, metadata={"help": "δ-VAE encoder depth."})
+    decoder_channels: int | None = field(default=None, metadata={"help": "PixelCNN width."})
+    decoder_layers: int | None = field(default=None, metadata={"help": "PixelCNN gated layers."})
+    init_decoder_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "A trained text_lm or pixelcnn folder whose decoder the VAE starts from "
+            "(Li et al. 2019's pretraining); its sizes and tokenizer are taken."
+        },
+    )
+    baseline: str | None = field(
+        default=None,
+        metadata={
+            "help": "A trained text_lm or pixelcnn folder: its exact NLL on the same splits is "
+            "recorded beside the VAE's IW-NLL (baseline_nll, delta_nll)."
+        },
+    )
+
+    TEXT_FIELDS = (
+        "embedding_size",
+        "encoder_hidden_size",
+        "decoder_hidden_size",
+        "word_dropout",
+        "max_sequence_length",
+        "latent_length",
+    )
+    IMAGE_FIELDS = (
+        "encoder_type",
+        "encoder_channels",
+        "encoder_layers",
+        "decoder_channels",
+        "decoder_layers",
+    )
+    SHARED_FIELDS = (
+        "latent_size", "prior", "committed_rate", "ar1_alpha", "posterior", "flow_length",
+    )  # fmt: skip
+
+    # The latent and encoder fields, which a model without a latent does not have.
+    LATENT_FIELDS = (
+        "encoder_hidden_size", "encoder_type", "encoder_channels", "encoder_layers",
+        "latent_length",
+    )  # fmt: skip
+
+    def overrides(self) -> dict[str, Any]:
+        """The sizes given on the command line, for this model type; others refused."""
+        text = self.model_type in TEXT_MODEL_TYPES
+        own = self.TEXT_FIELDS if text else self.IMAGE_FIELDS
+        other = self.IMAGE_FIELDS if text else self.TEXT_FIELDS
+        if self.model_type in BASELINE_OF.values():
+            other = other + self.SHARED_FIELDS + self.LATENT_FIELDS
+            own = tuple(n for n in own if n not in self.LATENT_FIELDS)
+            if self.init_decoder_from or self.baseline:
+                flag = "init_decoder_from" if self.init_decoder_from else "baseline"
+                raise ValueError(f"--{flag} is for a VAE; {self.model_type} is the baseline.")
+        else:
+            own = own + self.SHARED_FIELDS
+        stray = [n for n in other if getattr(self, n) is not None]
+        if stray:
+            raise ValueError(f"--{stray[0]} is not a {self.model_type} setting.")
+        return {n: getattr(self, n) for n in own if getattr(self, n) is not None}
+
+
+def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: Any) -> int:
+    """Build, train, evaluate and save as the arguments say; returns 0."""
+    from transformers import set_seed
+
+    from vaehub.data.text import TextCollator, tokenize_corpus
+    from vaehub.models.text.configuration_text_lm import TextLMConfig
+    from vaehub.models.text.configuration_text_vae import TextVAEConfig
+    from vaehub.models.text.decoding import record_length_statistics
+    from vaehub.models.text.modeling_text_lm import TextLMModel
+    from vaehub.models.text.modeling_text_vae import TextVAEModel
+    from vaehub.models.text.tokenization import build_tokenizer
+
+    # Before any model is built, so that --seed fixes its initial weights too.
+    set_seed(training_args.seed)
+    if model_args.paper_training and model_args.model_type not in TEXT_MODEL_TYPES:
+        raise ValueError(
+            "--paper_training is He et al.'s text VAE optimisation; drop it for images."
+        )
+    overrides = model_args.overrides()
+    if model_args.model_type in IMAGE_MODEL_TYPES:
+        return _train_images(model_args, data_args, training_args, overrides)
+    if data_args.dataset in IMAGE_DATASETS:
+        raise ValueError(
+            f"--dataset {data_args.dataset} holds images: use --model_type delta_vae or pixelcnn."
+        )
+    corpus = load_corpus(data_args)
+    cls = TextVAEModel if model_args.model_type == "text_vae" else TextLMModel
+    if model_args.model_name_or_path:
+        model = _load(cls, model_args.model_name_or_path)
+        if model.tokenizer is None:
+            raise ValueError(f"{model_args.model_name_or_path} holds no tokenizer to train with.")
+    elif model_args.init_decoder_from:
+        decoder = _load(TextLMModel, model_args.init_decoder_from)
+        # The decoder's sizes are the language model's; a size given that differs from
+        # them is refused by from_decoder, naming it.
+        fields = {k: getattr(decoder.config, k) for k in TEXT_DECODER_FIELDS}
+        config = TextVAEConfig.from_preset(model_args.preset, **{**fields, **overrides})
+        model = TextVAEModel.from_decoder(decoder, config)
+        if model.tokenizer is None:
+            raise ValueError(f"{model_args.init_decoder_from} holds no tokenizer to train with.")
+    else:
+        tokenizer = build_tokenizer(
+            corpus["train"]["text"],
+            vocab_size=data_args.vocab_size,
+            min_frequency=data_args.min_frequency,
+        )
+        config_class = TextVAEConfig if cls is TextVAEModel else TextLMConfig
+        model = cls(
+            config_class.from_preset(model_args.preset, vocab_size=len(tokenizer), **overrides)
+        )
+        model.tokenizer = tokenizer
+    data = tokenize_corpus(corpus, model.tokenizer, model.config.max_sequence_length)
+    # Decoding stops at a length the training sentences have (words and </s>, <s> not).
+    record_length_statistics(model, [n - 1 for n in data["train"]["length"]])
+    dataset = DATASET_NAMES.get(data_args.dataset, {"name": "custom", "type": "custom"})
+    baseline = _load(TextLMModel, model_args.baseline) if model_args.baseline else None
+    train_and_record(model, training_args, data, TextCollator(), dataset, baseline)
+    return 0
+
+
+def _load(cls: Any, path: str) -> Any:
+    """`cls.from_pretrained(path)`, with an error that names the kind of model expected."""
+    from vaehub.models.checkpoints import CheckpointError
+
+    try:
+        return cls.from_pretrained(path)
+    except CheckpointError as error:
+        raise CheckpointError(f"expected a {cls.config_class.model_type} model: {error}") from None
+
+
+def train_and_record(
+    model: Any,
+    training_args: Any,
+    splits: dict,
+    collator: Any,
+    dataset: dict[str, str],
+    baseline: Any = None,
+) -> Any:
+    """Train on `splits["train"]` (validating on `splits["validation"]`), measure the
+    validation and test splits into the model's results (with `baseline`'s exact NLL
+    beside the IW-NLL when given), save it with them in `training_args.output_dir`;
+    returns the trainer."""
+    from vaehub.training.trainer import VAETrainer
+
+    trainer = VAETrainer(
+        model=model,
+        args=training_args,
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"],
+        data_collator=collator,
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    record_evaluation(model, trainer, training_args, splits, dataset, baseline)
+    if trainer.is_world_process_zero():
+        model.save_pretrained(training_args.output_dir)
+    return trainer
+
+
+def _train_images(
+    model_args: ModelArguments, data_args: DataArguments, training_args, overrides: dict
+) -> int:
+    from vaehub.data.images import ImageCollator
+    from vaehub.models.image.configuration_delta_vae import DeltaVAEConfig
+    from vaehub.models.image.configuration_pixelcnn import PixelCNNConfig
+    from vaehub.models.image.modeling_delta_vae import DeltaVAEModel
+    from vaehub.models.image.modeling_pixelcnn import PixelCNNModel
+
+    if data_args.dataset not in IMAGE_DATASETS:
+        raise ValueError(
+            f"--model_type {model_args.model_type} trains on images: --dataset "
+            f"{' / '.join(IMAGE_DATASETS)}, not {data_args.dataset}."
+        )
+    splits = {
+        s: load_images(data_args.dataset, data_args.data_dir, s)
+        for s in ("train", "validation", "test")
+    }
+    if data_args.max_train_examples is not None:
+        splits["train"] = splits["train"].select(
+            range(min(data_args.max_train_examples, len(splits["train"])))
+        )
+    if data_args.max_eval_examples is not None:
+        for name in ("validation", "test"):
+            splits[name] = splits[name].select(
+                range(min(data_args.max_eval_examples, len(splits[name])))
+            )
+    cls = DeltaVAEModel if model_args.model_type == "delta_vae" else PixelCNNModel
+    size = int(splits["train"][0]["pixel_values"].shape[-1])
+    if model_args.model_name_or_path:
+        model = _load(cls, model_args.model_name_or_path)
+    elif model_args.init_decoder_from:
+        decoder = _load(PixelCNNModel, model_args.init_decoder_from)
+        model = DeltaVAEModel.from_decoder(decoder, **overrides)
+    else:
+        config_class = DeltaVAEConfig if cls is DeltaVAEModel else PixelCNNConfig
+        model = cls(config_class(image_size=size, **overrides))
+    baseline = _load(PixelCNNModel, model_args.baseline) if model_args.baseline else None
+    train_and_record(
+        model,
+        training_args,
+        splits,
+        ImageCollator(),
+        IMAGE_DATASET_NAMES[data_args.dataset],
+        baseline,
+    )
+    return 0
+
+
+def record_evaluation(
+    model: Any,
+    trainer: Any,
+    training_args: Any,
+    splits: dict,
+    dataset: dict[str, str],
+    baseline: Any = None,
+) -> None:
+    """Evaluate the validation and test splits into the model's results; with a baseline
+    (a model without a latent), its exact NLL on the same split beside the IW-NLL."""
+    model.training_summary = hub.training_summary(training_args, trainer.state, dataset["name"])
+    for split in [s for s in ("validation", "test") if s in splits]:
+        prefix = f"{split}_"
+        metrics = trainer.evaluate(splits[split], metric_key_prefix=split)
+        metrics = {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
+        measured = "nll" in metrics or split in training_args.final_iw_nll_splits
+        if baseline is not None and measured:
+            metrics = _beside_baseline(metrics, baseline, trainer, splits[split])
+        model.evaluation_results[split] = {
+            "split": split,
+            "dataset": dataset,
+            "iw_samples": training_args.iw_samples if "nll" in metrics else None,
+            "metrics": metrics,
+        }
+
+
+def _beside_baseline(metrics: dict, baseline: Any, trainer: Any, split: Any) -> dict:
+    from vaehub.evaluation.metrics import check_baseline, compare_to_baseline, evaluate_exact
+
+    check_baseline(trainer.model, baseline)
+    if "nll" not in metrics:
+        raise ValueError("--baseline compares IW-NLLs: evaluate with --eval_iw_nll True.")
+    baseline.to(trainer.args.device)
+    exact = evaluate_exact(baseline, trainer._evaluation_batches(split))
+    return compare_to_baseline(metrics, exact)
+
+
+def train_with_flags(argv: Sequence[str]) -> int:
+    """Train as `vaehub train ARGV` does: the flags of `ModelArguments`, `DataArguments` and
+    `VAETrainingArguments` (every `TrainingArguments` flag), one run per output folder."""
+    from transformers import HfArgumentParser
+
+    from vaehub.training.arguments import VAETrainingArguments
+
+    parser = HfArgumentParser(
+        (ModelArguments, DataArguments, VAETrainingArguments), prog="vaehub train"
+    )
+    argv = list(argv)
+    if "--paper_training" in argv:
+        # Prepended, so that a flag the user gives explicitly comes later and wins.
+        argv = [*PAPER_TRAINING, *argv]
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(argv)
+    if os.environ.get("RANK", "0") != "0":
+        return run_training(model_args, data_args, training_args)
+    from vaehub.utils.safe_io import folder_lock
+
+    # One run per output folder: a second one would mix its checkpoints into the first's.
+    command = "vaehub train " + " ".join(argv)
+    with folder_lock(training_args.output_dir, command):
+        return run_training(model_args, data_args, training_args)

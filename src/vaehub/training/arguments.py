@@ -1,0 +1,300 @@
+"""`VAETrainingArguments`: transformers' `TrainingArguments` with the flags of the objectives
+against collapse (β and its schedules, free bits, aggressive training, SA-VAE), each checked
+when the arguments are built, and whether this CPU can train in bfloat16."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from transformers import TrainingArguments
+from transformers.utils import is_torch_bf16_gpu_available, logging
+
+from vaehub.latent import svi
+from vaehub.training.objectives import SCHEDULES, BetaSchedule
+
+logger = logging.get_logger(__name__)
+
+OBJECTIVES = ("elbo", "beta", "anneal", "free_bits", "aggressive", "sa_vae")
+
+
+SAMPLING_STRATEGIES = (
+    "length_buckets",
+    "random",
+    "sequential",
+    "group_by_length",
+    "batch_rebalance",
+)
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX), as oneDNN sees it.
+
+    Without it, oneDNN's LSTM refuses bfloat16 inputs and a bfloat16 matmul runs emulated
+    (on an AVX2 EPYC: 0.3 GFLOP/s against float32's 106).
+    """
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+@dataclass
+class VAETrainingArguments(TrainingArguments):
+    """`TrainingArguments` plus the VAE objective; every `TrainingArguments` flag works."""
+
+    per_device_eval_batch_size: int = field(
+        default=64,
+        metadata={
+            "help": "Evaluation batch size; MI's aggregate posterior is estimated within "
+            "each batch, so small batches bias it (transformers' default is 8)."
+        },
+    )
+    train_sampling_strategy: str = field(
+        default="length_buckets",
+        metadata={
+            "help": "length_buckets (default): batches of sentences of one length where "
+            "lengths allow, in random order, as He et al. (no compute on padding; for data "
+            "without a `length` column, random); or transformers' random, sequential, "
+            "group_by_length, batch_rebalance.",
+            "choices": SAMPLING_STRATEGIES,
+        },
+    )
+    objective: str = field(
+        default="elbo",
+        metadata={
+            "help": "elbo, beta (constant β), anneal (β₀ → 1), free_bits (the ELBO with "
+            "--free_bits λ > 0), aggressive (He et al.) or sa_vae (Kim et al.). "
+            "--free_bits also combines with any of the others.",
+            "choices": OBJECTIVES,
+        },
+    )
+    beta: float = field(default=1.0, metadata={"help": "β of objective 'beta'."})
+    beta_schedule: str | None = field(
+        default=None,
+        metadata={
+            "help": "constant, linear, sigmoid or cyclical. Default: linear for 'anneal', "
+            "constant otherwise; give one with 'aggressive' or 'sa_vae' to anneal them."
+        },
+    )
+    anneal_beta_start: float = field(default=0.1, metadata={"help": "β₀ of annealing (Bowman: 0)."})
+    anneal_steps: int | None = field(
+        default=None, metadata={"help": "Steps over which β rises (or the cyclical total)."}
+    )
+    anneal_epochs: float | None = field(
+        default=None,
+        metadata={
+            "help": "The same in epochs. Default: 10 epochs (He et al.) for linear and "
+            "sigmoid, the whole run for cyclical."
+        },
+    )
+    anneal_cycles: int = field(default=4, metadata={"help": "Cycles M of the cyclical schedule."})
+    anneal_ramp_ratio: float = field(
+        default=0.5, metadata={"help": "Part R of each cycle over which β rises."}
+    )
+    free_bits: float = field(
+        default=0.0, metadata={"help": "λ nats per latent dim: KL_k → max(λ, KL_k). 0 is off."}
+    )
+    aggressive_max_inner_steps: int = field(
+        default=100, metadata={"help": "Most encoder steps before a decoder step."}
+    )
+    aggressive_window: int = field(
+        default=15, metadata={"help": "Inner steps whose mean loss per token is compared."}
+    )
+    aggressive_patience: int = field(
+        default=1,
+        metadata={
+            "help": "Epochs whose validation MI fails to beat its best before aggressive "
+            "training stops (He et al.: 1 for text, 5 for images)."
+        },
+    )
+    aggressive_check_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "Updates between the validation-MI checks that switch aggressive training "
+            "off. Default: one check per epoch (He et al.); a budget of about one epoch "
+            "needs shorter intervals for the rule to act at all."
+        },
+    )
+    sa_vae_steps: int = field(
+        default=svi.DEFAULT_STEPS, metadata={"help": "SVI steps K of sa_vae (Kim et al.: 20)."}
+    )
+    sa_vae_lr: float = field(
+        default=svi.DEFAULT_LEARNING_RATE, metadata={"help": "SVI step size η of sa_vae."}
+    )
+    sa_vae_momentum: float = field(
+        default=svi.DEFAULT_MOMENTUM, metadata={"help": "SVI momentum m of sa_vae."}
+    )
+    sa_vae_max_grad_norm: float = field(
+        default=svi.DEFAULT_MAX_GRAD_NORM,
+        metadata={"help": "Per-example norm to which each SVI gradient is clipped."},
+    )
+    sa_vae_backprop: bool = field(
+        default=True,
+        metadata={
+            "help": "Train the encoder through the SVI steps (Hessian-vector products); "
+            "--sa_vae_backprop False trains it on its own ELBO at λ₀."
+        },
+    )
+    eval_refine_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "SVI steps refining the posterior at evaluation, with sa_vae_lr, "
+            "sa_vae_momentum and sa_vae_max_grad_norm. Default: sa_vae_steps for sa_vae, 0 "
+            "otherwise."
+        },
+    )
+    iw_samples: int = field(
+        default=500, metadata={"help": "Importance samples K of the IW-NLL at evaluation."}
+    )
+    eval_iw_nll: bool = field(
+        default=False, metadata={"help": "Compute the (costly) IW-NLL at every evaluation."}
+    )
+    iw_nll_after_training_only: bool = field(
+        default=False,
+        metadata={
+            "help": "With --eval_iw_nll: skip the IW-NLL in the evaluations during training "
+            "(the ELBO terms, MI and AU still run); the validation and test results measured "
+            "after it keep it."
+        },
+    )
+    final_iw_nll_splits: list[str] = field(
+        default_factory=lambda: ["validation", "test"],
+        metadata={
+            "help": "With --eval_iw_nll: the splits whose evaluation after training computes "
+            "the IW-NLL (the others keep the ELBO terms, MI and AU). A table's rows need it "
+            "on test only."
+        },
+    )
+    eval_max_units: int = field(
+        default=4096, metadata={"help": "Tokens or pixels per decoder pass of the IW-NLL."}
+    )
+
+    def __post_init__(self) -> None:
+        if (
+            (self.bf16 or self.bf16_full_eval)
+            and not self.use_cpu
+            and not is_torch_bf16_gpu_available()
+        ):
+            # transformers refuses bf16 without an accelerator unless told to use the CPU;
+            # on a machine that has only a CPU, that is what asking for bf16 means.
+            logger.info("bf16 without a bf16-capable accelerator: training on the CPU.")
+            self.use_cpu = True
+        super().__post_init__()
+        if (self.bf16 or self.bf16_full_eval) and self.use_cpu and not cpu_supports_bf16():
+            raise ValueError(
+                "bf16=True asks for bfloat16 on this CPU, which has no bfloat16 instructions "
+                f"(torch sees {torch.backends.cpu.get_cpu_capability()}; AVX512-BF16 or AMX is "
+                "needed): its LSTM refuses bfloat16 and a bfloat16 matmul would run hundreds "
+                "of times slower than float32. Leave out --bf16 (train in float32), or run on "
+                "a CPU with AVX512-BF16 or AMX, or on a GPU."
+            )
+        if self.train_sampling_strategy not in SAMPLING_STRATEGIES:
+            raise ValueError(
+                f"train_sampling_strategy={self.train_sampling_strategy!r} is not valid: "
+                f"expected one of {', '.join(map(repr, SAMPLING_STRATEGIES))}."
+            )
+        if self.objective not in OBJECTIVES:
+            raise ValueError(
+                f"objective={self.objective!r} is not valid: expected one of "
+                f"{', '.join(map(repr, OBJECTIVES))}."
+            )
+        if self.beta_schedule is not None and self.beta_schedule not in SCHEDULES:
+            raise ValueError(
+                f"beta_schedule={self.beta_schedule!r} is not valid: expected one "
+                f"of {', '.join(map(repr, SCHEDULES))}."
+            )
+        if self.objective == "free_bits" and self.free_bits <= 0:
+            raise ValueError(
+                "objective='free_bits' needs λ > 0 nats per latent dimension: pass "
+                "free_bits=λ (--free_bits λ)."
+            )
+        svi.check_svi_options(
+            self.sa_vae_steps, self.sa_vae_lr, self.sa_vae_momentum, self.sa_vae_max_grad_norm
+        )
+        if self.eval_refine_steps is not None:
+            svi.check_svi_options(
+                self.eval_refine_steps, self.sa_vae_lr, self.sa_vae_momentum,
+                self.sa_vae_max_grad_norm,
+            )  # fmt: skip
+        constant = ("elbo", "beta", "free_bits")
+        if self.objective in constant and self.beta_schedule not in (None, "constant"):
+            raise ValueError(
+                f"objective={self.objective!r} keeps β constant; use "
+                f"objective='anneal' for beta_schedule={self.beta_schedule!r}."
+            )
+        if self.objective == "anneal" and self.beta_schedule == "constant":
+            raise ValueError(
+                "objective='anneal' needs a rising schedule: linear, sigmoid or cyclical."
+            )
+        if self.objective != "beta" and self.beta != 1.0:
+            raise ValueError(f"beta={self.beta} is used only by objective='beta'.")
+        if self.anneal_steps is not None and self.anneal_epochs is not None:
+            raise ValueError("give anneal_steps or anneal_epochs, not both.")
+        if self.anneal_steps is not None and (
+            isinstance(self.anneal_steps, bool)
+            or not isinstance(self.anneal_steps, int)
+            or self.anneal_steps < 1
+        ):
+            raise ValueError(
+                f"anneal_steps={self.anneal_steps!r} is not valid: expected an integer >= 1 "
+                "(optimiser steps over which β rises)."
+            )
+        if self.anneal_epochs is not None and not (
+            math.isfinite(self.anneal_epochs) and self.anneal_epochs > 0
+        ):
+            raise ValueError(
+                f"anneal_epochs={self.anneal_epochs!r} is not valid: expected a number of "
+                "epochs > 0."
+            )
+        for name in (
+            "aggressive_max_inner_steps",
+            "aggressive_window",
+            "aggressive_patience",
+            "iw_samples",
+            "eval_max_units",
+            "anneal_cycles",
+        ):
+            value = getattr(self, name)
+            if value < 1:
+                raise ValueError(f"{name}={value!r} is not valid: expected an integer >= 1.")
+        if self.aggressive_check_steps is not None and self.aggressive_check_steps < 1:
+            raise ValueError(
+                f"aggressive_check_steps={self.aggressive_check_steps!r} is not valid: expected "
+                "an integer >= 1 (updates between MI checks), or none for one per epoch."
+            )
+        # `not >= 0` also refuses NaN, which compares false with everything: the KL term
+        # would silently drop out of the loss.
+        if not (math.isfinite(self.free_bits) and self.free_bits >= 0):
+            raise ValueError(
+                f"free_bits={self.free_bits!r} is not valid: expected a finite λ >= 0 nats."
+            )
+        for name in ("learning_rate", "num_train_epochs", "max_grad_norm", "weight_decay"):
+            value = getattr(self, name, None)
+            if isinstance(value, float) and math.isnan(value):
+                raise ValueError(f"{name}=nan is not valid: expected a number.")
+        if self.max_steps <= 0 and not self.num_train_epochs > 0:
+            raise ValueError(
+                f"max_steps={self.max_steps} and num_train_epochs={self.num_train_epochs} ask "
+                "for no training at all (the model would be saved untrained): give "
+                "--max_steps N or --num_train_epochs E > 0."
+            )
+        # Validates β, β₀, the ramp ratio with the schedule's own checks.
+        BetaSchedule(
+            self.resolved_beta_schedule,
+            self.beta,
+            self.anneal_beta_start,
+            1,
+            self.anneal_cycles,
+            self.anneal_ramp_ratio,
+        )
+
+    @property
+    def resolved_eval_refine_steps(self) -> int:
+        if self.eval_refine_steps is not None:
+            return self.eval_refine_steps
+        return self.sa_vae_steps if self.objective == "sa_vae" else 0
+
+    @property
+    def resolved_beta_schedule(self) -> str:
+        if self.beta_schedule is not None:
+            return self.beta_schedule
+        return "linear" if self.objective == "anneal" else "constant"
