@@ -1,7 +1,7 @@
 """Configurations shared by every vaehub model.
 
 `VAEConfig` holds what all VAEs share: the latent size and the prior/posterior family,
-with one way to state a committed rate (SPEC §4). Model configs subclass it.
+with one way to state a committed rate (Razavi et al. 2019, §2). Model configs subclass it.
 
 Every value is checked on construction; a bad one raises `ValueError` naming the field,
 the value and what is accepted. Configs loaded with `from_pretrained` are checked again.
@@ -19,7 +19,8 @@ from vaehub import priors
 from vaehub.posteriors import POSTERIOR_FAMILIES
 
 PRIOR_FAMILIES = ("standard", "constrained", "ar1")
-# Defaults of the richer posteriors (SPEC §7.2–7.3) when their sizes are not given.
+# Defaults of the richer posteriors (the flows and the auxiliary family of `vaehub.posteriors`)
+# when their sizes are not given.
 DEFAULT_FLOW_LENGTH = {"planar": 8, "iaf": 2}
 DEFAULT_POSTERIOR_HIDDEN_SIZE = 64
 ALPHA_SPREADS = ("shared", "linear")
@@ -360,7 +361,8 @@ def check_text_decoder(config: Any) -> None:
 
 
 class TextVAEConfig(VAEConfig):
-    r"""Configuration of `TextVAEModel`, the LSTM text VAE of SPEC §5.
+    r"""Configuration of `TextVAEModel`, the LSTM text VAE of Bowman et al. 2016
+    in He et al. 2019's configuration.
 
     Args:
         vocab_size (`int`, defaults to 10004):
@@ -485,7 +487,7 @@ def check_pixel_decoder(config: Any) -> None:
 
 
 class DeltaVAEConfig(VAEConfig):
-    r"""Configuration of `DeltaVAEModel`, the image δ-VAE of SPEC §4 (Razavi et al. 2019).
+    r"""Configuration of `DeltaVAEModel`, the image δ-VAE of Razavi et al. 2019.
 
     Args:
         image_size (`int`, defaults to 28):
@@ -594,7 +596,7 @@ TEXT_DECODER_FIELDS = (
 
 class TextLMConfig(CheckedConfig):
     r"""Configuration of `TextLMModel`: the text VAE's LSTM decoder with no latent, an
-    exact language model (He et al.'s "LSTM-LM", SPEC §7.5).
+    exact language model ("LSTM-LM" in He et al. 2019, Table 1).
 
     Args:
         vocab_size, embedding_size, decoder_hidden_size, decoder_embedding_dropout,
@@ -670,7 +672,7 @@ PIXEL_DECODER_FIELDS = (
 
 class PixelCNNConfig(CheckedConfig):
     r"""Configuration of `PixelCNNModel`: the δ-VAE's Gated PixelCNN decoder with no
-    conditioning, an exact image model (He et al.'s "PixelCNN", SPEC §7.5).
+    conditioning, an exact image model ("PixelCNN" in He et al. 2019, Table 2).
 
     Args:
         image_size, num_channels, output_distribution, decoder_channels, decoder_layers,

@@ -211,7 +211,7 @@ class LengthBucketSampler(Sampler[int]):
             yield from batch
 
 
-# --- He et al. 2019 synthetic data (SPEC §5) ---------------------------------------------
+# --- He et al. 2019 synthetic data (their synthetic experiment's generator) --------------
 
 MIXTURE_CENTRES = ((2.0, 2.0), (2.0, -2.0), (-2.0, 2.0), (-2.0, -2.0))
 

@@ -25,8 +25,8 @@ IMAGE_MODEL_TYPES = ("delta_vae", "pixelcnn")
 MODEL_TYPES = TEXT_MODEL_TYPES + IMAGE_MODEL_TYPES
 # The models without a latent: the exact baselines of the VAEs beside them.
 BASELINE_OF = {"text_vae": "text_lm", "delta_vae": "pixelcnn"}
-# He et al.'s optimisation of the text VAE (SPEC §5); 0.03125 = 1.0 · 0.5⁵ stops the decays
-# after the fifth.
+# He et al. 2019's optimisation of the text VAE (their text experiments); 0.03125 = 1.0 · 0.5⁵
+# stops the decays after the fifth.
 PAPER_TRAINING = (
     "--optim", "sgd",
     "--learning_rate", "1.0",

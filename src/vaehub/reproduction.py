@@ -1,7 +1,7 @@
 """He et al. 2019's Tables 1 and 2 in kind: every row a `vaehub train` recipe, resumable.
 
-A row (SPEC §8) is one model and objective trained by one named recipe on one dataset
-with a stated budget. Here a row is the list of `vaehub train` flags it adds to its
+A row is one model and objective trained by one named recipe on one dataset with a stated
+budget. Here a row is the list of `vaehub train` flags it adds to its
 dataset's recipe (`TEXT_DATASETS`, `IMAGE_DATASETS`); every row of a table gets the same
 number of updates (`--max_steps`) and seed, and every row with a latent is measured beside
 the exact NLL of its own decoder trained without one (the table's first row, same seed).
@@ -62,7 +62,7 @@ COMMITTED_LENGTH = {"ptb": 22}
 # Datasets that always have a test split (the synthetic corpus has none; sentence files
 # may not): their table reports it, and only it needs the costly IW-NLL.
 WITH_TEST_SPLIT = ("ptb", "mnist", "omniglot")
-# What the CPU budget (SPEC §8: PTB's table in 3 hours on 2 cores, one epoch a row) asks of
+# What the CPU budget (PTB's table in 3 hours on 2 cores, one epoch a row) asks of
 # the two costly objectives, by dataset. He et al. check the validation MI once an epoch, so
 # in a one-epoch row the inner loop (about 45 encoder steps an update at a window of 15)
 # would never stop; here it is checked every 50 updates, with the window of 10 of their image
@@ -146,8 +146,9 @@ TEXT_ROWS: tuple[Row, ...] = (
         ),
     ),
 )
-# He et al.'s image code (SPEC §2): inner-loop window 10, and aggressive training off only
-# once the validation MI has failed 5 times in all to beat its best (text: at the first).
+# He et al. 2019's image code (github.com/jxhe/vae-lagging-encoder): inner-loop window 10, and
+# aggressive training off only once the validation MI has failed 5 times in all to beat its best
+# (text: at the first).
 IMAGE_AGGRESSIVE = ("--aggressive_window", "10", "--aggressive_patience", "5")
 IMAGE_ROWS: tuple[Row, ...] = (
     Row("pixelcnn", "PixelCNN (exact)", ("--model_type", "pixelcnn"), exact=True),
@@ -166,7 +167,7 @@ IMAGE_ROWS: tuple[Row, ...] = (
          "--committed_rate", "{committed_rate}")),
 )  # fmt: skip
 
-# He et al. 2019, Table 1, Yahoo (SPEC §6): the published numbers the text table sits beside.
+# He et al. 2019, Table 1, Yahoo: the published numbers the text table sits beside.
 HE_2019_YAHOO = {
     "lstm_lm": {"nll": 328.0},
     "vae": {"nll": 329.0, "kl": 0.0, "mi": 0.0, "active_units": 0},
@@ -176,7 +177,7 @@ HE_2019_YAHOO = {
     "aggressive": {"nll": 328.2, "kl": 5.6, "mi": 3.0, "active_units": 8.0},
     "aggressive_anneal": {"nll": 326.7, "kl": 5.7, "mi": 2.9, "active_units": 15.0},
 }
-# He et al. 2019, Table 2, Omniglot (SPEC §6): ResNet encoder, PixelCNN decoder, latent 32.
+# He et al. 2019, Table 2, Omniglot: ResNet encoder, PixelCNN decoder, latent 32.
 HE_2019_OMNIGLOT = {
     "pixelcnn": {"nll": 89.73},
     "vae": {"nll": 89.41, "kl": 1.51, "mi": 1.43, "active_units": 3},
@@ -190,7 +191,7 @@ COMMAND_FILE = "command.txt"
 
 @dataclass
 class TableSettings:
-    """What every row of one table shares: the stated budget of SPEC §8."""
+    """What every row of one table shares: its stated budget (updates, batch, seed)."""
 
     dataset: str
     output_dir: str = "vaehub-reproduce"
