@@ -64,11 +64,11 @@ COMMITTED_LENGTH = {"ptb": 22}
 WITH_TEST_SPLIT = ("ptb", "mnist", "omniglot")
 # What the CPU budget (PTB's table in 3 hours on 2 cores, one epoch a row) asks of
 # the two costly objectives, by dataset. He et al. check the validation MI once an epoch, so
-# in a one-epoch row the inner loop (about 45 encoder steps an update at a window of 15)
+# in a one-epoch row the inner loop (tens of encoder steps an update at a window of 15)
 # would never stop; here it is checked every 50 updates, with the window of 10 of their image
 # code. SA-VAE differentiates through its SVI steps (Hessian-vector products through the
 # decoder): an update with K steps costs about K + 1 plain ones, so Kim et al.'s K = 20 would
-# take a day a row here; K = 5.
+# not fit the budget; K = 5.
 BUDGETS = ("cpu", "paper")  # `paper` leaves out BUDGET_FLAGS
 _ONE_EPOCH_BUDGET = {
     "aggressive": ("--aggressive_check_steps", "50", "--aggressive_window", "10"),
@@ -112,8 +112,8 @@ def _beta_rows() -> tuple[Row, ...]:
 ANNEAL = ("--beta_schedule", "linear")
 # Kim et al. (and He et al.'s SA-VAE) take their η = 1 SVI steps on the ELBO averaged over a
 # batch, so each example's λ moves by 1/B of its own gradient; vaehub's steps are per example
-# (SPEC §7.1). At η = 1 per example and β = 1 from the first update, PTB's KL reached 10¹²
-# nats within 40 updates (bf16); the rows without annealing take the published step as it
+# (Kim et al. 2018, Algorithm 1, run per example). At η = 1 per example and β = 1 from the
+# first update, PTB's KL diverges; the rows without annealing take the published step as it
 # acts on one example of a batch of 32. Annealed rows start at β = 0.1 and keep η = 1.
 SVI_PER_EXAMPLE_LR = ("--sa_vae_lr", "0.03125")
 _SA_VAE_ABOUT = (
