@@ -379,7 +379,7 @@ def test_the_cards_models_without_a_latent_are_the_models_that_say_so():
 
     models = (TextVAEModel, DeltaVAEModel, TextLMModel, PixelCNNModel, LinearVAEModel)
     without = {m.config_class.model_type for m in models if not getattr(m, "has_latent", True)}
-    # hub depends on no model class, so it keeps its own list: the models' own, exactly.
+    # hub keeps its own list of the models without a latent: the models' own, exactly.
     assert set(NO_LATENT) == without == {"text_lm", "pixelcnn"}
 
 

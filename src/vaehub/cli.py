@@ -1,5 +1,6 @@
-"""The `vaehub` command: `demo`, `reproduce`, `train`, `evaluate`, `generate`, `interpolate`,
-`push`, `pull` and `card`.
+"""The `vaehub` command and its 13 subcommands: `demo`, `reproduce`, `train`, `evaluate`,
+`diagnose`, `push`, `pull`, `generate`, `interpolate`, `reconstruct`, `card`, `release` and
+`verify`.
 
 `vaehub train` parses `ModelArguments`, `DataArguments` and `VAETrainingArguments` with
 `HfArgumentParser`, so every `TrainingArguments` flag works (`--learning_rate`,
@@ -31,8 +32,8 @@ from vaehub.svi_settings import (
 
 
 def train(argv: Sequence[str]) -> int:
-    """`vaehub train`: train a text VAE or δ-VAE with any objective, save it and its
-    evaluation."""
+    """`vaehub train`: train a text VAE, an image δ-VAE or either's decoder alone with any
+    objective, save it and its evaluation."""
     from transformers import HfArgumentParser
 
     from vaehub.recipe import PAPER_TRAINING, ModelArguments, run_training

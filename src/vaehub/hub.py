@@ -4,7 +4,10 @@ A model folder holds, besides the weights, config and tokenizer:
 
 - `eval_<split>.json`: what `vaehub evaluate` or `vaehub train` measured on a split
   (`{"split", "dataset", "iw_samples", "metrics": {...}}`);
-- `training.json`: how the model was trained (objective, schedule, hyperparameters).
+- `training.json`: how the model was trained (objective, schedule, hyperparameters);
+- where present: `generation.json` (a text model's generation report), `samples.png` (an
+  image model's samples), `about.md` and, in a released checkpoint, `verification.json`
+  (`vaehub.verification`).
 
 `render_model_card` turns them into a `huggingface_hub.ModelCard` whose `model-index`
 holds the measured numbers — never numbers typed by hand — and refuses, naming them,
