@@ -13,8 +13,9 @@
 #                 carries most of the sentence, for reconstruction and interpolation.
 #
 # AGGRESSIVE=0 starts stages 3 and 4 from the autoencoder of stage 2 instead (Li et al.
-# 2019). At one epoch that start collapsed (MI 0.001) where the aggressive one did not; the
-# aggressive inner loop is cheap on an idle CPU and 15-40 s an update on a shared one.
+# 2019). The aggressive start is the default: the autoencoder start can still collapse (see
+# docs/results/code-notes.md); its price is an inner loop of many encoder steps an update,
+# which a busy CPU feels most.
 #
 # Every stage validates once an epoch, keeps the checkpoint with the best validation loss
 # (negative ELBO; the exact NLL for the LM) and is measured on the whole test set, the VAEs

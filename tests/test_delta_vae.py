@@ -1,4 +1,4 @@
-"""The image δ-VAE against the paper's mathematics (SPEC §4)."""
+"""The image δ-VAE against the paper's mathematics (Razavi et al. 2019, §2)."""
 
 from __future__ import annotations
 

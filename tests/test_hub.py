@@ -227,7 +227,7 @@ def test_offline_mode_loads_from_the_populated_cache(hub, tmp_path):
         "input_ids, attention_mask = model.tokenize(sys.argv[2:])\n"
         "z = torch.linspace(-1, 1, input_ids.shape[0] * model.config.latent_size)"
         ".view(input_ids.shape[0], -1)\n"
-        # As logits_of computes them: without autograd (on an AVX2 CPU the LSTM's forward
+        # As logits_of computes them: without autograd (on some CPUs the LSTM's forward
         # with autograd differs from the one without in the last bit).
         "with torch.no_grad():\n"
         "    logits = model.eval()(input_ids, attention_mask, z=z).logits\n"
@@ -371,7 +371,7 @@ def test_the_cards_models_without_a_latent_are_the_models_that_say_so():
 
     models = (TextVAEModel, DeltaVAEModel, TextLMModel, PixelCNNModel, LinearVAEModel)
     without = {m.config_class.model_type for m in models if not getattr(m, "has_latent", True)}
-    # hub depends on no model class, so it keeps its own list: the models' own, exactly.
+    # hub keeps its own list of the models without a latent: the models' own, exactly.
     assert set(NO_LATENT) == without == {"text_lm", "pixelcnn"}
 
 

@@ -1,4 +1,4 @@
-"""Probabilistic PCA and Lucas et al.'s linear VAE against their closed forms (SPEC §7.6)."""
+"""Probabilistic PCA and the linear VAE of Lucas et al. 2019 (§4) against their closed forms."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The collapse metrics on cases with known answers (SPEC §3).
+"""The collapse metrics on cases with known answers (He et al. 2019's protocol).
 
 The linear-Gaussian VAE below is a complete model in its own right — p(z) = N(0, I),
 p(x|z) = N(Wz + b, σ²I) — whose marginal log p(x) = log N(x; b, WWᵀ + σ²I) is exact, and

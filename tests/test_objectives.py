@@ -1,4 +1,4 @@
-"""β schedules and free bits (SPEC §2) against their definitions."""
+"""β schedules and free bits (`docs/formulas.md`) against their definitions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The three prior families against direct computations (SPEC §1, §4)."""
+"""The three prior families against direct computations (Razavi et al. 2019, §2)."""
 
 from __future__ import annotations
 

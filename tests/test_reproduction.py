@@ -25,7 +25,7 @@ from vaehub.recipes.reproduce import (
     summarise,
 )
 
-# A budget that shows the lesson on 2 cores in about a minute and a half: the synthetic
+# A budget small enough for the suite that still shows the lesson: the synthetic
 # model has 50-unit LSTMs and a 2-d latent; the inner loops are cut short (at most 10
 # aggressive encoder steps per update, 3 SVI steps), given to every row after `--`.
 TABLE = dict(dataset="synthetic", max_steps=200, iw_samples=20)

@@ -1,6 +1,6 @@
-"""SVI refinement and the semi-amortised VAE (SPEC §7.1): K = 0 is plain training, the
-refined ELBO beats the amortised one, the backpropagated encoder gradient matches finite
-differences, and no weight gets a gradient inside the steps."""
+"""SVI refinement and the semi-amortised VAE (Kim et al. 2018, Algorithm 1): K = 0 is plain
+training, the refined ELBO beats the amortised one, the backpropagated encoder gradient
+matches finite differences, and no weight gets a gradient inside the steps."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The `vaehub` command: `demo`, `reproduce`, `train`, `evaluate`, `generate`, `interpolate`,
-`push`, `pull` and `card`.
+"""The `vaehub` command and its subcommands: `demo`, `reproduce`, `train`, `evaluate`,
+`diagnose`, `push`, `pull`, `generate`, `interpolate`, `reconstruct`, `card`, `release` and
+`verify`.
 
 `vaehub train` parses `ModelArguments`, `DataArguments` and `VAETrainingArguments` with
 `HfArgumentParser`, so every `TrainingArguments` flag works (`--learning_rate`,

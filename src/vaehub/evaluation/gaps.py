@@ -1,5 +1,5 @@
-"""The amortisation gap (Cremer, Li & Duvenaud 2018; SPEC §7.4): where the distance between
-log p(x) and a model's ELBO comes from.
+"""The amortisation gap (Cremer, Li & Duvenaud 2018): where the distance between log p(x)
+and a model's ELBO comes from.
 
     log p(x) − ELBO(x; q_φ)
       = [log p(x) − ELBO(x; q*)]        approximation gap: the posterior family

@@ -1,4 +1,4 @@
-"""The numbers that decide whether a VAE collapsed (SPEC §3, He et al. 2019's protocol).
+"""The numbers that decide whether a VAE collapsed (He et al. 2019's evaluation protocol).
 
 Every metric needs only three things from a model, so the text VAE and the image δ-VAE
 share them unchanged, whatever their posterior family:
@@ -167,8 +167,8 @@ def evaluate_vae(
     Args:
         batches: dicts of tensors, as `model.forward` takes them.
         refine_steps: K > 0 evaluates with the posterior refined by K SVI steps from the
-            encoder's (SPEC §7.1; Kim et al.'s step size, momentum and clipping): every
-            metric then describes q(z|x; λ_K).
+            encoder's (Kim et al. 2018, Algorithm 1, with their step size, momentum and
+            clipping): every metric then describes q(z|x; λ_K).
         refine_lr, refine_momentum, refine_max_grad_norm: those SVI steps' η, momentum and
             per-example clipping; an SA-VAE is measured with the ones it was trained with.
         kl_samples: samples of the Monte Carlo KL for a posterior with no closed form.
@@ -292,7 +292,7 @@ def evaluate_exact(
     show_progress: bool = False,
     total: int | None = None,
 ) -> dict[str, Any]:
-    """The exact NLL of a model without a latent (SPEC §7.5) over a dataset.
+    """The exact NLL of a model without a latent (He et al. 2019's LSTM-LM, PixelCNN) on a dataset.
 
     Returns:
         `nll` (nats per example, exact: `exact` is True) with `ppl` (text) or

@@ -1,4 +1,4 @@
-"""The true model posterior p_θ(z|x) of a 2-d latent, approximated on a grid (SPEC §5).
+"""The true model posterior p_θ(z|x) of a 2-d latent, approximated on a grid.
 
     p_θ(z|x) ∝ p_θ(x|z) p(z),  evaluated at every point of a square grid and normalised.
 

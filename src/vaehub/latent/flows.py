@@ -1,4 +1,4 @@
-"""Normalizing-flow posteriors (SPEC §7.2): planar flows and inverse autoregressive flows.
+"""Normalizing-flow posteriors: planar flows (Rezende & Mohamed 2015) and IAF (Kingma et al. 2016).
 
     z₀ ~ q₀(z|x) = N(μ, diag σ²)        the encoder's Gaussian
     z_T = f_T ∘ … ∘ f_1(z₀)             each f_t conditioned on the encoder's features h

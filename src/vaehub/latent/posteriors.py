@@ -1,4 +1,5 @@
-"""The posterior families q(z|x), built from the encoder's output (SPEC §1, §7).
+"""The posterior families q(z|x), built from the encoder's output (Kingma & Welling 2014;
+the richer families' papers are cited where each is built).
 
     encoder(x) ─▶ PosteriorParameters: λ = (μ, scale) and the features h
                ─▶ config.posterior:
@@ -13,8 +14,9 @@ and `rsample_and_log_prob(shape)`: a reparameterised sample with its log q(z|x),
 pass, which is what the ELBO, the KL estimate (`vaehub.latent.kl`) and the IW-NLL need. For the
 auxiliary family the log q of a sample is the bound's term
 log q(v|x) + log q(z|v,x) − log r(v|x,z) at the (z, v) drawn, so the ELBO becomes the
-auxiliary bound and the IW-NLL stays a lower bound on log p(x) for every K (SPEC §7.3);
-its `log_prob(z)` is an importance estimate of log q(z|x) with r as the proposal.
+auxiliary bound (Ranganath et al. 2016; Maaløe et al. 2016) and the IW-NLL stays a lower
+bound on log p(x) for every K; its `log_prob(z)` is an importance estimate of log q(z|x)
+with r as the proposal.
 
 SVI refinement (`vaehub.latent.svi`) changes λ alone and keeps the family: σ always comes from
 the prior's map of `scale`, so a refined δ-VAE posterior still has KL ≥ δ.
@@ -198,7 +200,7 @@ class AuxiliaryHead(nn.Module):
 
 
 class AuxiliaryPosterior(LatentPosterior):
-    """q(z, v|x) = q(v|x)·q(z|v,x) with the reverse model r(v|x,z) (SPEC §7.3).
+    """q(z, v|x) = q(v|x)·q(z|v,x) with the reverse model r(v|x,z) (Ranganath et al. 2016).
 
     `mean` is the mean of q(z|v,x) at v = E[v], a point estimate of E_q[z].
     """

@@ -1,4 +1,4 @@
-"""Priors and posteriors as `torch.distributions` objects (SPEC §1, §4).
+"""Priors as `torch.distributions` objects (Kingma & Welling 2014; Razavi et al. 2019, §2).
 
 Three families, each pairing a prior p(z) with the way a diagonal Gaussian posterior
 is built from the encoder's output:
@@ -152,7 +152,7 @@ class VarianceConstrainedPrior(StandardNormalPrior):
 
 
 class AR1Prior(LatentPrior):
-    """Each channel k an AR(1) process with unit marginal variance (SPEC §4):
+    """Each channel k an AR(1) process with unit marginal variance (Razavi et al. 2019, §2.1):
     z_1 ~ N(0, 1), z_t = α_k z_{t−1} + √(1 − α_k²) ε_t.
 
     Args:
@@ -271,7 +271,7 @@ def _kl_diagonal_latent_prior(q: DiagonalGaussian, p: LatentPrior) -> Tensor:
     return p.kl_per_dim(q).sum(-1)
 
 
-# --- committed rates (SPEC §4) -----------------------------------------------------------
+# --- committed rates (Razavi et al. 2019, §2) ---------------------------------------------
 
 
 def constrained_committed_rate(std_max: float, latent_size: int) -> float:

@@ -2,8 +2,8 @@
 
 `svi` refines posteriors with them by default. The CLI, a release's verification slice and
 a model card name a refinement's step size, momentum and clipping only where they differ
-from these; they read them here rather than from `svi`, so the Hub and card layer depends on
-no model part.
+from these; they read them here rather than from `svi`, which imports torch and the
+posteriors.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SVI refinement of the encoder's local parameters λ = (μ, scale) (SPEC §7.1, Kim et al.).
+"""SVI refinement of the encoder's local parameters λ = (μ, scale) (Kim et al. 2018, Algorithm 1).
 
     λ₀ = enc_φ(x)
     for k = 0 … K−1:                         θ and φ fixed; one z sample per step

@@ -20,7 +20,8 @@ from vaehub.latent.posteriors import POSTERIOR_FAMILIES
 PRIOR_FAMILIES = ("standard", "constrained", "ar1")
 
 
-# Defaults of the richer posteriors (SPEC §7.2–7.3) when their sizes are not given.
+# Defaults of the richer posteriors (the flows and the auxiliary family of
+# `vaehub.latent.posteriors`) when their sizes are not given.
 DEFAULT_FLOW_LENGTH = {"planar": 8, "iaf": 2}
 
 

@@ -349,8 +349,8 @@ def check_decoded_at_once(count: int, name: str) -> None:
         )
 
 
-# Sentences or images the encoder reads at once in `encode`: 10,000 PTB sentences in one
-# pass asked for 9.3 GB; in chunks, memory stays that of one chunk (without gradients).
+# Sentences or images the encoder reads at once in `encode`: a corpus in one pass asks for
+# gigabytes; in chunks, memory stays that of one chunk (without gradients).
 ENCODED_AT_ONCE = 512
 
 

@@ -1,7 +1,7 @@
 """He et al. 2019's Tables 1 and 2 in kind: every row a `vaehub train` recipe, resumable.
 
-A row (SPEC §8) is one model and objective trained by one named recipe on one dataset
-with a stated budget. Here a row is the list of `vaehub train` flags it adds to its
+A row is one model and objective trained by one named recipe on one dataset with a stated
+budget. Here a row is the list of `vaehub train` flags it adds to its
 dataset's recipe (`TEXT_DATASETS`, `IMAGE_DATASETS`); every row of a table gets the same
 number of updates (`--max_steps`) and seed, and every row with a latent is measured beside
 the exact NLL of its own decoder trained without one (the table's first row, same seed).
@@ -63,13 +63,13 @@ COMMITTED_LENGTH = {"ptb": 22}
 # Datasets that always have a test split (the synthetic corpus has none; sentence files
 # may not): their table reports it, and only it needs the costly IW-NLL.
 WITH_TEST_SPLIT = ("ptb", "mnist", "omniglot")
-# What the CPU budget (SPEC §8: PTB's table in 3 hours on 2 cores, one epoch a row) asks of
+# What the CPU budget (PTB's table in 3 hours on 2 cores, one epoch a row) asks of
 # the two costly objectives, by dataset. He et al. check the validation MI once an epoch, so
-# in a one-epoch row the inner loop (about 45 encoder steps an update at a window of 15)
+# in a one-epoch row the inner loop (tens of encoder steps an update at a window of 15)
 # would never stop; here it is checked every 50 updates, with the window of 10 of their image
 # code. SA-VAE differentiates through its SVI steps (Hessian-vector products through the
 # decoder): an update with K steps costs about K + 1 plain ones, so Kim et al.'s K = 20 would
-# take a day a row here; K = 5.
+# not fit the budget; K = 5.
 BUDGETS = ("cpu", "paper")  # `paper` leaves out BUDGET_FLAGS
 _ONE_EPOCH_BUDGET = {
     "aggressive": ("--aggressive_check_steps", "50", "--aggressive_window", "10"),
@@ -113,8 +113,8 @@ def _beta_rows() -> tuple[Row, ...]:
 ANNEAL = ("--beta_schedule", "linear")
 # Kim et al. (and He et al.'s SA-VAE) take their η = 1 SVI steps on the ELBO averaged over a
 # batch, so each example's λ moves by 1/B of its own gradient; vaehub's steps are per example
-# (SPEC §7.1). At η = 1 per example and β = 1 from the first update, PTB's KL reached 10¹²
-# nats within 40 updates (bf16); the rows without annealing take the published step as it
+# (Kim et al. 2018, Algorithm 1, run per example). At η = 1 per example and β = 1 from the
+# first update, PTB's KL diverges; the rows without annealing take the published step as it
 # acts on one example of a batch of 32. Annealed rows start at β = 0.1 and keep η = 1.
 SVI_PER_EXAMPLE_LR = ("--sa_vae_lr", "0.03125")
 _SA_VAE_ABOUT = (
@@ -147,8 +147,9 @@ TEXT_ROWS: tuple[Row, ...] = (
         ),
     ),
 )
-# He et al.'s image code (SPEC §2): inner-loop window 10, and aggressive training off only
-# once the validation MI has failed 5 times in all to beat its best (text: at the first).
+# He et al. 2019's image code (github.com/jxhe/vae-lagging-encoder): inner-loop window 10, and
+# aggressive training off only once the validation MI has failed 5 times in all to beat its best
+# (text: at the first).
 IMAGE_AGGRESSIVE = ("--aggressive_window", "10", "--aggressive_patience", "5")
 IMAGE_ROWS: tuple[Row, ...] = (
     Row("pixelcnn", "PixelCNN (exact)", ("--model_type", "pixelcnn"), exact=True),
@@ -167,7 +168,7 @@ IMAGE_ROWS: tuple[Row, ...] = (
          "--committed_rate", "{committed_rate}")),
 )  # fmt: skip
 
-# He et al. 2019, Table 1, Yahoo (SPEC §6): the published numbers the text table sits beside.
+# He et al. 2019, Table 1, Yahoo: the published numbers the text table sits beside.
 HE_2019_YAHOO = {
     "lstm_lm": {"nll": 328.0},
     "vae": {"nll": 329.0, "kl": 0.0, "mi": 0.0, "active_units": 0},
@@ -177,7 +178,7 @@ HE_2019_YAHOO = {
     "aggressive": {"nll": 328.2, "kl": 5.6, "mi": 3.0, "active_units": 8.0},
     "aggressive_anneal": {"nll": 326.7, "kl": 5.7, "mi": 2.9, "active_units": 15.0},
 }
-# He et al. 2019, Table 2, Omniglot (SPEC §6): ResNet encoder, PixelCNN decoder, latent 32.
+# He et al. 2019, Table 2, Omniglot: ResNet encoder, PixelCNN decoder, latent 32.
 HE_2019_OMNIGLOT = {
     "pixelcnn": {"nll": 89.73},
     "vae": {"nll": 89.41, "kl": 1.51, "mi": 1.43, "active_units": 3},
@@ -191,7 +192,7 @@ COMMAND_FILE = "command.txt"
 
 @dataclass
 class TableSettings:
-    """What every row of one table shares: the stated budget of SPEC §8."""
+    """What every row of one table shares: its stated budget (updates, batch, seed)."""
 
     dataset: str
     output_dir: str = "vaehub-reproduce"

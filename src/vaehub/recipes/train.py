@@ -28,8 +28,8 @@ IMAGE_MODEL_TYPES = model_types(modality="image")
 MODEL_TYPES = TEXT_MODEL_TYPES + IMAGE_MODEL_TYPES
 # The models without a latent: the exact baselines of the VAEs beside them.
 BASELINE_OF = {t.name: t.baseline for t in MODEL_TYPE_TABLE.values() if t.baseline}
-# He et al.'s optimisation of the text VAE (SPEC §5); 0.03125 = 1.0 · 0.5⁵ stops the decays
-# after the fifth.
+# He et al. 2019's optimisation of the text VAE (their text experiments); 0.03125 = 1.0 · 0.5⁵
+# stops the decays after the fifth.
 PAPER_TRAINING = (
     "--optim", "sgd",
     "--learning_rate", "1.0",

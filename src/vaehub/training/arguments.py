@@ -31,8 +31,8 @@ SAMPLING_STRATEGIES = (
 def cpu_supports_bf16() -> bool:
     """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX), as oneDNN sees it.
 
-    Without it, oneDNN's LSTM refuses bfloat16 inputs and a bfloat16 matmul runs emulated
-    (on an AVX2 EPYC: 0.3 GFLOP/s against float32's 106).
+    Without it, oneDNN's LSTM refuses bfloat16 inputs and a bfloat16 matmul runs emulated,
+    orders of magnitude slower than float32.
     """
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 

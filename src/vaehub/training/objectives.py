@@ -1,4 +1,4 @@
-"""How the trainer weights the ELBO's parts (SPEC §2): β schedules and free bits.
+"""How the trainer weights the ELBO's parts: β schedules and free bits (`docs/formulas.md`).
 
     loss = mean_x reconstruction(x) + β(step) · KL_term
     KL_term = mean_x KL(q(z|x) ‖ p(z))                  without free bits

@@ -1,14 +1,14 @@
 """`VAETrainer`: transformers' `Trainer` with the objectives that fight posterior collapse.
 
 The model returns per-example `reconstruction_nll` and `kl` (and `kl_per_dim`); the
-trainer weights them (SPEC §2):
+trainer weights them (`docs/formulas.md`):
 
 - `elbo`: β = 1; `beta`: constant β; `anneal`: β from β₀ to 1 on a linear, sigmoid or
   cyclical schedule; `free_bits` (λ per latent dim) on top of any of them.
 - `aggressive` (He et al. 2019, Algorithm 1; `vaehub.training.aggressive`): encoder-only inner
   steps before each update, which then changes the decoder only, until the validation
   mutual information stops rising. Give `beta_schedule` to combine it with annealing.
-- `sa_vae` (Kim et al. 2018; SPEC §7.1): `sa_vae_steps` SVI steps refine the encoder's
+- `sa_vae` (Kim et al. 2018, Algorithm 1): `sa_vae_steps` SVI steps refine the encoder's
   λ₀ into λ_K (`vaehub.latent.svi`); the update is on ELBO(x; λ_K), the decoder through its
   direct gradient, the encoder backpropagated through the steps (or, with
   `sa_vae_backprop=False`, on its own ELBO at λ₀). β (anneal) weights the KL of every

@@ -17,7 +17,7 @@ COUNTS = ("active_units", "num_examples")  # whole numbers, even when a Trainer 
 def _format(value: Any, key: str = "") -> str:
     if key in COUNTS or isinstance(value, int):
         return str(round(value))
-    # An image model's bits/dim differ in the third decimal (MNIST: 0.168 against 0.169).
+    # Image models' bits/dim can differ only in the third decimal.
     return fixed(value, 3 if key == "bits_per_dim" else 2)
 
 

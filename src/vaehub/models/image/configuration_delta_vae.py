@@ -31,7 +31,7 @@ def check_pixel_decoder(config: Any) -> None:
 
 
 class DeltaVAEConfig(VAEConfig):
-    r"""Configuration of `DeltaVAEModel`, the image δ-VAE of SPEC §4 (Razavi et al. 2019).
+    r"""Configuration of `DeltaVAEModel`, the image δ-VAE of Razavi et al. 2019.
 
     Args:
         image_size (`int`, defaults to 28):

@@ -15,7 +15,7 @@ from vaehub.models.image.configuration_delta_vae import (
 
 class PixelCNNConfig(CheckedConfig):
     r"""Configuration of `PixelCNNModel`: the δ-VAE's Gated PixelCNN decoder with no
-    conditioning, an exact image model (He et al.'s "PixelCNN", SPEC §7.5).
+    conditioning, an exact image model ("PixelCNN" in He et al. 2019, Table 2).
 
     Args:
         image_size, num_channels, output_distribution, decoder_channels, decoder_layers,

@@ -270,8 +270,8 @@ class PixelModelMixin:
             warnings.simplefilter("ignore")  # torch's note on oneDNN and Intel GPUs
             with torch.backends.mkldnn.flags(enabled=False):
                 # On the CPU, oneDNN compiles a kernel for every new input shape — one per
-                # row here — and its small-batch kernels are slower than the native ones:
-                # measured 3x slower at 28x28 even after compiling.
+                # row here — and its small-batch kernels are slower than the native ones,
+                # even after compiling.
                 return self._decode_rows(images, conditioning, greedy, generator)
 
     def _decode_rows(

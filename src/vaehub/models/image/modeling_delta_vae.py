@@ -1,4 +1,4 @@
-"""The image δ-VAE (Razavi et al. 2019; SPEC §4): committed-rate latents, an anti-causal
+"""The image δ-VAE (Razavi et al. 2019, §2): committed-rate latents, an anti-causal
 encoder and a Gated PixelCNN decoder.
 
     pixel_values ─▶ encoder ─▶ (μ, scale, features) ─▶ q(z|x) of config.posterior
@@ -137,7 +137,7 @@ class DeltaVAEPreTrainedModel(VAEPreTrainedModel):
 
 
 class DeltaVAEModel(PixelModelMixin, DeltaVAEPreTrainedModel):
-    """δ-VAE for images (SPEC §4) with a prior family from the shared configs."""
+    """δ-VAE for images (Razavi et al. 2019) with a prior family from the shared configs."""
 
     def __init__(self, config: DeltaVAEConfig) -> None:
         super().__init__(config)

@@ -1,5 +1,4 @@
-"""The exact baseline of the image δ-VAE (SPEC §7.5): its Gated PixelCNN decoder with no
-conditioning.
+"""The exact baseline of the image δ-VAE: its Gated PixelCNN decoder with no conditioning.
 
     pixel_values ─▶ gated layers (no blind spot) ─▶ 1×1 head ─▶ per-pixel logits
 

@@ -1,5 +1,5 @@
-"""The linear VAE of Lucas, Tucker, Grosse and Norouzi (2019; SPEC §7.6), and the deep
-VAE with the same Gaussian decoder that their collapse experiments compare it with.
+"""The linear VAE of Lucas, Tucker, Grosse and Norouzi (2019, §4), and the deep VAE with
+the same Gaussian decoder that their collapse experiments compare it with.
 
     linear (hidden_sizes = []):
         q(z|x) = N(V(x − μ), diag(d))      d learned per latent dimension, input-independent

@@ -1,4 +1,4 @@
-"""Probabilistic PCA (Tipping & Bishop 1999; SPEC §7.6): the linear-Gaussian model whose
+"""Probabilistic PCA (Tipping & Bishop 1999; Lucas et al. 2019): the linear-Gaussian model whose
 marginal likelihood the linear VAE's ELBO reaches at its optimum.
 
     p(z) = N(0, I_k),  p(x|z) = N(Wz + μ, σ²I_D)  ⇒  p(x) = N(μ, C),  C = WWᵀ + σ²I

@@ -16,7 +16,7 @@ from vaehub.models.text.configuration_text_vae import (
 
 class TextLMConfig(CheckedConfig):
     r"""Configuration of `TextLMModel`: the text VAE's LSTM decoder with no latent, an
-    exact language model (He et al.'s "LSTM-LM", SPEC §7.5).
+    exact language model ("LSTM-LM" in He et al. 2019, Table 1).
 
     Args:
         vocab_size, embedding_size, decoder_hidden_size, decoder_embedding_dropout,

@@ -16,8 +16,9 @@ TEXT_PRESETS: dict[str, dict[str, Any]] = {
     "yelp": dict(
         embedding_size=512, encoder_hidden_size=1024, decoder_hidden_size=1024, latent_size=32
     ),
-    # The PTB setting: 256 / 256 / 256, z = 32; PTB's 9,998 words besides <unk>, plus the
-    # 4 special tokens.
+    # The PTB setting: 256 / 256 / 256, z = 32. PTB's vocabulary is 10,002 tokens (its 9,998
+    # words besides <unk>, plus the 4 special tokens); `vaehub train` sets vocab_size to the
+    # tokenizer's size.
     "ptb": dict(
         embedding_size=256,
         encoder_hidden_size=256,
@@ -59,7 +60,8 @@ def check_text_decoder(config: Any) -> None:
 
 
 class TextVAEConfig(VAEConfig):
-    r"""Configuration of `TextVAEModel`, the LSTM text VAE of SPEC §5.
+    r"""Configuration of `TextVAEModel`, the LSTM text VAE of Bowman et al. 2016
+    in He et al. 2019's configuration.
 
     Args:
         vocab_size (`int`, defaults to 10004):

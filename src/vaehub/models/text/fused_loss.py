@@ -20,8 +20,7 @@ log-sum-exp in float32.
 
 The weight is cast to the matmul dtype once per call. In float32 the forward matmul goes
 through oneDNN's linear where this PyTorch has it (checked once, at import): for this
-product's shape (few rows, a wide vocabulary) it is faster than the BLAS `mm` (a PTB
-training step about 3% faster, measured).
+product's shape (few rows, a wide vocabulary) it is faster than the BLAS `mm`.
 """
 
 from __future__ import annotations
@@ -33,9 +32,8 @@ from torch import Tensor
 # small enough to be reused from cache by the log-sum-exp and the gradient.
 BLOCK_ROWS = 512
 # Largest float32 (rows × vocabulary) a differentiated call keeps whole (as the logits'
-# gradient). Below it, keeping is faster than recomputing in the backward (measured on the
-# PTB setting, batch 32: a step 10-25% slower with the recompute); above it, memory is
-# what runs out first.
+# gradient). Below it, keeping is faster than recomputing in the backward; above it, memory
+# is what runs out first.
 LOGITS_BUDGET_BYTES = 512 * 2**20
 
 

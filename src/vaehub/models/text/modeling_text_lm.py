@@ -1,4 +1,4 @@
-"""The exact baseline of the text VAE (SPEC §7.5): its LSTM decoder trained with no latent.
+"""The exact baseline of the text VAE: its LSTM decoder trained with no latent.
 
     input_ids ─▶ embedding (dropout) → LSTM (zero state) → dropout → linear → logits
 

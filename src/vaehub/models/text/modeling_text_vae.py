@@ -1,4 +1,4 @@
-"""The LSTM text VAE of Bowman et al. 2016 in the configuration of He et al. 2019 (SPEC §5).
+"""The LSTM text VAE of Bowman et al. 2016 in the configuration of He et al. 2019.
 
     input_ids ─▶ encoder: embedding → LSTM → last hidden state h → linear → (μ, scale)
                           └─▶ posterior q(z|x) of config.posterior from (μ, scale, h)
@@ -124,7 +124,8 @@ class TextVAEPreTrainedModel(VAEPreTrainedModel):
 
 
 class TextVAEModel(TextModelMixin, TextVAEPreTrainedModel, GenerationMixin):
-    """LSTM text VAE (SPEC §5) with a prior family from the shared configs.
+    """LSTM text VAE (Bowman et al. 2016; He et al. 2019's sizes) with a prior family from the
+    shared configs.
 
     Attach a tokenizer (`model.tokenizer = build_tokenizer(...)`) for the string-level
     methods; it is saved and loaded with the model.
