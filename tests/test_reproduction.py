@@ -262,25 +262,43 @@ def test_the_image_table_runs_beside_its_pixelcnn(tmp_path):
 
 
 REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "docs" / "results"
+# marker → (the results page that shows the table, the run folder that wrote it)
 PUBLISHED_TABLES = {
-    "reproduce-synthetic-table": REPO / "examples/results/reproduce/synthetic",
-    "reproduce-ptb-table": REPO / "examples/results/reproduce/ptb",
-    "reproduce-ptb-first-rows": REPO / "examples/results/reproduce/ptb-2630-updates",
-    "reproduce-ptb-sa-vae-float32": REPO / "examples/results/reproduce/ptb-sa-vae-float32",
-    "reproduce-mnist-table": REPO / "examples/results/reproduce/mnist",
-    "reproduce-mnist-sa-vae-float32": REPO / "examples/results/reproduce/mnist-sa-vae-float32",
-    "reproduce-omniglot-table": REPO / "examples/results/reproduce/omniglot",
+    "reproduce-synthetic-table": (
+        RESULTS / "synthetic.md",
+        REPO / "examples/results/reproduce/synthetic",
+    ),
+    "reproduce-ptb-table": (RESULTS / "ptb.md", REPO / "examples/results/reproduce/ptb"),
+    "reproduce-ptb-first-rows": (
+        RESULTS / "ptb.md",
+        REPO / "examples/results/reproduce/ptb-2630-updates",
+    ),
+    "reproduce-ptb-sa-vae-float32": (
+        RESULTS / "ptb.md",
+        REPO / "examples/results/reproduce/ptb-sa-vae-float32",
+    ),
+    "reproduce-mnist-table": (RESULTS / "mnist.md", REPO / "examples/results/reproduce/mnist"),
+    "reproduce-mnist-sa-vae-float32": (
+        RESULTS / "mnist.md",
+        REPO / "examples/results/reproduce/mnist-sa-vae-float32",
+    ),
+    "reproduce-omniglot-table": (
+        RESULTS / "omniglot.md",
+        REPO / "examples/results/reproduce/omniglot",
+    ),
     "reproduce-omniglot-sa-vae-float32": (
-        REPO / "examples/results/reproduce/omniglot-sa-vae-float32"
+        RESULTS / "omniglot.md",
+        REPO / "examples/results/reproduce/omniglot-sa-vae-float32",
     ),
 }
 
 
 @pytest.mark.parametrize("marker", sorted(PUBLISHED_TABLES))
-def test_the_readme_tables_are_the_ones_their_runs_wrote(marker):
-    folder = PUBLISHED_TABLES[marker]
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    block = readme.split(f"<!-- {marker} -->")[1].split(f"<!-- /{marker} -->")[0]
+def test_the_results_pages_tables_are_the_ones_their_runs_wrote(marker):
+    page, folder = PUBLISHED_TABLES[marker]
+    text = page.read_text(encoding="utf-8")
+    block = text.split(f"<!-- {marker} -->")[1].split(f"<!-- /{marker} -->")[0]
     markdown = (folder / MARKDOWN_FILE).read_text(encoding="utf-8")
     assert markdown in block
     with open(folder / TABLE_FILE, encoding="utf-8") as handle:
