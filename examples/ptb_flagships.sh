@@ -49,7 +49,7 @@ exec > >(tee -a "$LOG") 2>&1
 
 if python - <<'EOF'
 import sys
-from vaehub.trainer import cpu_supports_bf16
+from vaehub.training.arguments import cpu_supports_bf16
 sys.exit(0 if cpu_supports_bf16() else 1)
 EOF
 then PRECISION=(--bf16 True); echo "precision: bfloat16 autocast (the CPU has bf16)"
