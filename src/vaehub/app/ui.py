@@ -10,6 +10,7 @@ server.
 from __future__ import annotations
 
 import functools
+import html
 import logging
 import os
 import tempfile
@@ -72,22 +73,20 @@ def guarded(outputs: int) -> Callable[[Callable[..., tuple]], Callable[..., tupl
             try:
                 return handler(*args, **kwargs)
             except Cancelled:
-                message = status("The work was cancelled; nothing was changed.", "stopped")
+                said, kind = "The work was stopped; nothing else was changed.", "stopped"
             except UserError as error:
-                message = status(explore.escape(str(error)), "error")
+                said, kind = str(error), "error"
             except (ValueError, OSError, RuntimeError) as error:
                 # vaehub's own refusals (bad options, an unreadable checkpoint, a Hub that
                 # did not answer) say what is wrong; the traceback stays in the server log.
                 LOGGER.warning("handler %s failed", handler.__name__, exc_info=True)
-                message = status(explore.escape(f"{error}"), "error")
+                said, kind = str(error), "error"
             except Exception as error:  # noqa: BLE001 - the page must never show a traceback
                 LOGGER.exception("handler %s failed", handler.__name__)
-                message = status(
-                    explore.escape(f"something went wrong ({type(error).__name__}: {error})."),
-                    "error",
-                )
-            gr.Warning(message)
-            return (message, *[gr.skip() for _ in range(outputs - 1)])
+                said, kind = f"something went wrong ({type(error).__name__}: {error}).", "error"
+            # The toast shows text as HTML, not Markdown: only the HTML marks are escaped.
+            gr.Warning(html.escape(said, quote=False), duration=8)
+            return (status(explore.escape(said), kind), *[gr.skip() for _ in range(outputs - 1)])
 
         return run
 
@@ -161,7 +160,7 @@ def build_app(
     def describe(name: str) -> str:
         try:
             model = store.load(name)
-        except UserError as error:
+        except Exception as error:  # noqa: BLE001 - shown on the page, never raised there
             return status(explore.escape(str(error)), "error")
         config = model.config
         kind = {
