@@ -490,3 +490,11 @@ def test_the_space_runs_as_a_space_would(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_a_hub_id_that_does_not_exist_gets_a_message(hub_server):
+    # A real Hub API (olah on loopback, see hub_server.py) that holds no such repository.
+    open_store = ModelStore([], allow_any=True)
+    with pytest.raises(UserError, match="not found"):
+        open_store.load("vaehub/no-such-model")
+    assert open_store.names == []
