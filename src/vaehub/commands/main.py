@@ -905,6 +905,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_timeout_flag(verifying)
     verifying.set_defaults(run=verify)
+
+    # Listed for --help only: `main` hands `vaehub app ...` to vaehub.app.launch unparsed.
+    commands.add_parser(
+        "app", add_help=False, help="open the latent explorer (a Gradio page; vaehub[app])"
+    )
     return parser
 
 
@@ -915,6 +920,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "train":
             return train(argv[1:])
+        if command == "app":  # imported only here: the core commands never need gradio
+            from vaehub.app.launch import main as app_main
+
+            return app_main(argv[1:])
         args = build_parser().parse_args(argv)
         return args.run(args)
     except (ValueError, OSError, hub.HubError) as error:
