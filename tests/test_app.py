@@ -498,3 +498,32 @@ def test_a_hub_id_that_does_not_exist_gets_a_message(hub_server):
     with pytest.raises(UserError, match="not found"):
         open_store.load("vaehub/no-such-model")
     assert open_store.names == []
+
+
+SILENT_HUB_SCRIPT = """
+import vaehub
+from vaehub.app.models import ModelStore, UserError
+
+vaehub.utils.network.set_hub_timeout(1)
+store = ModelStore([], allow_any=True)
+try:
+    store.load("org/x")
+except UserError as error:
+    print("message", str(error).replace(chr(10), " "))
+else:
+    print("message none")
+print("kept", store.names)
+"""
+
+
+def test_a_server_that_does_not_answer_gets_a_message_naming_it():
+    from test_hub import run_against_a_silent_server
+
+    completed, endpoint = run_against_a_silent_server(SILENT_HUB_SCRIPT)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    lines = {line.split(" ", 1)[0]: line for line in completed.stdout.splitlines()}
+    assert lines["message"].startswith("message Could not open org/x:"), lines["message"]
+    assert f"the Hub server {endpoint.removeprefix('http://')} did not answer within 1 s" in (
+        lines["message"]
+    )
+    assert lines["kept"] == "kept []"  # a name that failed is not offered again

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from vaehub import verification
 from vaehub.commands.main import main
 from vaehub.evaluation.generation_report import (
     corpus_bleu,
@@ -23,6 +22,7 @@ from vaehub.evaluation.generation_report import (
 )
 from vaehub.hub.cards import render_model_card
 from vaehub.models.results import GENERATION_FILE
+from vaehub.recipes import release
 from vaehub.recipes.demo import show_flagship
 
 MODEL_CARDS = Path(__file__).resolve().parents[1] / "model_cards"
@@ -91,7 +91,7 @@ def test_a_release_shows_samples_that_verify_regenerates(tmp_path, capsys):
     source = tmp_path / "source"
     shutil.copytree(MODEL_CARDS / "synthetic-vae-aggressive", source)
     folder = Path(
-        verification.release(
+        release.release(
             str(source),
             "writes",
             "synthetic",
@@ -110,7 +110,7 @@ def test_a_release_shows_samples_that_verify_regenerates(tmp_path, capsys):
     # The release recorded the corpus's lengths, and decoding stops at them.
     config = json.loads((folder / "generation_config.json").read_text(encoding="utf-8"))
     assert config["length_statistics"]["sentences"] > 0
-    checks = verification.verify(str(folder))
+    checks = release.verify(str(folder))
     shown = [c for c in checks if c.metric.startswith("generation.shown.")]
     assert len(shown) == 5 + 3 + report["settings"]["steps"] and all(c.ok for c in checks)
     # The demo shows a released model offline, on the sentences its card shows.
@@ -127,7 +127,7 @@ def test_a_release_shows_samples_that_verify_regenerates(tmp_path, capsys):
     # A sample edited in the report (and so in the card) no longer verifies.
     report["shown"]["samples"][0] = "not what the model writes"
     (folder / GENERATION_FILE).write_text(json.dumps(report), encoding="utf-8")
-    failing = [c.metric for c in verification.verify(str(folder)) if not c.ok]
+    failing = [c.metric for c in release.verify(str(folder)) if not c.ok]
     assert failing == ["generation.shown.samples[0]"]
     assert main(["verify", str(folder)]) == 1
     assert "generation.shown.samples[0]" in capsys.readouterr().err

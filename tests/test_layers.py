@@ -19,7 +19,7 @@ PACKAGE = ROOT / "src" / "vaehub"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 FAMILIES = ("text", "image", "linear")
 # Above every layer: the public names, and the old import paths served for one release.
-FRONT_DOOR = ("vaehub", "vaehub._compat")
+FRONT_DOOR = ("vaehub", "vaehub._compat", "vaehub._autoregister")
 
 
 def declared_layers() -> list[str]:
@@ -170,3 +170,43 @@ def test_the_walk_sees_imports_inside_functions(tmp_path):
     assert imported(path, "vaehub.models.probe", {"vaehub.commands.main", "vaehub.commands"}) == {
         "vaehub.commands.main"
     }
+
+
+def test_the_package_imports_no_old_path():
+    """The flat 0.1 paths are served for users only; the package itself names real modules."""
+    known = set(modules())
+    stale = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                if node.module.startswith("vaehub.") and node.module not in known:
+                    stale.append(f"{name}: from {node.module} import ...")
+            elif isinstance(node, ast.Import):
+                stale += [
+                    f"{name}: import {alias.name}"
+                    for alias in node.names
+                    if alias.name.startswith("vaehub.") and alias.name not in known
+                ]
+    assert stale == []
+
+
+@pytest.mark.parametrize(
+    ("old", "name", "new"),
+    [
+        ("vaehub.cli", "main", "vaehub.commands.main"),
+        ("vaehub.trainer", "VAETrainer", "vaehub.training.trainer"),
+        ("vaehub.trainer", "VAETrainingArguments", "vaehub.training.arguments"),
+        ("vaehub.configuration_vae", "TextLMConfig", "vaehub.models.text.configuration_text_lm"),
+        ("vaehub.verification", "read_verification", "vaehub.hub.verification"),
+        ("vaehub.svi_settings", "changed_refinement", "vaehub.latent.refinement"),
+        ("vaehub.tokenization", "pad_rows", "vaehub.data.text"),
+    ],
+)
+def test_an_old_path_still_imports_with_a_warning(old, name, new):
+    import importlib
+    import sys
+
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=f"{old} moved to vaehub"):
+        module = importlib.import_module(old)
+    assert getattr(module, name) is getattr(importlib.import_module(new), name)

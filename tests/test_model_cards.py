@@ -16,14 +16,15 @@ from conftest import SHARED_DATA
 from safetensors import safe_open
 from transformers import AutoModel
 
-from vaehub import verification
 from vaehub.commands.main import main
+from vaehub.hub import verification as slices
 from vaehub.hub.cards import render_model_card
 from vaehub.hub.transfer import push_folder
+from vaehub.recipes import release
 
 MODEL_CARDS = Path(__file__).resolve().parents[1] / "model_cards"
 CHECKPOINTS = sorted(
-    path.name for path in MODEL_CARDS.iterdir() if (path / verification.VERIFICATION_FILE).is_file()
+    path.name for path in MODEL_CARDS.iterdir() if (path / slices.VERIFICATION_FILE).is_file()
 )
 
 
@@ -42,10 +43,10 @@ def test_checkpoint_loads_from_the_hub_and_its_card_holds(hub, name):
     serve(hub, MODEL_CARDS / name, repo_id)
     model = AutoModel.from_pretrained(repo_id)
     assert model.config.model_type in ("text_vae", "text_lm", "delta_vae", "pixelcnn")
-    piece, _ = verification.card_slice(verification.load_card(repo_id), repo_id)
+    piece, _ = release.card_slice(release.load_card(repo_id), repo_id)
     # A slice of PTB or MNIST reads the data here, as a user gives it with --data.
-    data = None if piece.data in verification.SELF_CONTAINED else str(SHARED_DATA / piece.data)
-    checks = verification.verify(repo_id, data)
+    data = None if piece.data in slices.SELF_CONTAINED else str(SHARED_DATA / piece.data)
+    checks = release.verify(repo_id, data)
     latent = model.config.model_type in ("text_vae", "delta_vae")
     assert {check.metric for check in checks} >= (
         {"nll", "kl", "mi", "active_units"} if latent else {"nll"}
@@ -84,7 +85,7 @@ def test_an_edited_card_fails_verification(hub, tmp_path, capsys, metric_type, d
     edited = edit_slice_number(folder / "README.md", metric_type, delta)
     repo_id = f"vaehub/synthetic-vae-aggressive-edited-{metric_type}"
     serve(hub, folder, repo_id)
-    checks = {check.metric: check for check in verification.verify(repo_id)}
+    checks = {check.metric: check for check in release.verify(repo_id)}
     key = "nll" if metric_type == "nll" else "kl"
     assert checks[key].card == pytest.approx(edited)
     assert not checks[key].ok
@@ -96,23 +97,23 @@ def test_an_edited_card_fails_verification(hub, tmp_path, capsys, metric_type, d
 def test_a_card_without_a_slice_is_refused_with_the_way_to_give_it_one(tmp_path):
     folder = tmp_path / "plain"
     shutil.copytree(MODEL_CARDS / "synthetic-vae-elbo", folder)
-    (folder / verification.VERIFICATION_FILE).unlink()
+    (folder / slices.VERIFICATION_FILE).unlink()
     render_model_card(folder).save(folder / "README.md")
-    with pytest.raises(verification.VerificationError, match="vaehub release"):
-        verification.verify(str(folder))
+    with pytest.raises(slices.VerificationError, match="vaehub release"):
+        release.verify(str(folder))
 
 
 def test_release_measures_the_slice_on_the_stored_weights(tmp_path):
     source = tmp_path / "source"
     shutil.copytree(MODEL_CARDS / "synthetic-vae-elbo", source)
-    folder = verification.release(
+    folder = release.release(
         str(source), "half", "synthetic", output_dir=str(tmp_path / "out"), first=64,
         iw_samples=10, dtype="bfloat16",
     )  # fmt: skip
-    piece, metrics = verification.read_verification(folder)
-    assert piece == verification.VerificationSlice("synthetic", "validation", 64, iw_samples=10)
+    piece, metrics = slices.read_verification(folder)
+    assert piece == slices.VerificationSlice("synthetic", "validation", 64, iw_samples=10)
     assert metrics["num_examples"] == 64
-    again = verification.measure(verification._load_for_measuring(folder), piece)
+    again = release.measure(release._load_for_measuring(folder), piece)
     assert again["nll"] == pytest.approx(metrics["nll"], abs=1e-6)
     # The weights went to disk in bfloat16, and the card's split was measured on them.
     with safe_open(str(Path(folder) / "model.safetensors"), "pt") as weights:
@@ -121,7 +122,7 @@ def test_release_measures_the_slice_on_the_stored_weights(tmp_path):
     assert split["stored_dtype"] == "bfloat16"
     results = yaml.safe_load((Path(folder) / "README.md").read_text().split("---\n")[1])
     assert results["model-index"][0]["results"][1]["dataset"]["split"] == "validation[:64]"
-    assert all(check.ok for check in verification.verify(folder))
+    assert all(check.ok for check in release.verify(folder))
 
 
 def test_a_refined_model_is_released_and_verified_on_its_refined_posterior(tmp_path):
@@ -135,17 +136,17 @@ def test_a_refined_model_is_released_and_verified_on_its_refined_posterior(tmp_p
          "--refine_momentum", "0.9", "--refine_max_grad_norm", "0.5", "--no-progress",
          "--overwrite"]
     ) == 0  # fmt: skip
-    folder = verification.release(
+    folder = release.release(
         str(source), "refined", "synthetic", output_dir=str(tmp_path / "out"), first=32,
         iw_samples=10, dtype="bfloat16",
     )  # fmt: skip
-    piece, metrics = verification.read_verification(folder)
+    piece, metrics = slices.read_verification(folder)
     assert (piece.refine_steps, piece.refine_momentum, piece.refine_max_grad_norm) == (3, 0.9, 0.5)
-    stored = verification._load_for_measuring(folder)
-    assert metrics["kl"] == pytest.approx(verification.measure(stored, piece)["kl"], abs=1e-6)
-    unrefined = verification.measure(stored, replace(piece, refine_steps=0))
+    stored = release._load_for_measuring(folder)
+    assert metrics["kl"] == pytest.approx(release.measure(stored, piece)["kl"], abs=1e-6)
+    unrefined = release.measure(stored, replace(piece, refine_steps=0))
     assert abs(metrics["kl"] - unrefined["kl"]) > 1e-3
-    kim_et_als = verification.measure(
+    kim_et_als = release.measure(
         stored, replace(piece, refine_momentum=0.5, refine_max_grad_norm=5.0)
     )
     assert abs(metrics["kl"] - kim_et_als["kl"]) > 1e-4
@@ -159,5 +160,5 @@ def test_a_refined_model_is_released_and_verified_on_its_refined_posterior(tmp_p
     assert "refine_lr" not in args  # η is Kim et al.'s: the card leaves it unnamed
     assert "refined by\n3 SVI steps with momentum 0.9, gradients clipped at norm 0.5" in card
     assert "--refine_steps 3 --refine_momentum 0.9 --refine_max_grad_norm 0.5`" in card
-    checks = verification.verify(folder)
+    checks = release.verify(folder)
     assert checks and all(check.ok for check in checks)

@@ -899,3 +899,40 @@ def test_diagnose_refuses_an_unbounded_k_for_the_gaps(tmp_path, capsys):
     assert main(args) == 1
     assert "gap_iw_samples=10,000,000 is above the limit" in capsys.readouterr().err
     assert not (tmp_path / "report").exists()
+
+
+# -- a path that does not exist is named as one -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["card", "{missing}"],
+        ["verify", "{missing}"],
+        ["push", "{missing}", "org/x"],
+        ["evaluate", "{missing}", "--data", "synthetic"],
+        ["generate", "{missing}"],
+    ],
+)
+def test_a_missing_folder_is_named_as_missing(tmp_path, capsys, command):
+    missing = str(tmp_path / "no" / "such-model")
+    assert main([part.format(missing=missing) for part in command]) == 1
+    error = capsys.readouterr().err
+    assert f"{missing} is not a folder" in error, error
+    assert "holds no" not in error and "Repo id must be" not in error
+
+
+def test_a_mistyped_relative_folder_is_not_taken_for_a_hub_id_silently(
+    hub, tmp_path, monkeypatch, capsys
+):
+    from vaehub.models.auto import load_model
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model_cards").mkdir()
+    from vaehub.models.checkpoints import CheckpointError
+
+    with pytest.raises(CheckpointError) as raised:
+        load_model("model_cards/ptb-typo")  # a valid Hub id as well, served nowhere
+    message = str(raised.value)
+    assert "could not get config.json of 'model_cards/ptb-typo'" in message
+    assert "there is no folder model_cards/ptb-typo here either" in message

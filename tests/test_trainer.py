@@ -10,8 +10,8 @@ from conftest import small_config
 from transformers import TrainerCallback
 
 from vaehub import CheckpointError, TextVAEModel
-from vaehub import trainer as trainer_module
 from vaehub.data.text import TextCollator
+from vaehub.training import arguments as arguments_module
 from vaehub.training.aggressive import AggressiveState, InnerLoopStop
 from vaehub.training.arguments import VAETrainingArguments, cpu_supports_bf16
 from vaehub.training.trainer import VAETrainer
@@ -114,7 +114,7 @@ def test_bf16_on_a_cpu_without_bf16_instructions_is_refused_with_what_to_do(
     tmp_path, monkeypatch
 ):
     # The probe answers as on an AVX2-only CPU, whatever this one has.
-    monkeypatch.setattr(trainer_module, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(arguments_module, "cpu_supports_bf16", lambda: False)
     with pytest.raises(ValueError, match="no bfloat16 instructions.*Leave out --bf16"):
         VAETrainingArguments(output_dir=str(tmp_path), bf16=True, use_cpu=True)
     assert not VAETrainingArguments(output_dir=str(tmp_path), use_cpu=True).bf16

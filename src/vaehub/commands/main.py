@@ -26,7 +26,7 @@ from vaehub.latent.refinement import (
     DEFAULT_MOMENTUM,
     REFINEMENT_DEFAULTS,
 )
-from vaehub.recipes.demo import DEFAULT_RECIPES, RECIPES
+from vaehub.recipes.demo_recipes import DEFAULT_RECIPES, RECIPES
 from vaehub.utils.allocator import keep_freed_memory
 
 
@@ -926,6 +926,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return app_main(argv[1:])
         args = build_parser().parse_args(argv)
         return args.run(args)
+    except SystemExit:  # --help and argparse's own errors: nothing more to load
+        raise
     except (ValueError, OSError, hub.HubError) as error:
         print(f"vaehub {command}: error: {error}", file=sys.stderr)
         return 1

@@ -7,22 +7,28 @@
 - `sources`: the datasets `vaehub train` and `vaehub evaluate` know by name.
 """
 
-from vaehub.data.batching import (
-    LengthBucketSampler,
-    index_batches,
-    iterate_batches,
-    length_bucketed_batches,
-)
-from vaehub.data.images import ImageCollator, image_batches, load_digits, load_mnist, load_omniglot
-from vaehub.data.synthetic import MIXTURE_CENTRES, synthetic_corpus
-from vaehub.data.text import (
-    PTB_SPLITS,
-    TextCollator,
-    check_text_file,
-    load_ptb,
-    load_text_corpus,
-    tokenize_corpus,
-)
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "LengthBucketSampler": "vaehub.data.batching",
+    "index_batches": "vaehub.data.batching",
+    "iterate_batches": "vaehub.data.batching",
+    "length_bucketed_batches": "vaehub.data.batching",
+    "ImageCollator": "vaehub.data.images",
+    "image_batches": "vaehub.data.images",
+    "load_digits": "vaehub.data.images",
+    "load_mnist": "vaehub.data.images",
+    "load_omniglot": "vaehub.data.images",
+    "MIXTURE_CENTRES": "vaehub.data.synthetic",
+    "synthetic_corpus": "vaehub.data.synthetic",
+    "PTB_SPLITS": "vaehub.data.text",
+    "TextCollator": "vaehub.data.text",
+    "check_text_file": "vaehub.data.text",
+    "load_ptb": "vaehub.data.text",
+    "load_text_corpus": "vaehub.data.text",
+    "tokenize_corpus": "vaehub.data.text",
+}
 
 __all__ = [
     "MIXTURE_CENTRES", "PTB_SPLITS", "ImageCollator", "LengthBucketSampler", "TextCollator",
@@ -30,3 +36,12 @@ __all__ = [
     "length_bucketed_batches", "load_digits", "load_mnist", "load_omniglot", "load_ptb",
     "load_text_corpus", "synthetic_corpus", "tokenize_corpus",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported when first used: `import vaehub.data.<module>` alone loads nothing else.
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'vaehub.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

@@ -6,40 +6,45 @@ The results files a model folder holds are the models layer's (`vaehub.models.re
 their names are re-exported here, where they were found before the package had layers.
 """
 
-from vaehub.hub.cards import (
-    ABOUT_FILE,
-    BASELINE_METRICS,
-    CARD_METRICS,
-    CONFIG_NOT_IN_CARD,
-    LIBRARY_NAME,
-    LICENSE,
-    NO_LATENT,
-    SAMPLES_FILE,
-    TAGS,
-    TASKS,
-    VERIFICATION_TEMPLATE,
-    card_training,
-    checkpoint_table,
-    render_model_card,
-    reported_split,
-)
-from vaehub.hub.transfer import HubError, check_download, pull, push_folder
-from vaehub.models.results import (
-    EVAL_PREFIX,
-    GENERATION_FILE,
-    TRAINING_FILE,
-    MissingResultsError,
-    check_finite_metrics,
-    check_results_target,
-    evaluation_dataset,
-    read_generation_report,
-    read_results,
-    training_summary,
-    write_generation_report,
-    write_results,
-    write_training_summary,
-)
-from vaehub.utils.formatting import COUNTS, fixed
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ABOUT_FILE": "vaehub.hub.cards",
+    "BASELINE_METRICS": "vaehub.hub.cards",
+    "CARD_METRICS": "vaehub.hub.cards",
+    "CONFIG_NOT_IN_CARD": "vaehub.hub.cards",
+    "LIBRARY_NAME": "vaehub.hub.cards",
+    "LICENSE": "vaehub.hub.cards",
+    "NO_LATENT": "vaehub.hub.cards",
+    "SAMPLES_FILE": "vaehub.hub.cards",
+    "TAGS": "vaehub.hub.cards",
+    "TASKS": "vaehub.hub.cards",
+    "VERIFICATION_TEMPLATE": "vaehub.hub.cards",
+    "card_training": "vaehub.hub.cards",
+    "checkpoint_table": "vaehub.hub.cards",
+    "render_model_card": "vaehub.hub.cards",
+    "reported_split": "vaehub.hub.cards",
+    "HubError": "vaehub.hub.transfer",
+    "check_download": "vaehub.hub.transfer",
+    "pull": "vaehub.hub.transfer",
+    "push_folder": "vaehub.hub.transfer",
+    "EVAL_PREFIX": "vaehub.models.results",
+    "GENERATION_FILE": "vaehub.models.results",
+    "TRAINING_FILE": "vaehub.models.results",
+    "MissingResultsError": "vaehub.models.results",
+    "check_finite_metrics": "vaehub.models.results",
+    "check_results_target": "vaehub.models.results",
+    "evaluation_dataset": "vaehub.models.results",
+    "read_generation_report": "vaehub.models.results",
+    "read_results": "vaehub.models.results",
+    "training_summary": "vaehub.models.results",
+    "write_generation_report": "vaehub.models.results",
+    "write_results": "vaehub.models.results",
+    "write_training_summary": "vaehub.models.results",
+    "COUNTS": "vaehub.utils.formatting",
+    "fixed": "vaehub.utils.formatting",
+}
 
 __all__ = [
     "ABOUT_FILE", "BASELINE_METRICS", "CARD_METRICS", "CONFIG_NOT_IN_CARD", "COUNTS",
@@ -50,3 +55,12 @@ __all__ = [
     "read_generation_report", "read_results", "render_model_card", "reported_split",
     "training_summary", "write_generation_report", "write_results", "write_training_summary",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported when first used: `import vaehub.hub.<module>` alone loads nothing else.
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'vaehub.hub' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

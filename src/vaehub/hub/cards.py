@@ -118,6 +118,8 @@ def render_model_card(
         MissingResultsError: no evaluation, or one lacking metrics the card reports;
             the message names what is missing and how to measure it.
     """
+    if not os.path.isdir(folder):
+        raise ValueError(f"{folder} is not a folder: give the folder a vaehub model was saved to.")
     config_path = os.path.join(folder, "config.json")
     if not os.path.isfile(config_path):
         raise ValueError(f"{folder} holds no config.json: not a saved vaehub model.")

@@ -51,6 +51,8 @@ def push_folder(
         HubError: the server could not be reached, refused the token, timed out or failed.
         MissingResultsError: `card=True` and the folder lacks evaluation results.
     """
+    if not os.path.isdir(folder):
+        raise ValueError(f"{folder} is not a folder: give the folder a vaehub model was saved to.")
     if not os.path.isfile(os.path.join(folder, "config.json")):
         raise ValueError(f"{folder} holds no config.json: save a model there first.")
     # Before anything is read: copying would follow a link and upload what it points to.

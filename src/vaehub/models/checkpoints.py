@@ -36,7 +36,7 @@ class CheckpointError(OSError):
     """A model folder or Hub repository does not hold a loadable vaehub model."""
 
 
-def _looks_like_local_path(name: str) -> bool:
+def looks_like_local_path(name: str) -> bool:
     # A Hub id is "name" or "org/name"; anything else that does not exist is a missing folder.
     return (
         name.startswith((".", "/", "~"))
@@ -59,7 +59,7 @@ def resolve_file(name_or_path: str | os.PathLike, filename: str, hub_kwargs: dic
                 "`model.save_pretrained(folder)`."
             )
         return path
-    if os.path.exists(name) or _looks_like_local_path(name):
+    if os.path.exists(name) or looks_like_local_path(name):
         raise CheckpointError(
             f"{name} is not a folder: give the folder a vaehub model was saved to."
         )
@@ -67,9 +67,17 @@ def resolve_file(name_or_path: str | os.PathLike, filename: str, hub_kwargs: dic
         path = cached_file(name, filename, **{k: v for k, v in hub_kwargs.items() if v is not None})
     except (OSError, httpx2.HTTPError) as error:
         reason = network.explain(error, name) or str(error)
+        # "model_cards/typo" is a valid Hub id too: when its first part is a folder here, the
+        # user most likely meant a folder.
+        owner = name.split("/", 1)[0]
+        local = (
+            f" (there is no folder {name} here either, though {owner}/ exists: check the path)"
+            if "/" in name and os.path.isdir(owner)
+            else ""
+        )
         raise CheckpointError(
             f"could not get {filename} of {name!r} "
-            f"(revision {hub_kwargs.get('revision') or 'main'}): {reason}. "
+            f"(revision {hub_kwargs.get('revision') or 'main'}): {reason}{local}. "
             "Nothing local was changed."
         ) from error
     _check_cached_hash(path, name, filename)

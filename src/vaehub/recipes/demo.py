@@ -32,21 +32,9 @@ from vaehub.evaluation.posterior_grid import posterior_mean_pairs
 from vaehub.models.text.configuration_text_vae import TextVAEConfig
 from vaehub.models.text.modeling_text_vae import TextVAEModel
 from vaehub.models.text.tokenization import build_tokenizer
+from vaehub.recipes.demo_recipes import DEFAULT_RECIPES, RECIPES
 from vaehub.recipes.train import train_and_record
 from vaehub.training.arguments import VAETrainingArguments
-
-# What each recipe changes in `VAETrainingArguments`; every recipe gets the same budget.
-RECIPES: dict[str, dict] = {
-    "elbo": dict(objective="elbo"),
-    # λ = 0.75 nats in each of the 2 dimensions: the KL term is flat below 1.5 nats, so
-    # nothing rewards the encoder for collapsing until the code carries that much, at an
-    # ELBO step's cost (aggressive training pays many ELBO steps an update for its inner loop).
-    "free_bits": dict(objective="free_bits", free_bits=0.75),
-    "aggressive": dict(objective="aggressive"),
-    "anneal": dict(objective="anneal"),
-    "sa_vae": dict(objective="sa_vae"),
-}
-DEFAULT_RECIPES = ("elbo", "free_bits")
 
 
 @dataclass

@@ -35,6 +35,7 @@ from vaehub.hub.verification import (
 from vaehub.latent.refinement import (
     refinement,
 )
+from vaehub.models import checkpoints
 from vaehub.models.auto import load_model
 from vaehub.models.text.decoding import training_lengths
 from vaehub.utils.safe_io import (
@@ -275,6 +276,10 @@ def load_card(name_or_path: str) -> Any:
     from huggingface_hub import ModelCard
 
     path = name_or_path
+    if not os.path.isdir(name_or_path) and checkpoints.looks_like_local_path(name_or_path):
+        raise VerificationError(
+            f"{name_or_path} is not a folder: give a released checkpoint's folder or a Hub id."
+        )
     if os.path.isdir(name_or_path):
         path = os.path.join(name_or_path, "README.md")
         if not os.path.isfile(path):
