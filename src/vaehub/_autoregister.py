@@ -55,6 +55,11 @@ class _ThenSettle(importlib.abc.Loader):
     def __init__(self, loader: importlib.abc.Loader) -> None:
         self.loader = loader
 
+    def __getattr__(self, name: str) -> Any:
+        # get_code (python -m), get_resource_reader (importlib.resources), ...: the module's
+        # own loader answers them.
+        return getattr(self.loader, name)
+
     def create_module(self, spec: Any) -> Any:
         return self.loader.create_module(spec)
 
