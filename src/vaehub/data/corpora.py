@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -41,6 +42,7 @@ VALIDATION_ALIASES = ("validation", "valid", "dev", "val")
 # Streaming cannot cut a fraction of a corpus whose size it does not know: without a
 # validation split it holds out this many first examples instead (or --max_eval_examples).
 STREAMING_VALIDATION_EXAMPLES = 1000
+STREAM_BLOCK_BYTES = 1 << 20
 
 
 def builder_of(path: str) -> str:
@@ -84,13 +86,19 @@ def load_files(
             # Encoding and emptiness, with the byte and line at fault: `datasets` would raise
             # a DatasetGenerationError naming neither.
             check_text_file(path, split)
+        # Streamed text is read in blocks of this many bytes (datasets' default, 10 MiB,
+        # becomes some 100 MiB of Python strings at once).
+        options = {"chunksize": STREAM_BLOCK_BYTES} if streaming and builder == "text" else {}
         try:
             data = load_dataset(
                 builder, data_files={split: path}, split=split, cache_dir=cache_dir,
-                streaming=streaming,
+                streaming=streaming, **options,
             )  # fmt: skip
         except Exception as error:
             cause = error.__cause__ or error
+            if "corresponds to no data" in str(cause):
+                # `datasets`' words for a split of no rows (a csv of its header alone).
+                raise ValueError(f"the {split} file {path} holds no text (no rows).") from None
             raise ValueError(
                 f"the {split} file {path} could not be read as {builder}: "
                 f"{type(cause).__name__}: {cause}"
@@ -184,10 +192,15 @@ def load_named_dataset(
         saved = load_from_disk(name)
         loaded = saved if isinstance(saved, DatasetDict) else DatasetDict(train=saved)
     else:
+        started = time.monotonic()
         try:
             loaded = load_dataset(name, config_name, cache_dir=cache_dir, streaming=streaming)
         except Exception as error:
             reason = network.explain(error, name)
+            silent = network.silent_since(started)
+            if reason is None and silent is not None and isinstance(error, ConnectionError):
+                # `datasets` re-raises a timeout as a bare ConnectionError, its cause dropped.
+                reason = f"{silent}, and the dataset is not in the cache"
             if reason is None:
                 raise
             raise ValueError(f"loading the dataset {name} failed: {reason}") from error

@@ -305,6 +305,7 @@ def evaluation_data(
     max_examples: int | None,
     seed: int,
     stats: dict[str, Any] | None = None,
+    **corpus_options: Any,
 ) -> tuple[Any, str, dict[str, str], int]:
     """The batches `vaehub evaluate` and `vaehub diagnose` measure a model on.
 
@@ -315,6 +316,7 @@ def evaluation_data(
             or Omniglot files.
         stats: filled, for text, with `unk_fraction`: the share of the scored tokens that
             are `<unk>` (a warning is given above `UNK_WARNING_FRACTION`).
+        corpus_options: for text, `evaluation_sentences`' options (`text_column`, ...).
     Returns:
         an iterable of batches, the unit counted (`"sentences"`/`"images"`), the
         dataset's record and the number of examples.
@@ -339,7 +341,7 @@ def evaluation_data(
         return batches, "images", IMAGE_DATASET_NAMES[kind], len(images)
     if model.tokenizer is None:
         raise ValueError(f"{model.name_or_path} holds no tokenizer to read the corpus with.")
-    sentences, dataset = evaluation_sentences(data, split, max_examples)
+    sentences, dataset = evaluation_sentences(data, split, max_examples, **corpus_options)
     tokens = tokenize_corpus(sentences, model.tokenizer, model.config.max_sequence_length)
     if stats is not None:
         stats["unk_fraction"] = _warn_unknown(tokens, model, data)
@@ -348,26 +350,56 @@ def evaluation_data(
 
 
 def evaluation_sentences(
-    data: str, split: str, max_examples: int | None = None
+    data: str,
+    split: str,
+    max_examples: int | None = None,
+    *,
+    text_column: str = "text",
+    dataset_config_name: str | None = None,
+    cache_dir: str | None = None,
+    validation_split_percentage: float = 5,
+    validation_split_seed: int = 0,
 ) -> tuple[Any, dict[str, str]]:
     """The sentences of a text evaluation (a `datasets.Dataset` with a `text` column) and
-    the dataset's record: `data` is a PTB folder (read at `split`), `synthetic`, or a
-    one-sentence-per-line file (all of it, whatever `split`)."""
-    from vaehub.data.text import load_ptb, load_text_corpus
+    the dataset's record.
+
+    `data` is `synthetic`, a PTB folder (read at `split`), a one-sentence-per-line file
+    (all of it, whatever `split`), a csv/json/jsonl/parquet file (all of it, the text in
+    `text_column`), or a dataset folder, `save_to_disk` folder or Hub id read at `split`;
+    a missing validation split is cut from train as `vaehub train` cuts it (the same
+    percentage and seed give the same sentences).
+    """
+    from vaehub.data.corpora import FILE_BUILDERS, load_files, load_named_dataset, standard_splits
+    from vaehub.data.text import PTB_SPLITS, load_ptb, load_text_corpus
 
     if data == "synthetic":
         corpus = load_corpus(DataArguments(dataset="synthetic"))
         if split not in corpus:
             raise ValueError(f"split {split!r} not in the synthetic corpus: {', '.join(corpus)}.")
         sentences, dataset = corpus[split], DATASET_NAMES["synthetic"]
-    elif os.path.isdir(data):
+    elif os.path.isdir(data) and any(
+        os.path.isfile(os.path.join(data, name)) for name in PTB_SPLITS.values()
+    ):
         corpus = load_ptb(data)
         if split not in corpus:
             raise ValueError(f"split {split!r} not in {data}: {', '.join(corpus)}.")
         sentences, dataset = corpus[split], DATASET_NAMES["ptb"]
-    else:
+    elif os.path.isfile(data) and os.path.splitext(data)[1].lower() in FILE_BUILDERS:
+        sentences = load_files({"train": data}, text_column, cache_dir)["train"]
+        dataset = {"name": os.path.basename(os.path.abspath(data)), "type": "custom"}
+    elif os.path.isfile(data):
         sentences = load_text_corpus(data)["train"]
         dataset = {"name": os.path.basename(os.path.abspath(data)), "type": "custom"}
+    else:
+        # A dataset folder, a save_to_disk folder, or an id on the Hub.
+        splits = standard_splits(
+            load_named_dataset(data, dataset_config_name, text_column, cache_dir),
+            f"the dataset {data}", validation_split_percentage, validation_split_seed,
+        )  # fmt: skip
+        if split not in splits:
+            raise ValueError(f"split {split!r} not in {data}: {', '.join(splits)}.")
+        sentences = splits[split]
+        dataset = DataArguments(dataset_name=data).record()
     if max_examples is not None:
         sentences = sentences.select(range(min(max_examples, len(sentences))))
     return sentences, dataset
