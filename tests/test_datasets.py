@@ -365,3 +365,96 @@ def test_a_corpus_larger_than_the_memory_limit_streams(tmp_path):
     grew = int(completed.stdout.split("grew ")[-1].split()[0])
     size = corpus.stat().st_size
     assert grew < limit, f"grew by {grew >> 20} MiB reading a {size >> 20} MiB file"
+
+
+# --- the papers' corpora by name (§2) ---------------------------------------------------------
+
+
+def write_paper_corpus(root: Path, name: str, counts=(300, 40, 50)) -> Path:
+    """A corpus in the papers' layout: `<root>/<name>_data/<name>.{train,valid,test}.txt`,
+    `label<TAB>text` lines except SNLI's."""
+    from vaehub.data.papers import PAPER_CORPORA
+
+    corpus = PAPER_CORPORA[name]
+    folder = root / corpus.folder
+    folder.mkdir(parents=True)
+    for seed, (suffix, count) in enumerate(zip(("train", "valid", "test"), counts, strict=True)):
+        lines = [
+            f"{i % 5}\t{text}" if corpus.labelled else text
+            for i, text in enumerate(sentences(count, seed))
+        ]
+        (folder / f"{corpus.stem}.{suffix}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.mark.parametrize("name", ["yahoo", "yelp", "short_yelp", "snli"])
+def test_a_paper_corpus_loads_by_name_with_its_labels_split_off_and_a_sample_warned(
+    tmp_path, name
+):
+    root = write_paper_corpus(tmp_path / "datasets", name)
+    with pytest.warns(UserWarning, match=rf"--dataset {name}: .*train 300 of 100000"):
+        corpus = load_corpus(DataArguments(dataset=name, data_dir=str(root)))
+    assert {s: len(corpus[s]) for s in corpus} == {"train": 300, "validation": 40, "test": 50}
+    first = corpus["train"][0]
+    assert first["text"] == sentences(1)[0]  # no label left in the text
+    if name != "snli":
+        assert first["label"] == "0"
+    # The corpus' own folder works as well as the archive's datasets/ folder.
+    from vaehub.data.papers import PAPER_CORPORA
+
+    inner = root / PAPER_CORPORA[name].folder
+    with pytest.warns(UserWarning):
+        assert len(load_corpus(DataArguments(dataset=name, data_dir=str(inner)))["test"]) == 50
+
+
+def test_a_paper_corpus_trains_and_evaluates_from_its_folder(tmp_path):
+    root = write_paper_corpus(tmp_path / "datasets", "yahoo")
+    run = tmp_path / "run"
+    with pytest.warns(UserWarning, match="--dataset yahoo"):
+        assert train(run, "--dataset", "yahoo", "--data_dir", str(root), "--preset", "yahoo") == 0
+    recorded = json.loads((run / "eval_test.json").read_text(encoding="utf-8"))
+    assert recorded["dataset"]["type"] == "yahoo"
+    assert recorded["metrics"]["num_examples"] == 50
+    with pytest.warns(UserWarning, match="--dataset yahoo"):
+        measured = evaluate(run, "--data", str(root), split="validation")
+    assert measured["metrics"]["num_examples"] == 40
+
+
+def test_the_full_counts_check_the_vocabulary_against_the_published_size(monkeypatch):
+    from vaehub.data import papers
+
+    splits = {"train": Dataset.from_dict({"text": sentences(30)}),
+              "validation": Dataset.from_dict({"text": sentences(3)}),
+              "test": Dataset.from_dict({"text": sentences(3)})}  # fmt: skip
+    corpus = papers.PAPER_CORPORA["snli"]
+    full = {"train": 30, "validation": 3, "test": 3}
+    monkeypatch.setitem(papers.PAPER_CORPORA, "snli", papers.PaperCorpus(
+        **{**corpus.__dict__, "counts": full, "vocabulary": 1000}
+    ))  # fmt: skip
+    with pytest.warns(UserWarning, match=r"has 16 distinct words; the papers .* about 1000"):
+        papers.check_paper_corpus("snli", splits)
+    monkeypatch.setitem(papers.PAPER_CORPORA, "snli", papers.PaperCorpus(
+        **{**corpus.__dict__, "counts": full, "vocabulary": len(WORDS)}
+    ))  # fmt: skip
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        papers.check_paper_corpus("snli", splits)
+
+
+def test_missing_paper_files_say_where_they_come_from_and_a_line_without_label_is_named(
+    tmp_path,
+):
+    with pytest.raises(FileNotFoundError, match=r"yelp\.train\.txt.* not found\. The files come "
+                                                r"from .*jxhe/vae-lagging-encoder"):  # fmt: skip
+        load_corpus(DataArguments(dataset="yelp", data_dir=str(tmp_path)))
+    with pytest.raises(FileNotFoundError, match="bohanli/vae-pretraining-encoder"):
+        load_corpus(DataArguments(dataset="snli", data_dir=str(tmp_path)))
+    root = write_paper_corpus(tmp_path / "datasets", "short_yelp")
+    valid = root / "short_yelp_data" / "short_yelp.valid.txt"
+    lines = valid.read_text().splitlines()
+    lines[6] = "no label here"
+    valid.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"short_yelp\.valid\.txt, line 7: no tab"):
+        load_corpus(DataArguments(dataset="short_yelp", data_dir=str(root)))

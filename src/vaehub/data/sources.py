@@ -11,12 +11,15 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-TEXT_DATASETS = ("ptb", "files", "synthetic")
+from vaehub.data.papers import PAPER_CORPORA, PAPER_DATASET_NAMES
+
+TEXT_DATASETS = ("ptb", "files", "synthetic", *PAPER_CORPORA)
 IMAGE_DATASETS = ("mnist", "omniglot", "digits")
 # How results name their data, in records and cards.
 DATASET_NAMES = {
     "ptb": {"name": "Penn Treebank (Mikolov et al.)", "type": "ptb_text_only"},
     "synthetic": {"name": "He et al. 2019 synthetic", "type": "custom"},
+    **PAPER_DATASET_NAMES,
 }
 
 
@@ -28,14 +31,18 @@ class DataArguments:
     dataset: str | None = field(
         default=None,
         metadata={
-            "help": "Text: ptb, files or synthetic; images: mnist, omniglot or digits. "
+            "help": "Text: ptb, files, synthetic, or the papers' yahoo, yelp, short_yelp, "
+            "snli (from --data_dir; see vaehub.data.papers); images: mnist, omniglot, digits. "
             "Default: files when --dataset_name or --train_file is given, else ptb.",
             "choices": TEXT_DATASETS + IMAGE_DATASETS,
         },
     )
     data_dir: str | None = field(
         default=None,
-        metadata={"help": "Folder of ptb.*.txt, of MNIST's IDX files, or of Omniglot's npz files."},
+        metadata={
+            "help": "Folder of ptb.*.txt, of the papers' corpora (the datasets/ folder of "
+            "their archive), of MNIST's IDX files, or of Omniglot's npz files."
+        },
     )
     dataset_name: str | None = field(
         default=None,
@@ -168,6 +175,10 @@ def load_corpus(data_args: DataArguments) -> Any:
         corpus = load_ptb(data_args.data_dir)
     elif data_args.dataset == "files":
         corpus = _load_any(data_args)
+    elif data_args.dataset in PAPER_CORPORA:
+        from vaehub.data.papers import load_paper_corpus
+
+        corpus = load_paper_corpus(data_args.dataset, data_args.data_dir)
     else:
         from vaehub.data.synthetic import synthetic_corpus
 
@@ -363,13 +374,15 @@ def evaluation_sentences(
     """The sentences of a text evaluation (a `datasets.Dataset` with a `text` column) and
     the dataset's record.
 
-    `data` is `synthetic`, a PTB folder (read at `split`), a one-sentence-per-line file
+    `data` is `synthetic`, a PTB folder or a folder of one of the papers' corpora
+    (`vaehub.data.papers`, read at `split`), a one-sentence-per-line file
     (all of it, whatever `split`), a csv/json/jsonl/parquet file (all of it, the text in
     `text_column`), or a dataset folder, `save_to_disk` folder or Hub id read at `split`;
     a missing validation split is cut from train as `vaehub train` cuts it (the same
     percentage and seed give the same sentences).
     """
     from vaehub.data.corpora import FILE_BUILDERS, load_files, load_named_dataset, standard_splits
+    from vaehub.data.papers import find_paper_corpus, load_paper_corpus
     from vaehub.data.text import PTB_SPLITS, load_ptb, load_text_corpus
 
     if data == "synthetic":
@@ -384,6 +397,12 @@ def evaluation_sentences(
         if split not in corpus:
             raise ValueError(f"split {split!r} not in {data}: {', '.join(corpus)}.")
         sentences, dataset = corpus[split], DATASET_NAMES["ptb"]
+    elif os.path.isdir(data) and find_paper_corpus(data):
+        name = find_paper_corpus(data)
+        corpus = load_paper_corpus(name, data)
+        if split not in corpus:
+            raise ValueError(f"split {split!r} not in {data}: {', '.join(corpus)}.")
+        sentences, dataset = corpus[split], DATASET_NAMES[name]
     elif os.path.isfile(data) and os.path.splitext(data)[1].lower() in FILE_BUILDERS:
         sentences = load_files({"train": data}, text_column, cache_dir)["train"]
         dataset = {"name": os.path.basename(os.path.abspath(data)), "type": "custom"}
