@@ -49,6 +49,9 @@ def main() -> None:
         aggressive_max_inner_steps=6,
         aggressive_window=2,
         sa_vae_steps=3,
+        # Only read by their objectives: β < 1, λ for free bits, a short anneal.
+        beta=0.5 if args.objective == "beta" else 1.0,
+        free_bits=0.1 if args.objective == "free_bits" else 0.0,
     )
     trainer = VAETrainer(
         model=model,

@@ -38,7 +38,11 @@ def run_two_processes(tmp_path: Path, *arguments: str) -> list[dict]:
 
 @pytest.mark.parametrize(
     ("objective", "accumulation"),
-    [("elbo", 1), ("aggressive", 1), ("aggressive", 2), ("sa_vae", 1)],
+    [
+        ("elbo", 1), ("aggressive", 1), ("aggressive", 2), ("sa_vae", 1),
+        # The objectives that only reweight the KL term: cheap, and every one is covered.
+        ("beta", 1), ("anneal", 1), ("free_bits", 2),
+    ],
 )
 def test_ranks_end_with_identical_parameters(tmp_path, objective, accumulation):
     ranks = run_two_processes(

@@ -62,14 +62,17 @@ def evaluate(args: argparse.Namespace) -> int:
     # Asked before measuring, and again with the results: a released or fuller record, or
     # one of other data, is never replaced silently.
     target = args.output or os.path.join(args.model_dir, f"{hub.EVAL_PREFIX}{args.split}.json")
-    data = args.data if args.data in ("synthetic", "digits") else os.path.abspath(args.data)
+    # A Hub id (no such path here) is recorded as given.
+    local = args.data not in ("synthetic", "digits") and os.path.exists(args.data)
+    data = os.path.abspath(args.data) if local else args.data
     hub.check_results_target(target, None, data, overwrite=args.overwrite)
     model = load_model(args.model_dir)
     _resolve_refinement(args, model)
     stats: dict[str, Any] = {}
     batches, unit, dataset, total = evaluation_data(
-        model, args.data, args.split, args.batch_size, args.max_examples, args.seed, stats
-    )
+        model, args.data, args.split, args.batch_size, args.max_examples, args.seed, stats,
+        **corpus_options(args),
+    )  # fmt: skip
     torch.manual_seed(args.seed)
     results = evaluate_vae(
         model,
@@ -109,6 +112,13 @@ def evaluate(args: argparse.Namespace) -> int:
     )
     print(f"wrote {output}")
     return 0
+
+
+def corpus_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The data flags `vaehub evaluate` shares with `vaehub train` (`DataArguments`)."""
+    names = ("text_column", "dataset_config_name", "cache_dir", "validation_split_percentage",
+             "validation_split_seed")  # fmt: skip
+    return {name: getattr(args, name) for name in names if hasattr(args, name)}
 
 
 def _resolve_refinement(args: argparse.Namespace, model: Any) -> None:
@@ -640,10 +650,30 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("model_dir", help="a folder saved by vaehub")
     evaluation.add_argument(
         "--data",
+        "--dataset_name",
+        dest="data",
         required=True,
         help="a PTB folder (with --split), 'synthetic' (He et al.'s corpus, splits train and "
-        "validation) or a one-sentence-per-line file; for a δ-VAE, 'digits' or an MNIST or "
-        "Omniglot folder",
+        "validation), a txt (one sentence per line), csv, json, jsonl or parquet file, a "
+        "dataset folder, a save_to_disk folder or a dataset id on the Hub (with --split); "
+        "for a δ-VAE, 'digits' or an MNIST or Omniglot folder",
+    )
+    evaluation.add_argument(
+        "--text_column", default="text", help="the column holding the text (csv, json, ...)"
+    )
+    evaluation.add_argument(
+        "--dataset_config_name", default=None, help="the configuration of a Hub dataset"
+    )
+    evaluation.add_argument("--cache_dir", default=None, help="datasets' cache folder")
+    evaluation.add_argument(
+        "--validation_split_percentage",
+        type=float,
+        default=5,
+        help="a dataset without a validation split: the percentage of train cut as one, "
+        "as vaehub train cuts it",
+    )
+    evaluation.add_argument(
+        "--validation_split_seed", type=int, default=0, help="the seed of that cut"
     )
     evaluation.add_argument("--split", default="test", help="train, validation or test")
     evaluation.add_argument(

@@ -90,3 +90,61 @@ def index_batches(dataset: Any, batch_size: int) -> list[list[int]]:
         return length_bucketed_batches(dataset["length"], batch_size)
     size = len(dataset)
     return [list(range(i, min(i + batch_size, size))) for i in range(0, size, batch_size)]
+
+
+class BucketedStream(torch.utils.data.IterableDataset):
+    """Length-bucketed training order for a corpus read as a stream (`--streaming`).
+
+    Rows (dicts with `input_ids` and `length`) are read into a buffer of `buffer_size`;
+    a full buffer is sorted by length (ties at random), cut into batches of `batch_size`
+    and the batches are yielded in a random order, row by row, so that a `DataLoader` of
+    the same batch size cuts exactly these batches. A remainder shorter than a batch is
+    carried into the next buffer; the last one goes out at the end of the stream. Memory
+    holds one buffer, whatever the corpus' size.
+
+    Deterministic by `seed` and the epoch (`set_epoch`, called by the Trainer); the
+    upstream stream is shuffled with the same seed when it can be (`datasets`'
+    `IterableDataset.shuffle` over its own buffer).
+    """
+
+    def __init__(self, rows: Any, batch_size: int, buffer_size: int = 10000, seed: int = 0):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        if buffer_size < batch_size:
+            raise ValueError(
+                f"the shuffle buffer ({buffer_size}) must hold at least one batch ({batch_size})."
+            )
+        self.rows, self.batch_size, self.buffer_size = rows, batch_size, buffer_size
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if hasattr(self.rows, "set_epoch"):
+            self.rows.set_epoch(epoch)
+
+    def _cut(self, buffer: list[dict], rng: np.random.Generator, final: bool) -> tuple[list, list]:
+        """Batches of a sorted buffer in random order, and the rows left for the next one."""
+        ties = rng.permutation(len(buffer))
+        order = np.lexsort((ties, [row["length"] for row in buffer])).tolist()
+        size = self.batch_size
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
+        short = [] if len(batches[-1]) == size else [batches.pop()]
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+        # At the end the short batch goes last (a DataLoader cuts the same batches); before
+        # it, its rows wait for the next buffer.
+        batches, rest = (batches + short, []) if final else (batches, sum(short, []))
+        return [[buffer[i] for i in b] for b in batches], [buffer[i] for i in rest]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        rng = np.random.default_rng((self.seed, self.epoch))
+        buffer: list[dict[str, Any]] = []
+        for row in self.rows:
+            buffer.append({"input_ids": row["input_ids"], "length": row["length"]})
+            if len(buffer) >= self.buffer_size:
+                batches, buffer = self._cut(buffer, rng, final=False)
+                for batch in batches:
+                    yield from batch
+        if buffer:
+            batches, _ = self._cut(buffer, rng, final=True)
+            for batch in batches:
+                yield from batch

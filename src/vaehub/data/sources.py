@@ -1,6 +1,8 @@
 """The datasets vaehub knows by name, as `vaehub train` and `vaehub evaluate` take them:
-PTB, one-sentence-per-line files and He et al.'s synthetic corpus for text; MNIST,
-Omniglot and scikit-learn's digits for images. How each is read lives in `vaehub.data`.
+PTB, one-sentence-per-line files and He et al.'s synthetic corpus for text, and any corpus
+`datasets` reads (a Hub id, a dataset folder, txt/csv/json/jsonl/parquet files, see
+`vaehub.data.corpora`); MNIST, Omniglot and scikit-learn's digits for images. How each is
+read lives in `vaehub.data`.
 """
 
 from __future__ import annotations
@@ -9,33 +11,99 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-TEXT_DATASETS = ("ptb", "files", "synthetic")
+from vaehub.data.papers import PAPER_CORPORA, PAPER_DATASET_NAMES
+
+TEXT_DATASETS = ("ptb", "files", "synthetic", *PAPER_CORPORA)
 IMAGE_DATASETS = ("mnist", "omniglot", "digits")
 # How results name their data, in records and cards.
 DATASET_NAMES = {
     "ptb": {"name": "Penn Treebank (Mikolov et al.)", "type": "ptb_text_only"},
     "synthetic": {"name": "He et al. 2019 synthetic", "type": "custom"},
+    **PAPER_DATASET_NAMES,
 }
 
 
 @dataclass
 class DataArguments:
-    """The corpus: PTB from a folder, one-sentence-per-line files, or the synthetic data."""
+    """The corpus: PTB from a folder, the synthetic data, or any corpus `datasets` reads
+    (flags as transformers' `run_clm.py` takes them)."""
 
-    dataset: str = field(
-        default="ptb",
+    dataset: str | None = field(
+        default=None,
         metadata={
-            "help": "Text: ptb, files or synthetic; images: mnist, omniglot or digits.",
+            "help": "Text: ptb, files, synthetic, or the papers' yahoo, yelp, short_yelp, "
+            "snli (from --data_dir; see vaehub.data.papers); images: mnist, omniglot, digits. "
+            "Default: files when --dataset_name or --train_file is given, else ptb.",
             "choices": TEXT_DATASETS + IMAGE_DATASETS,
         },
     )
     data_dir: str | None = field(
         default=None,
-        metadata={"help": "Folder of ptb.*.txt, of MNIST's IDX files, or of Omniglot's npz files."},
+        metadata={
+            "help": "Folder of ptb.*.txt, of the papers' corpora (the datasets/ folder of "
+            "their archive), of MNIST's IDX files, or of Omniglot's npz files."
+        },
     )
-    train_file: str | None = field(default=None, metadata={"help": "For --dataset files."})
-    validation_file: str | None = field(default=None, metadata={"help": "For --dataset files."})
-    test_file: str | None = field(default=None, metadata={"help": "For --dataset files."})
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "A dataset on the Hub (an id), a local dataset folder (files `datasets` "
+            "infers splits from), or a folder written by save_to_disk."
+        },
+    )
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "The configuration of --dataset_name, if it has several."}
+    )
+    train_file: str | None = field(
+        default=None, metadata={"help": "Training data: a txt, csv, json, jsonl or parquet file."}
+    )
+    validation_file: str | None = field(
+        default=None,
+        metadata={"help": "Validation data (same formats); default: cut from the training data."},
+    )
+    test_file: str | None = field(default=None, metadata={"help": "Test data (same formats)."})
+    text_column: str = field(
+        default="text",
+        metadata={"help": "The column holding the text (csv, json, parquet, datasets)."},
+    )
+    validation_split_percentage: float = field(
+        default=5,
+        metadata={
+            "help": "Without a validation split, this percentage of train (drawn with "
+            "--validation_split_seed) becomes one; streaming, the first --max_eval_examples "
+            "(default 1000) examples do."
+        },
+    )
+    validation_split_seed: int = field(
+        default=0, metadata={"help": "Seed of the draw of --validation_split_percentage."}
+    )
+    cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "Where datasets caches its files (default: HF_DATASETS_CACHE)."},
+    )
+    overwrite_cache: bool = field(
+        default=False, metadata={"help": "Tokenize again instead of reusing the cached result."}
+    )
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata={"help": "Processes that tokenize (datasets' num_proc)."}
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Read the training data as a stream, never whole in memory (needs "
+            "--max_steps; not with --objective aggressive, which draws random batches)."
+        },
+    )
+    vocab_examples: int = field(
+        default=100000,
+        metadata={"help": "Streaming: the vocabulary is built from this many first examples."},
+    )
+    shuffle_buffer_size: int = field(
+        default=10000,
+        metadata={
+            "help": "Streaming: examples shuffled together, then sorted by length into batches."
+        },
+    )
     vocab_size: int | None = field(
         default=None, metadata={"help": "Largest vocabulary (specials included); default all."}
     )
@@ -58,36 +126,75 @@ class DataArguments:
         default=20000, metadata={"help": "Size of the synthetic corpus."}
     )
 
+    def __post_init__(self) -> None:
+        given = self.dataset_name or self.train_file
+        if self.dataset is None:
+            self.dataset = "files" if given else "ptb"
+        elif self.dataset_name and self.dataset != "files":
+            raise ValueError(
+                f"--dataset {self.dataset} and --dataset_name {self.dataset_name} name two "
+                "corpora: give one."
+            )
+        if self.dataset_name and (self.train_file or self.validation_file or self.test_file):
+            raise ValueError("give --dataset_name or data files (--train_file ...), not both.")
+        if self.streaming and self.dataset != "files":
+            raise ValueError(
+                "--streaming reads --dataset_name or --train_file; "
+                f"--dataset {self.dataset} is read whole."
+            )
 
-def load_corpus(data_args: DataArguments):
-    """The `DatasetDict` (`train`, `validation`, maybe `test`) the arguments describe."""
-    from vaehub.data.text import load_ptb, load_text_corpus
+    def record(self) -> dict[str, str]:
+        """How results and cards name this corpus."""
+        if self.dataset in DATASET_NAMES:
+            return DATASET_NAMES[self.dataset]
+        if self.dataset_name:
+            local = os.path.isdir(self.dataset_name)
+            name = os.path.basename(os.path.abspath(self.dataset_name)) if local else None
+            return {"name": name or self.dataset_name, "type": "custom" if local else
+                    self.dataset_name}  # fmt: skip
+        if self.dataset == "files" and self.train_file:
+            return {"name": os.path.basename(self.train_file), "type": "custom"}
+        return {"name": "custom", "type": "custom"}
+
+
+def load_corpus(data_args: DataArguments) -> Any:
+    """The splits (`train`, `validation`, maybe `test`) the arguments describe, each with a
+    `text` column: a `DatasetDict`, or with `--streaming` a dict whose `train` is a
+    `datasets.IterableDataset` (the evaluation splits are read into memory, capped by
+    `--max_eval_examples`)."""
+    from datasets import DatasetDict
+
+    from vaehub.data.text import load_ptb
 
     if data_args.dataset == "ptb":
         if data_args.data_dir is None:
-            raise ValueError("--dataset ptb needs --data_dir, the folder of ptb.*.txt.")
+            raise ValueError(
+                "--dataset ptb needs --data_dir, the folder of ptb.*.txt (or give your own "
+                "corpus with --dataset_name or --train_file)."
+            )
         corpus = load_ptb(data_args.data_dir)
     elif data_args.dataset == "files":
-        files = {
-            split: path
-            for split, path in (
-                ("train", data_args.train_file),
-                ("validation", data_args.validation_file),
-                ("test", data_args.test_file),
-            )
-            if path
-        }
-        if "train" not in files or "validation" not in files:
-            raise ValueError("--dataset files needs --train_file and --validation_file.")
-        corpus = load_text_corpus(files)
-    else:
-        from datasets import DatasetDict
+        corpus = _load_any(data_args)
+    elif data_args.dataset in PAPER_CORPORA:
+        from vaehub.data.papers import load_paper_corpus
 
+        corpus = load_paper_corpus(data_args.dataset, data_args.data_dir)
+    else:
         from vaehub.data.synthetic import synthetic_corpus
 
         whole = synthetic_corpus(data_args.synthetic_sentences, seed=0)
         split = whole.train_test_split(test_size=0.1, seed=0)
         corpus = DatasetDict(train=split["train"], validation=split["test"])
+    if data_args.streaming:
+        from vaehub.data.corpora import materialize
+
+        if data_args.max_train_examples is not None:
+            corpus["train"] = corpus["train"].take(data_args.max_train_examples)
+        for name in [n for n in corpus if n != "train"]:
+            corpus[name] = materialize(
+                corpus[name], data_args.max_eval_examples, f"the {name} split"
+            )
+        return corpus
     if data_args.max_train_examples is not None:
         corpus["train"] = corpus["train"].select(
             range(min(data_args.max_train_examples, len(corpus["train"])))
@@ -98,6 +205,40 @@ def load_corpus(data_args: DataArguments):
                 range(min(data_args.max_eval_examples, len(corpus[name])))
             )
     return corpus
+
+
+def _load_any(data_args: DataArguments) -> Any:
+    """`--dataset files`: `--dataset_name`, or `--train_file` and the others."""
+    from datasets import DatasetDict
+
+    from vaehub.data.corpora import load_files, load_named_dataset, standard_splits
+
+    args = data_args
+    if args.dataset_name:
+        splits = load_named_dataset(
+            args.dataset_name, args.dataset_config_name, args.text_column, args.cache_dir,
+            args.streaming,
+        )  # fmt: skip
+        where = f"the dataset {args.dataset_name}"
+    else:
+        files = {
+            split: path
+            for split, path in (
+                ("train", args.train_file),
+                ("validation", args.validation_file),
+                ("test", args.test_file),
+            )
+            if path
+        }
+        if "train" not in files:
+            raise ValueError("--dataset files needs --train_file (or --dataset_name).")
+        splits = load_files(files, args.text_column, args.cache_dir, args.streaming)
+        where = f"the train file {args.train_file}"
+    splits = standard_splits(
+        splits, where, args.validation_split_percentage, args.validation_split_seed,
+        args.max_eval_examples,
+    )  # fmt: skip
+    return dict(splits) if args.streaming else DatasetDict(splits)
 
 
 IMAGE_DATASET_NAMES = {
@@ -175,6 +316,7 @@ def evaluation_data(
     max_examples: int | None,
     seed: int,
     stats: dict[str, Any] | None = None,
+    **corpus_options: Any,
 ) -> tuple[Any, str, dict[str, str], int]:
     """The batches `vaehub evaluate` and `vaehub diagnose` measure a model on.
 
@@ -185,6 +327,7 @@ def evaluation_data(
             or Omniglot files.
         stats: filled, for text, with `unk_fraction`: the share of the scored tokens that
             are `<unk>` (a warning is given above `UNK_WARNING_FRACTION`).
+        corpus_options: for text, `evaluation_sentences`' options (`text_column`, ...).
     Returns:
         an iterable of batches, the unit counted (`"sentences"`/`"images"`), the
         dataset's record and the number of examples.
@@ -209,7 +352,7 @@ def evaluation_data(
         return batches, "images", IMAGE_DATASET_NAMES[kind], len(images)
     if model.tokenizer is None:
         raise ValueError(f"{model.name_or_path} holds no tokenizer to read the corpus with.")
-    sentences, dataset = evaluation_sentences(data, split, max_examples)
+    sentences, dataset = evaluation_sentences(data, split, max_examples, **corpus_options)
     tokens = tokenize_corpus(sentences, model.tokenizer, model.config.max_sequence_length)
     if stats is not None:
         stats["unk_fraction"] = _warn_unknown(tokens, model, data)
@@ -218,26 +361,64 @@ def evaluation_data(
 
 
 def evaluation_sentences(
-    data: str, split: str, max_examples: int | None = None
+    data: str,
+    split: str,
+    max_examples: int | None = None,
+    *,
+    text_column: str = "text",
+    dataset_config_name: str | None = None,
+    cache_dir: str | None = None,
+    validation_split_percentage: float = 5,
+    validation_split_seed: int = 0,
 ) -> tuple[Any, dict[str, str]]:
     """The sentences of a text evaluation (a `datasets.Dataset` with a `text` column) and
-    the dataset's record: `data` is a PTB folder (read at `split`), `synthetic`, or a
-    one-sentence-per-line file (all of it, whatever `split`)."""
-    from vaehub.data.text import load_ptb, load_text_corpus
+    the dataset's record.
+
+    `data` is `synthetic`, a PTB folder or a folder of one of the papers' corpora
+    (`vaehub.data.papers`, read at `split`), a one-sentence-per-line file
+    (all of it, whatever `split`), a csv/json/jsonl/parquet file (all of it, the text in
+    `text_column`), or a dataset folder, `save_to_disk` folder or Hub id read at `split`;
+    a missing validation split is cut from train as `vaehub train` cuts it (the same
+    percentage and seed give the same sentences).
+    """
+    from vaehub.data.corpora import FILE_BUILDERS, load_files, load_named_dataset, standard_splits
+    from vaehub.data.papers import find_paper_corpus, load_paper_corpus
+    from vaehub.data.text import PTB_SPLITS, load_ptb, load_text_corpus
 
     if data == "synthetic":
         corpus = load_corpus(DataArguments(dataset="synthetic"))
         if split not in corpus:
             raise ValueError(f"split {split!r} not in the synthetic corpus: {', '.join(corpus)}.")
         sentences, dataset = corpus[split], DATASET_NAMES["synthetic"]
-    elif os.path.isdir(data):
+    elif os.path.isdir(data) and any(
+        os.path.isfile(os.path.join(data, name)) for name in PTB_SPLITS.values()
+    ):
         corpus = load_ptb(data)
         if split not in corpus:
             raise ValueError(f"split {split!r} not in {data}: {', '.join(corpus)}.")
         sentences, dataset = corpus[split], DATASET_NAMES["ptb"]
-    else:
+    elif os.path.isdir(data) and find_paper_corpus(data):
+        name = find_paper_corpus(data)
+        corpus = load_paper_corpus(name, data)
+        if split not in corpus:
+            raise ValueError(f"split {split!r} not in {data}: {', '.join(corpus)}.")
+        sentences, dataset = corpus[split], DATASET_NAMES[name]
+    elif os.path.isfile(data) and os.path.splitext(data)[1].lower() in FILE_BUILDERS:
+        sentences = load_files({"train": data}, text_column, cache_dir)["train"]
+        dataset = {"name": os.path.basename(os.path.abspath(data)), "type": "custom"}
+    elif os.path.isfile(data):
         sentences = load_text_corpus(data)["train"]
         dataset = {"name": os.path.basename(os.path.abspath(data)), "type": "custom"}
+    else:
+        # A dataset folder, a save_to_disk folder, or an id on the Hub.
+        splits = standard_splits(
+            load_named_dataset(data, dataset_config_name, text_column, cache_dir),
+            f"the dataset {data}", validation_split_percentage, validation_split_seed,
+        )  # fmt: skip
+        if split not in splits:
+            raise ValueError(f"split {split!r} not in {data}: {', '.join(splits)}.")
+        sentences = splits[split]
+        dataset = DataArguments(dataset_name=data).record()
     if max_examples is not None:
         sentences = sentences.select(range(min(max_examples, len(sentences))))
     return sentences, dataset

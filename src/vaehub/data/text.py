@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from datasets import Dataset, DatasetDict, load_dataset
+from datasets import DatasetDict, load_dataset
 from torch import Tensor
 
 PTB_SPLITS = {"train": "ptb.train.txt", "validation": "ptb.valid.txt", "test": "ptb.test.txt"}
@@ -98,21 +98,41 @@ def load_ptb(data_dir: str | os.PathLike) -> DatasetDict:
 
 
 def tokenize_corpus(
-    dataset: Dataset | DatasetDict, tokenizer: Any, max_length: int, text_column: str = "text"
-) -> Dataset | DatasetDict:
+    dataset: Any,
+    tokenizer: Any,
+    max_length: int,
+    text_column: str = "text",
+    *,
+    load_from_cache_file: bool | None = None,
+    num_proc: int | None = None,
+) -> Any:
     """Add `input_ids` (`<s> … </s>`) and `length`; sentences over `max_length` tokens are
     truncated (keeping `</s>`), with one warning giving how many were.
+
+    `datasets` caches the result beside a corpus read from files (the function's
+    fingerprint covers the tokenizer and `max_length`): a second run reads the cache
+    instead of tokenizing, unless `load_from_cache_file=False`. `num_proc` processes
+    tokenize. A streamed split (`datasets.IterableDataset`) is tokenized as it is read;
+    its truncations are not counted.
     """
+    from datasets import IterableDataset
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
-        rows, truncated = truncate_rows(tokenizer(batch[text_column])["input_ids"], max_length)
+        # list(): datasets 5 hands a column over as a Column object.
+        texts = list(batch[text_column])
+        rows, truncated = truncate_rows(tokenizer(texts)["input_ids"], max_length)
         flags = [False] * len(rows)
         for i in truncated:
             flags[i] = True
         return {"input_ids": rows, "length": [len(row) for row in rows], "truncated": flags}
 
-    def run(split: Dataset) -> Dataset:
-        out = split.map(encode, batched=True, desc="tokenizing")
+    def run(split: Any) -> Any:
+        if isinstance(split, IterableDataset):
+            return split.map(encode, batched=True).remove_columns("truncated")
+        out = split.map(
+            encode, batched=True, desc="tokenizing", load_from_cache_file=load_from_cache_file,
+            num_proc=num_proc if num_proc and num_proc > 1 and len(split) > 1 else None,
+        )  # fmt: skip
         cut = sum(out["truncated"])
         if cut:
             warnings.warn(
@@ -122,8 +142,8 @@ def tokenize_corpus(
             )
         return out.remove_columns("truncated")
 
-    if isinstance(dataset, DatasetDict):
-        return DatasetDict({name: run(split) for name, split in dataset.items()})
+    if isinstance(dataset, dict):
+        return type(dataset)({name: run(split) for name, split in dataset.items()})
     return run(dataset)
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from vaehub import hub
 from vaehub.data.sources import (
-    DATASET_NAMES,
     IMAGE_DATASET_NAMES,
     IMAGE_DATASETS,
     DataArguments,
@@ -168,8 +167,11 @@ class ModelArguments:
 
 def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: Any) -> int:
     """Build, train, evaluate and save as the arguments say; returns 0."""
+    from datasets import Dataset
     from transformers import set_seed
 
+    from vaehub.data.batching import BucketedStream
+    from vaehub.data.corpora import first_texts
     from vaehub.data.text import TextCollator, tokenize_corpus
     from vaehub.models.text.configuration_text_lm import TextLMConfig
     from vaehub.models.text.configuration_text_vae import TextVAEConfig
@@ -191,6 +193,14 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
         raise ValueError(
             f"--dataset {data_args.dataset} holds images: use --model_type delta_vae or pixelcnn."
         )
+    if data_args.streaming:
+        if training_args.objective == "aggressive":
+            raise ValueError(
+                "--objective aggressive draws random training batches for its inner loop, "
+                "which a stream cannot give: drop --streaming."
+            )
+        if training_args.max_steps is None or training_args.max_steps <= 0:
+            raise ValueError("--streaming has no epochs to count: give --max_steps.")
     corpus = load_corpus(data_args)
     cls = TextVAEModel if model_args.model_type == "text_vae" else TextLMModel
     if model_args.model_name_or_path:
@@ -207,8 +217,13 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
         if model.tokenizer is None:
             raise ValueError(f"{model_args.init_decoder_from} holds no tokenizer to train with.")
     else:
+        texts = (
+            first_texts(corpus["train"], data_args.vocab_examples)
+            if data_args.streaming
+            else corpus["train"]["text"]
+        )
         tokenizer = build_tokenizer(
-            corpus["train"]["text"],
+            texts,
             vocab_size=data_args.vocab_size,
             min_frequency=data_args.min_frequency,
         )
@@ -217,10 +232,31 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
             config_class.from_preset(model_args.preset, vocab_size=len(tokenizer), **overrides)
         )
         model.tokenizer = tokenizer
-    data = tokenize_corpus(corpus, model.tokenizer, model.config.max_sequence_length)
+    data = tokenize_corpus(
+        corpus, model.tokenizer, model.config.max_sequence_length,
+        load_from_cache_file=False if data_args.overwrite_cache else None,
+        num_proc=data_args.preprocessing_num_workers,
+    )  # fmt: skip
+    if data_args.streaming:
+        # The statistics of the examples the vocabulary was built from: the stream is not
+        # read twice.
+        sample = tokenize_corpus(
+            Dataset.from_dict({"text": texts}), model.tokenizer, model.config.max_sequence_length
+        )
+        lengths = sample["length"]
+        data["train"] = BucketedStream(
+            data["train"].shuffle(
+                seed=training_args.seed, buffer_size=data_args.shuffle_buffer_size
+            ),
+            training_args.per_device_train_batch_size,
+            data_args.shuffle_buffer_size,
+            training_args.seed,
+        )
+    else:
+        lengths = data["train"]["length"]
     # Decoding stops at a length the training sentences have (words and </s>, <s> not).
-    record_length_statistics(model, [n - 1 for n in data["train"]["length"]])
-    dataset = DATASET_NAMES.get(data_args.dataset, {"name": "custom", "type": "custom"})
+    record_length_statistics(model, [n - 1 for n in lengths])
+    dataset = data_args.record()
     baseline = _load(TextLMModel, model_args.baseline) if model_args.baseline else None
     train_and_record(model, training_args, data, TextCollator(), dataset, baseline)
     return 0

@@ -248,6 +248,22 @@ class _CappedTransport(httpx2.HTTPTransport):
     def remember_silent(self, server: str, error: ServerDidNotAnswer) -> None:
         with self._lock:
             self._silent_until[server] = (time.monotonic() + QUIET_PERIOD, error)
+        with _SILENT_LOCK:
+            _SILENT_LOG[server] = (time.monotonic(), error)
+
+
+# Every server that did not answer, across clients: callers that lose the error's chain
+# (`datasets` re-raises a bare ConnectionError) can still name the server.
+_SILENT_LOG: dict[str, tuple[float, ServerDidNotAnswer]] = {}
+_SILENT_LOCK = threading.Lock()
+
+
+def silent_since(moment: float) -> ServerDidNotAnswer | None:
+    """The latest server that did not answer after `moment` (a `time.monotonic()`), if any:
+    for errors whose chain no longer holds the timeout."""
+    with _SILENT_LOCK:
+        recent = [(when, error) for when, error in _SILENT_LOG.values() if when >= moment]
+    return max(recent, key=lambda pair: pair[0])[1] if recent else None
 
 
 class _Factory:

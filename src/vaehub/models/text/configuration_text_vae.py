@@ -16,6 +16,13 @@ TEXT_PRESETS: dict[str, dict[str, Any]] = {
     "yelp": dict(
         embedding_size=512, encoder_hidden_size=1024, decoder_hidden_size=1024, latent_size=32
     ),
+    # Li et al. 2019, short Yelp and SNLI: embeddings 128, LSTMs 512 / 512, z = 32.
+    "short_yelp": dict(
+        embedding_size=128, encoder_hidden_size=512, decoder_hidden_size=512, latent_size=32
+    ),
+    "snli": dict(
+        embedding_size=128, encoder_hidden_size=512, decoder_hidden_size=512, latent_size=32
+    ),
     # The PTB setting: 256 / 256 / 256, z = 32. PTB's vocabulary is 10,002 tokens (its 9,998
     # words besides <unk>, plus the 4 special tokens); `vaehub train` sets vocab_size to the
     # tokenizer's size.
