@@ -252,3 +252,26 @@ def test_generate_and_interpolate_write_image_grids_for_a_delta_vae(tmp_path, ca
     capsys.readouterr()
     assert main(["interpolate", str(tmp_path / "images"), "3", "x", "--data", "digits"]) == 1
     assert "'x' is not an image index" in capsys.readouterr().err
+
+
+def test_help_and_import_load_no_model_code():
+    """`vaehub --help`, a command's `--help` and `import vaehub` stay light: no torch, no
+    transformers models, no datasets (the start-up targets are timed in benchmarks/)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, contextlib, io\n"
+        "import vaehub\n"
+        "from vaehub.commands.main import main\n"
+        "for argv in (['--help'], ['generate', '--help'], ['evaluate', '--help']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "        main(argv)\n"
+        "print(sorted(m for m in ('torch', 'datasets', 'transformers.modeling_utils')"
+        " if m in sys.modules))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip() == "[]"

@@ -9,7 +9,7 @@ transformers' `AutoConfig` and `AutoModel` as soon as those are in use (`_autore
 
 import importlib
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vaehub import _autoregister, _compat
 from vaehub.utils import network
@@ -48,6 +48,38 @@ _EXPORTS = {
     "VAETrainingArguments": "vaehub.training.arguments",
     "keep_freed_memory": "vaehub.utils.allocator",
 }
+
+if TYPE_CHECKING:  # the same names, for type checkers and the API reference's reader
+    from vaehub.hub.transfer import HubError
+    from vaehub.latent.priors import (
+        AR1Prior,
+        DiagonalGaussian,
+        StandardNormalPrior,
+        VarianceConstrainedPrior,
+        kl_divergence,
+        prior_from_config,
+    )
+    from vaehub.models.checkpoints import CheckpointError
+    from vaehub.models.configuration_utils import VAEConfig
+    from vaehub.models.image.configuration_delta_vae import DeltaVAEConfig
+    from vaehub.models.image.configuration_pixelcnn import PixelCNNConfig
+    from vaehub.models.image.modeling_delta_vae import (
+        DeltaVAEModel,
+        DeltaVAEOutput,
+        save_image_grid,
+    )
+    from vaehub.models.image.modeling_pixelcnn import PixelCNNModel, PixelCNNOutput
+    from vaehub.models.linear.configuration_linear_vae import LinearVAEConfig
+    from vaehub.models.linear.modeling_linear_vae import LinearVAEModel, LinearVAEOutput
+    from vaehub.models.modeling_utils import interpolate_latents
+    from vaehub.models.text.configuration_text_lm import TextLMConfig
+    from vaehub.models.text.configuration_text_vae import TextVAEConfig
+    from vaehub.models.text.modeling_text_lm import TextLMModel, TextLMOutput
+    from vaehub.models.text.modeling_text_vae import TextVAEModel, TextVAEOutput
+    from vaehub.models.text.tokenization import build_tokenizer
+    from vaehub.training.arguments import VAETrainingArguments
+    from vaehub.training.trainer import VAETrainer
+    from vaehub.utils.allocator import keep_freed_memory
 
 
 def __getattr__(name: str) -> Any:

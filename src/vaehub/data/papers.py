@@ -24,11 +24,11 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from datasets import DatasetDict, load_dataset
+if TYPE_CHECKING:
+    from datasets import DatasetDict
 
-from vaehub.data.text import check_text_file
 
 SPLIT_FILES = {"train": "train", "validation": "valid", "test": "test"}
 # How far a vocabulary may stray from the published size before a warning: the papers
@@ -126,6 +126,11 @@ def load_paper_corpus(name: str, data_dir: str | None) -> DatasetDict:
     where the lines carry one), checked against the published sizes: a warning when the
     files hold another number of sentences (a sample) or, for the full files, another
     vocabulary size."""
+    # Imported here: the command line reads this module's names without loading datasets.
+    from datasets import DatasetDict, load_dataset
+
+    from vaehub.data.text import check_text_file
+
     corpus = PAPER_CORPORA[name]
     if data_dir is None:
         raise ValueError(f"--dataset {name} needs --data_dir: the folder of {corpus.source}.")
