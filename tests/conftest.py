@@ -4,20 +4,13 @@ a slice of it."""
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
+from helpers import HUB_PORT, PTB_DIR, small_config
 
 # huggingface_hub reads its endpoint and cache once, when it is imported: point them at the
 # loopback Hub server (started only by the tests that need it) before anything imports it.
-HUB_PORT = _free_port()
 HUB_ROOT = Path(tempfile.mkdtemp(prefix="vaehub-hub-"))
 os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{HUB_PORT}"
 os.environ["HF_HUB_CACHE"] = str(HUB_ROOT / "cache")
@@ -32,14 +25,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from hub_server import HubServer  # noqa: E402
 
-from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer  # noqa: E402
+from vaehub import TextVAEModel, build_tokenizer  # noqa: E402
 from vaehub.data.batching import length_bucketed_batches  # noqa: E402
 from vaehub.data.text import TextCollator, load_text_corpus, tokenize_corpus  # noqa: E402
-
-SHARED_DATA = Path(
-    os.environ.get("VAEHUB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
-PTB_DIR = SHARED_DATA / "ptb"
 
 
 @pytest.fixture(scope="session")
@@ -65,16 +53,6 @@ def ptb_slice(ptb_dir, tmp_path_factory) -> dict:
     return {"corpus": corpus, "tokenizer": tokenizer, "data": data}
 
 
-def small_config(vocab_size: int, **overrides) -> TextVAEConfig:
-    values = dict(
-        vocab_size=vocab_size,
-        embedding_size=32,
-        encoder_hidden_size=48,
-        decoder_hidden_size=64,
-        latent_size=8,
-        max_sequence_length=64,
-    )
-    return TextVAEConfig(**{**values, **overrides})
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import free_port
 from packaging.requirements import Requirement
 
 from vaehub import DeltaVAEConfig, DeltaVAEModel
@@ -32,11 +32,6 @@ FLAGSHIP, ELBO, LM, DIGITS = (
 )
 DEFAULT = explore.Decoding()
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import small_config
+from helpers import small_config
 from transformers import AutoModel
 
 from vaehub import CheckpointError, TextVAEConfig, TextVAEModel, build_tokenizer

@@ -221,7 +221,7 @@ def test_image_data_and_dynamic_binarization(tmp_path):
 
 
 def test_mnist_loads_with_its_published_size():
-    from conftest import SHARED_DATA
+    from helpers import SHARED_DATA
 
     if not (SHARED_DATA / "mnist").is_dir():
         pytest.skip("MNIST not found beside the project")

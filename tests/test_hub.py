@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import small_config
+from helpers import free_port, small_config
 from huggingface_hub import ModelCard
 from transformers import AutoModel
 
@@ -238,7 +237,7 @@ def test_offline_mode_loads_from_the_populated_cache(hub, tmp_path):
     environment = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
-        "HF_ENDPOINT": f"http://127.0.0.1:{unused_port()}",
+        "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}",
     }
     completed = subprocess.run(
         [sys.executable, "-c", script, str(tmp_path / "expected.pt"), *CORPUS],
@@ -433,11 +432,6 @@ def test_card_says_when_no_latent_is_in_use(tmp_path):
 # --- failures -------------------------------------------------------------------------------
 
 
-def unused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 class _Answer(BaseHTTPRequestHandler):
     status = 503
@@ -482,7 +476,7 @@ def test_a_failed_push_says_what_failed_and_leaves_the_folder_intact(tmp_path, c
     before = folder_digest(folder)
     server = None
     if case == "stopped":
-        endpoint = f"http://127.0.0.1:{unused_port()}"
+        endpoint = f"http://127.0.0.1:{free_port()}"
     else:
         server, endpoint = serving(None if case == "silent" else case)
     environment = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HUB_DISABLE_XET": "1"}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import SHARED_DATA
+from helpers import SHARED_DATA
 from safetensors import safe_open
 from transformers import AutoModel
 

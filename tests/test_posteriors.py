@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from conftest import small_config
+from helpers import small_config
 from torch import nn
 
 from vaehub import DeltaVAEConfig, DeltaVAEModel, TextVAEModel, build_tokenizer

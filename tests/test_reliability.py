@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import HUB_PORT
+from helpers import HUB_PORT
 from safetensors.torch import load_file, save_file
 
 from vaehub import hub

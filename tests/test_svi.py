@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import small_config
+from helpers import small_config
 
 from vaehub import DeltaVAEConfig, DeltaVAEModel, TextVAEModel
 from vaehub.data.batching import length_bucketed_batches

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import small_config
+from helpers import small_config
 from transformers import AutoModel
 
 from vaehub import TextVAEModel, build_tokenizer

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import small_config
+from helpers import small_config
 from transformers import AutoModel, AutoTokenizer
 
 from vaehub import TextVAEModel, TextVAEOutput, build_tokenizer

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import small_config
+from helpers import small_config
 from transformers import TrainerCallback
 
 from vaehub import CheckpointError, TextVAEModel
