@@ -44,9 +44,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import vaehub  # noqa: F401  (registers the models with the Auto classes)
-    from vaehub.commands.main import load_model
     from vaehub.data.sources import evaluation_sentences
     from vaehub.evaluation.generation_report import generation_report
+    from vaehub.models.auto import load_model
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     model = load_model(args.model).float().eval()

@@ -190,7 +190,7 @@ def test_row_flags_name_the_baseline_and_the_budget(tmp_path):
 
 
 def test_a_stopped_row_resumes_and_refuses_other_flags(tmp_path, capsys):
-    from vaehub.commands.main import train
+    from vaehub.commands.train import train
 
     small = ["--synthetic_sentences", "400", "--max_eval_examples", "40", "--disable_tqdm",
              "True", "--logging_steps", "100"]  # fmt: skip

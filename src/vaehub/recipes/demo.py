@@ -32,7 +32,7 @@ from vaehub.evaluation.posterior_grid import posterior_mean_pairs
 from vaehub.models.text.configuration_text_vae import TextVAEConfig
 from vaehub.models.text.modeling_text_vae import TextVAEModel
 from vaehub.models.text.tokenization import build_tokenizer
-from vaehub.recipes.demo_recipes import DEFAULT_RECIPES, RECIPES
+from vaehub.recipes.demo_recipes import DEFAULT_RECIPES, FLAGSHIP, RECIPES
 from vaehub.recipes.train import train_and_record
 from vaehub.training.arguments import VAETrainingArguments
 
@@ -45,10 +45,6 @@ class DemoResult:
     samples: list[str] = field(default_factory=list)
     interpolation: list[str] = field(default_factory=list)
     plot: str = ""
-
-
-# The released PTB text VAE whose code is most in use (KL, MI, active units).
-FLAGSHIP = os.path.join("model_cards", "ptb-lm-free-bits-aggressive")
 
 
 @dataclass

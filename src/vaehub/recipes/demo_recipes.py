@@ -1,7 +1,13 @@
-"""The objectives `vaehub demo` can compare on the synthetic corpus, by name: apart from the
-demo itself, so that the command line lists them without loading any model code."""
+"""What `vaehub demo` shows, by name: the released flagship it opens with, and the objectives
+it can compare on the synthetic corpus; apart from the demo itself, so that the command line
+lists them without loading any model code."""
 
 from __future__ import annotations
+
+import os
+
+# The released PTB text VAE the demo opens with: the best likelihood with a used latent.
+FLAGSHIP = os.path.join("model_cards", "ptb-lm-free-bits-aggressive")
 
 # What each recipe changes in `VAETrainingArguments`; every recipe gets the same budget.
 RECIPES: dict[str, dict] = {
