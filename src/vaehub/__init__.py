@@ -7,12 +7,12 @@ transformers' `AutoConfig` and `AutoModel` as soon as those are in use (`_autore
 (`vaehub.utils.network`).
 """
 
-import importlib
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vaehub import _autoregister, _compat
 from vaehub.utils import network
+from vaehub.utils.lazy import lazy_exports
 from vaehub.utils.version import __version__ as __version__
 
 # public name -> the module that defines it
@@ -82,16 +82,8 @@ if TYPE_CHECKING:  # the same names, for type checkers and the API reference's r
     from vaehub.utils.allocator import keep_freed_memory
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'vaehub' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+# Imported when first used: importing one module of the package loads nothing else.
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 _compat.install()

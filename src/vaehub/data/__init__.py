@@ -7,8 +7,7 @@
 - `sources`: the datasets `vaehub train` and `vaehub evaluate` know by name.
 """
 
-import importlib
-from typing import Any
+from vaehub.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "LengthBucketSampler": "vaehub.data.batching",
@@ -38,10 +37,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # Imported when first used: `import vaehub.data.<module>` alone loads nothing else.
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'vaehub.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+# Imported when first used: importing one module of the package loads nothing else.
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

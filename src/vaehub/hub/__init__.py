@@ -6,8 +6,7 @@ The results files a model folder holds are the models layer's (`vaehub.models.re
 their names are re-exported here, where they were found before the package had layers.
 """
 
-import importlib
-from typing import Any
+from vaehub.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "ABOUT_FILE": "vaehub.hub.cards",
@@ -57,10 +56,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # Imported when first used: `import vaehub.hub.<module>` alone loads nothing else.
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'vaehub.hub' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+# Imported when first used: importing one module of the package loads nothing else.
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
