@@ -20,6 +20,7 @@ from vaehub.data.batching import iterate_batches
 from vaehub.evaluation.metrics import (
     active_unit_variance,
     bits_per_dim,
+    collapsed,
     evaluate_vae,
     importance_weighted_log_likelihood,
     mutual_information_terms,
@@ -252,3 +253,18 @@ def test_evaluation_shows_progress_with_a_total_and_a_rate(trained_ptb_model, pt
     assert "evaluating (IW-NLL, K=2)" in bar and "/48 [" in bar and "sentence/s" in bar
     evaluate_vae(model, iterate_batches(data, 16, model.config.pad_token_id))
     assert capsys.readouterr().err == ""  # off unless asked for
+
+
+@pytest.mark.parametrize(
+    ("kl", "mi", "active_units", "rate", "expected"),
+    [
+        (0.05, 0.05, 3, 0.0, True),  # KL and MI both under 0.1 nats
+        (5.0, 0.01, 0, 0.0, True),  # free bits' KL with no unit moving: collapsed all the same
+        (0.05, 0.2, 1, 0.0, False),  # the MI says x is in z
+        (2.05, 0.0, 1, 2.0, True),  # a δ-VAE holding only its committed rate
+        (2.5, 0.0, 1, 2.0, False),  # 0.5 nats above the rate
+    ],
+)
+def test_the_one_collapse_rule(kl, mi, active_units, rate, expected):
+    results = {"kl": kl, "mi": mi, "active_units": active_units}
+    assert collapsed(results, rate) is expected

@@ -79,3 +79,5 @@ def test_free_bits_clamp_each_dimension_of_the_batch_mean():
     assert torch.equal(kl.grad, torch.tensor([[0.5, 0.0, 0.5], [0.5, 0.0, 0.5]]))
     with pytest.raises(ValueError, match="free_bits=-1"):
         kl_term(kl, free_bits=-1)
+    with pytest.raises(ValueError, match="free_bits=nan"):  # NaN would drop the KL term
+        kl_term(kl, free_bits=float("nan"))

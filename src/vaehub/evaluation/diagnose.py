@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from vaehub.evaluation.gaps import GapSettings, amortisation_gaps, posterior_grids
-from vaehub.evaluation.metrics import evaluate_vae
+from vaehub.evaluation.metrics import COLLAPSE_NATS, collapsed, evaluate_vae
 from vaehub.evaluation.plots import (
     plot_kl_per_dim,
     plot_posterior_contours,
@@ -32,18 +32,12 @@ from vaehub.evaluation.posterior_grid import posterior_mean_pairs
 from vaehub.utils.formatting import fixed
 from vaehub.utils.safe_io import write_json, write_text
 
-# KL within this many nats of the committed rate (or of 0), with no active unit or MI
-# below it, is a collapsed posterior: the latent carries (almost) nothing beyond δ.
-COLLAPSE_NATS = 0.1
-
 
 def verdict(results: dict[str, Any], rate: float, gaps: dict[str, Any] | None) -> dict[str, Any]:
     """Collapsed or not, and a sentence on why, from the measured numbers."""
     excess = results["kl"] - rate
-    collapsed = results["active_units"] == 0 or (
-        excess < COLLAPSE_NATS and results["mi"] < COLLAPSE_NATS
-    )
-    if not collapsed:
+    is_collapsed = collapsed(results, rate)
+    if not is_collapsed:
         why = (
             f"the latent is used: {results['active_units']} active unit(s), KL "
             f"{fixed(excess, 2)} nats above the committed rate, MI {fixed(results['mi'], 2)}."
@@ -64,7 +58,7 @@ def verdict(results: dict[str, Any], rate: float, gaps: dict[str, Any] | None) -
             "learnt to ignore z; weaken it (word dropout), keep a rate (free bits, a δ-VAE "
             "prior) or pretrain the encoder."
         )
-    return {"collapsed": bool(collapsed), "kl_above_rate": excess, "why": why}
+    return {"collapsed": bool(is_collapsed), "kl_above_rate": excess, "why": why}
 
 
 def committed_rate(model: nn.Module, batches: list[dict[str, Any]]) -> float:

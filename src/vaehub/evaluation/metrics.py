@@ -35,6 +35,9 @@ from vaehub.latent.kl import latent_kl
 from vaehub.latent.priors import prior_of
 
 AU_THRESHOLD = 0.01
+# KL within this many nats of the committed rate (or of 0), with MI below it too, or no
+# active unit at all: the latent carries (almost) nothing beyond δ.
+COLLAPSE_NATS = 0.1
 # Samples of the Monte Carlo KL of a posterior without a closed form, at evaluation.
 KL_SAMPLES = 16
 
@@ -442,3 +445,17 @@ def bits_per_dim(nll: float, dims: float) -> float:
     if dims <= 0:
         raise ValueError(f"bits/dim needs a positive number of dimensions, got {dims}.")
     return nll / (dims * math.log(2))
+
+
+def collapsed(results: dict[str, Any], rate: float = 0.0) -> bool:
+    """The one rule vaehub calls a posterior collapsed by (`diagnose`, the demo, the app):
+    no active unit, or KL within `COLLAPSE_NATS` of the committed `rate` with MI below it.
+
+    Args:
+        results: measured `kl`, `mi` and `active_units` (as `evaluate_vae` returns them).
+        rate: the KL the prior commits to whatever the encoder does (0 for N(0, I); a
+            δ-VAE's committed rate otherwise).
+    """
+    return results["active_units"] == 0 or (
+        results["kl"] - rate < COLLAPSE_NATS and results["mi"] < COLLAPSE_NATS
+    )

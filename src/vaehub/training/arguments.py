@@ -12,7 +12,7 @@ from transformers import TrainingArguments
 from transformers.utils import is_torch_bf16_gpu_available, logging
 
 from vaehub.latent import svi
-from vaehub.training.objectives import SCHEDULES, BetaSchedule
+from vaehub.training.objectives import SCHEDULES, BetaSchedule, check_free_bits
 
 logger = logging.get_logger(__name__)
 
@@ -261,12 +261,7 @@ class VAETrainingArguments(TrainingArguments):
                 f"aggressive_check_steps={self.aggressive_check_steps!r} is not valid: expected "
                 "an integer >= 1 (updates between MI checks), or none for one per epoch."
             )
-        # `not >= 0` also refuses NaN, which compares false with everything: the KL term
-        # would silently drop out of the loss.
-        if not (math.isfinite(self.free_bits) and self.free_bits >= 0):
-            raise ValueError(
-                f"free_bits={self.free_bits!r} is not valid: expected a finite λ >= 0 nats."
-            )
+        check_free_bits(self.free_bits)
         for name in ("learning_rate", "num_train_epochs", "max_grad_norm", "weight_decay"):
             value = getattr(self, name, None)
             if isinstance(value, float) and math.isnan(value):

@@ -78,6 +78,16 @@ class BetaSchedule:
         return min(1.0, start + (1 - start) * phase / self.ramp_ratio)
 
 
+def check_free_bits(free_bits: float) -> None:
+    """Refuse a λ that is not a finite number of nats >= 0 (the one check of free bits).
+
+    `not >= 0` also refuses NaN, which compares false with everything: the KL term would
+    silently drop out of the loss.
+    """
+    if not (math.isfinite(free_bits) and free_bits >= 0):
+        raise ValueError(f"free_bits={free_bits!r} is not valid: expected a finite λ >= 0 nats.")
+
+
 def kl_term(
     kl_per_dim: Tensor | None,
     free_bits: float = 0.0,
@@ -96,8 +106,7 @@ def kl_term(
         `()`: mean over the batch of the KL, or Σ_k max(λ, mean_x KL_k). Without a
         per-dimension split, free bits hold the whole KL: max(d·λ, mean_x KL).
     """
-    if free_bits < 0:
-        raise ValueError(f"free_bits={free_bits!r} is not valid: expected λ >= 0 nats.")
+    check_free_bits(free_bits)
     if kl_per_dim is None:
         if kl is None:
             raise ValueError("kl_term needs kl_per_dim, or kl when there is no split.")
