@@ -24,7 +24,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from transformers.utils import ModelOutput
 
 from vaehub.latent.posterior_head import PosteriorHead
 from vaehub.latent.posteriors import PosteriorParameters
@@ -32,33 +31,21 @@ from vaehub.latent.priors import LatentPrior, prior_from_config
 from vaehub.models.image.configuration_delta_vae import PIXEL_DECODER_FIELDS, DeltaVAEConfig
 from vaehub.models.image.gated_pixelcnn import GatedPixelCNN, MaskedConv2d, PixelModelMixin
 from vaehub.models.modeling_utils import VAEPreTrainedModel, interpolate_latents
+from vaehub.models.outputs import LatentOutput
 
 
 @dataclass
-class DeltaVAEOutput(ModelOutput):
-    """The ELBO's parts for a batch of images.
+class DeltaVAEOutput(LatentOutput):
+    """The ELBO's parts for a batch of images (`LatentOutput`'s fields: `reconstruction_nll`
+    summed over pixel values, `kl` ≥ the committed rate, `kl_per_dim` split over latent
+    channels), and:
 
     Attributes:
-        loss: `()` mean over the batch of the negative ELBO.
-        reconstruction_nll: `(batch,)` −log p(x|z) in nats, summed over pixel values.
-        kl: `(batch,)` KL(q(z|x) ‖ p(z)) in nats, ≥ the committed rate.
-        kl_per_dim: `(batch, latent_size)` the KL split over latent channels (`None` for
-            a posterior family whose KL has no closed form).
         logits: `(batch, channels, height, width)` (Bernoulli) or
             `(batch, channels, 256, height, width)` (categorical).
-        z: `(batch, *latent_shape)` the latent the decoder was given.
-        posterior_mean, posterior_std: `(batch, *latent_shape)` (the std of a Gaussian
-            posterior only).
     """
 
-    loss: Tensor | None = None
-    reconstruction_nll: Tensor | None = None
-    kl: Tensor | None = None
-    kl_per_dim: Tensor | None = None
     logits: Tensor | None = None
-    z: Tensor | None = None
-    posterior_mean: Tensor | None = None
-    posterior_std: Tensor | None = None
 
 
 class AntiCausalEncoder(nn.Module):

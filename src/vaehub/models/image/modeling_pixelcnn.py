@@ -15,29 +15,22 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from transformers.utils import ModelOutput
 
 from vaehub.models.image.configuration_pixelcnn import PixelCNNConfig
 from vaehub.models.image.gated_pixelcnn import GatedPixelCNN, PixelModelMixin
 from vaehub.models.modeling_utils import VAEPreTrainedModel, checked_num_samples
+from vaehub.models.outputs import ELBOOutput
 
 
 @dataclass
-class PixelCNNOutput(ModelOutput):
-    """The exact negative log-likelihood of a batch of images.
+class PixelCNNOutput(ELBOOutput):
+    """The exact negative log-likelihood of a batch of images (`ELBOOutput`'s fields:
+    `reconstruction_nll` is −log p(x) summed over pixel values, `kl` zeros), and:
 
     Attributes:
-        loss: `()` mean over the batch of `reconstruction_nll`.
-        reconstruction_nll: `(batch,)` −log p(x) in nats, summed over pixel values
-            (named as in the VAEs' outputs, so every objective and metric reads it).
-        kl: `(batch,)` zeros: there is no latent.
         logits: `(batch, channels, H, W)` (Bernoulli) or `(batch, channels, 256, H, W)`.
     """
 
-    loss: Tensor | None = None
-    reconstruction_nll: Tensor | None = None
-    kl: Tensor | None = None
-    kl_per_dim: Tensor | None = None
     logits: Tensor | None = None
 
 

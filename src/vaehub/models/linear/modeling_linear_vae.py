@@ -25,7 +25,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from transformers import initialization as init
-from transformers.utils import ModelOutput
 
 from vaehub.latent.kl import latent_kl
 from vaehub.latent.posterior_head import PosteriorHead
@@ -34,34 +33,23 @@ from vaehub.latent.priors import LatentPrior, prior_from_config
 from vaehub.models.linear import ppca
 from vaehub.models.linear.configuration_linear_vae import LinearVAEConfig
 from vaehub.models.modeling_utils import VAEPreTrainedModel
+from vaehub.models.outputs import LatentOutput
 
 LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclass
-class LinearVAEOutput(ModelOutput):
-    """The ELBO's parts for a batch of vectors.
+class LinearVAEOutput(LatentOutput):
+    """The ELBO's parts for a batch of vectors (`LatentOutput`'s fields: `reconstruction_nll`
+    is −E_q[log p(x|z)], in closed form for the linear VAE and at one z ~ q (or the `z`
+    given) for the deep one; `kl` against N(0, I)), and:
 
     Attributes:
-        loss: `()` mean over the batch of the negative ELBO.
-        reconstruction_nll: `(batch,)` −E_q[log p(x|z)] in nats: closed form for the linear
-            VAE, at one z ~ q for the deep one (or at the `z` given).
-        kl: `(batch,)` KL(q(z|x) ‖ N(0, I)) in nats.
-        kl_per_dim: `(batch, latent_size)` the KL split over latent dimensions.
         reconstruction_mean: `(batch, input_size)` the decoder's mean f(·) at the posterior
             mean (linear VAE, closed form) or at `z`.
-        z: `(batch, latent_size)` a sample of q(z|x), or the latent given.
-        posterior_mean, posterior_std: `(batch, latent_size)`.
     """
 
-    loss: Tensor | None = None
-    reconstruction_nll: Tensor | None = None
-    kl: Tensor | None = None
-    kl_per_dim: Tensor | None = None
     reconstruction_mean: Tensor | None = None
-    z: Tensor | None = None
-    posterior_mean: Tensor | None = None
-    posterior_std: Tensor | None = None
 
 
 class LinearEncoder(nn.Module):

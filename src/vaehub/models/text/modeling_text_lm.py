@@ -19,31 +19,24 @@ import torch
 from torch import Tensor
 from transformers import GenerationMixin, PreTrainedTokenizerBase
 from transformers.modeling_outputs import CausalLMOutputWithPast
-from transformers.utils import ModelOutput
 
 from vaehub.models.modeling_utils import VAEPreTrainedModel, checked_num_samples
+from vaehub.models.outputs import ELBOOutput
 from vaehub.models.text.configuration_text_lm import TextLMConfig
 from vaehub.models.text.decoding import decoding_options
 from vaehub.models.text.lstm_decoder import DecoderState, TextDecoder, TextModelMixin
 
 
 @dataclass
-class TextLMOutput(ModelOutput):
-    """The exact negative log-likelihood of a batch of sentences.
+class TextLMOutput(ELBOOutput):
+    """The exact negative log-likelihood of a batch of sentences (`ELBOOutput`'s fields:
+    `reconstruction_nll` is −log p(x) summed over target tokens, `kl` zeros), and:
 
     Attributes:
-        loss: `()` mean over the batch of `reconstruction_nll`.
-        reconstruction_nll: `(batch,)` −log p(x) in nats, summed over target tokens
-            (named as in the VAEs' outputs, so every objective and metric reads it).
-        kl: `(batch,)` zeros: there is no latent.
         logits: `(batch, seq_len − 1, vocab_size)` the prediction of `input_ids[:, 1:]`.
         num_tokens: `(batch,)` target tokens per sentence, `</s>` included.
     """
 
-    loss: Tensor | None = None
-    reconstruction_nll: Tensor | None = None
-    kl: Tensor | None = None
-    kl_per_dim: Tensor | None = None
     logits: Tensor | None = None
     num_tokens: Tensor | None = None
 

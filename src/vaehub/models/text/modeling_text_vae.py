@@ -21,7 +21,6 @@ import torch
 from torch import Tensor, nn
 from transformers import GenerationMixin, PreTrainedTokenizerBase
 from transformers.modeling_outputs import CausalLMOutputWithPast
-from transformers.utils import ModelOutput
 
 from vaehub.latent.posterior_head import PosteriorHead
 from vaehub.latent.posteriors import PosteriorParameters
@@ -33,37 +32,24 @@ from vaehub.models.modeling_utils import (
     encode_in_chunks,
     interpolate_latents,
 )
+from vaehub.models.outputs import LatentOutput
 from vaehub.models.text.configuration_text_vae import TEXT_DECODER_FIELDS, TextVAEConfig
 from vaehub.models.text.decoding import decoding_options
 from vaehub.models.text.lstm_decoder import DecoderState, TextDecoder, TextModelMixin
 
 
 @dataclass
-class TextVAEOutput(ModelOutput):
-    """The ELBO's parts for a batch of sentences.
+class TextVAEOutput(LatentOutput):
+    """The ELBO's parts for a batch of sentences (`LatentOutput`'s fields, `reconstruction_nll`
+    summed over target tokens, `z` of shape `(batch, latent_size)`), and:
 
     Attributes:
-        loss: `()` mean over the batch of the negative ELBO, reconstruction_nll + kl.
-        reconstruction_nll: `(batch,)` −log p(x|z) in nats, summed over target tokens.
-        kl: `(batch,)` KL(q(z|x) ‖ p(z)) in nats.
-        kl_per_dim: `(batch, latent_size)` the KL split over latent dimensions (`None`
-            for a posterior family whose KL has no closed form).
         logits: `(batch, seq_len − 1, vocab_size)` the decoder's prediction of
             `input_ids[:, 1:]`.
-        z: `(batch, latent_size)` the latent the decoder was given.
-        posterior_mean: `(batch, latent_size)` mean of q(z|x).
-        posterior_std: `(batch, latent_size)` standard deviation of a Gaussian q(z|x).
         num_tokens: `(batch,)` target tokens per sentence, `</s>` included.
     """
 
-    loss: Tensor | None = None
-    reconstruction_nll: Tensor | None = None
-    kl: Tensor | None = None
-    kl_per_dim: Tensor | None = None
     logits: Tensor | None = None
-    z: Tensor | None = None
-    posterior_mean: Tensor | None = None
-    posterior_std: Tensor | None = None
     num_tokens: Tensor | None = None
 
 
