@@ -9,6 +9,7 @@ lives in its folder (`models/text`, `models/image`, `models/linear`).
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -29,6 +30,20 @@ DEFAULT_POSTERIOR_HIDDEN_SIZE = 64
 
 
 ALPHA_SPREADS = ("shared", "linear")
+
+
+def declared_defaults(config_class: type, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The defaults `config_class.__init__` declares for `fields`: a baseline's config takes
+    the decoder fields of its VAE's config from there, so that they are written once."""
+    parameters = inspect.signature(config_class.__init__).parameters
+    return {name: parameters[name].default for name in fields}
+
+
+def set_declared(config: Any, given: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """Set each field of `defaults` on `config`, taken out of `given` (the constructor's
+    keyword arguments) where it is there."""
+    for name, default in defaults.items():
+        setattr(config, name, given.pop(name, default))
 
 
 def _fail(field: str, value: Any, accepted: str) -> ValueError:

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from vaehub.models.configuration_utils import VAEConfig, _fail, check_choice, check_int
+from vaehub.models.configuration_utils import (
+    VAEConfig,
+    _fail,
+    check_choice,
+    check_int,
+    declared_defaults,
+)
 
 OUTPUT_DISTRIBUTIONS = ("bernoulli", "categorical")
 
@@ -134,3 +140,6 @@ PIXEL_DECODER_FIELDS = (
     "image_size", "num_channels", "output_distribution", "decoder_channels",
     "decoder_layers", "decoder_first_kernel_size", "decoder_kernel_size",
 )  # fmt: skip
+# Their defaults, as `DeltaVAEConfig` declares them: the PixelCNN's config takes them from
+# there.
+PIXEL_DECODER_DEFAULTS = declared_defaults(DeltaVAEConfig, PIXEL_DECODER_FIELDS)

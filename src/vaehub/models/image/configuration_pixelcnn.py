@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from vaehub.models.configuration_utils import CheckedConfig
+from vaehub.models.configuration_utils import CheckedConfig, set_declared
 from vaehub.models.image.configuration_delta_vae import (
+    PIXEL_DECODER_DEFAULTS,
     PIXEL_DECODER_FIELDS,
     DeltaVAEConfig,
     check_pixel_decoder,
@@ -25,24 +26,8 @@ class PixelCNNConfig(CheckedConfig):
 
     model_type = "pixelcnn"
 
-    def __init__(
-        self,
-        image_size: int = 28,
-        num_channels: int = 1,
-        output_distribution: str = "bernoulli",
-        decoder_channels: int = 32,
-        decoder_layers: int = 6,
-        decoder_first_kernel_size: int = 7,
-        decoder_kernel_size: int = 3,
-        **kwargs: Any,
-    ) -> None:
-        self.image_size = image_size
-        self.num_channels = num_channels
-        self.output_distribution = output_distribution
-        self.decoder_channels = decoder_channels
-        self.decoder_layers = decoder_layers
-        self.decoder_first_kernel_size = decoder_first_kernel_size
-        self.decoder_kernel_size = decoder_kernel_size
+    def __init__(self, **kwargs: Any) -> None:
+        set_declared(self, kwargs, PIXEL_DECODER_DEFAULTS)
         self._validate()
         super().__init__(**kwargs)
 

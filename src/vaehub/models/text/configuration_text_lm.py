@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from vaehub.models.configuration_utils import CheckedConfig, _fail
+from vaehub.models.configuration_utils import CheckedConfig, _fail, set_declared
 from vaehub.models.text.configuration_text_vae import (
+    TEXT_DECODER_DEFAULTS,
     TEXT_DECODER_FIELDS,
     TEXT_PRESETS,
     TextVAEConfig,
@@ -28,41 +29,13 @@ class TextLMConfig(CheckedConfig):
 
     model_type = "text_lm"
 
-    def __init__(
-        self,
-        vocab_size: int = 10004,
-        embedding_size: int = 256,
-        decoder_hidden_size: int = 256,
-        decoder_embedding_dropout: float = 0.5,
-        decoder_output_dropout: float = 0.5,
-        word_dropout: float = 0.0,
-        max_sequence_length: int = 128,
-        init_range: float = 0.01,
-        embedding_init_range: float = 0.1,
-        pad_token_id: int = 0,
-        unk_token_id: int = 1,
-        bos_token_id: int = 2,
-        eos_token_id: int = 3,
-        **kwargs: Any,
-    ) -> None:
-        self.vocab_size = vocab_size
-        self.embedding_size = embedding_size
-        self.decoder_hidden_size = decoder_hidden_size
-        self.decoder_embedding_dropout = decoder_embedding_dropout
-        self.decoder_output_dropout = decoder_output_dropout
-        self.word_dropout = word_dropout
-        self.max_sequence_length = max_sequence_length
-        self.init_range = init_range
-        self.embedding_init_range = embedding_init_range
-        self.unk_token_id = unk_token_id
-        self.pad_token_id = pad_token_id
-        self.bos_token_id = bos_token_id
-        self.eos_token_id = eos_token_id
+    def __init__(self, **kwargs: Any) -> None:
+        set_declared(self, kwargs, TEXT_DECODER_DEFAULTS)
         self._validate()
         super().__init__(
-            pad_token_id=pad_token_id,
-            bos_token_id=bos_token_id,
-            eos_token_id=eos_token_id,
+            pad_token_id=self.pad_token_id,
+            bos_token_id=self.bos_token_id,
+            eos_token_id=self.eos_token_id,
             **kwargs,
         )
 

@@ -6,7 +6,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from vaehub.models.configuration_utils import VAEConfig, _fail, check_float, check_int
+from vaehub.models.configuration_utils import (
+    VAEConfig,
+    _fail,
+    check_float,
+    check_int,
+    declared_defaults,
+)
 
 TEXT_PRESETS: dict[str, dict[str, Any]] = {
     # He et al. 2019, Yahoo and Yelp: 512 / 1024 / 1024, z = 32.
@@ -178,3 +184,6 @@ TEXT_DECODER_FIELDS = (
     "decoder_output_dropout", "word_dropout", "max_sequence_length", "init_range",
     "embedding_init_range", "pad_token_id", "unk_token_id", "bos_token_id", "eos_token_id",
 )  # fmt: skip
+# Their defaults, as `TextVAEConfig` declares them: the language model's config takes them
+# from there.
+TEXT_DECODER_DEFAULTS = declared_defaults(TextVAEConfig, TEXT_DECODER_FIELDS)
