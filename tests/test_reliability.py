@@ -936,3 +936,19 @@ def test_a_mistyped_relative_folder_is_not_taken_for_a_hub_id_silently(
     message = str(raised.value)
     assert "could not get config.json of 'model_cards/ptb-typo'" in message
     assert "there is no folder model_cards/ptb-typo here either" in message
+
+
+def test_a_staged_folder_replaces_its_target_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError, match="half way"):
+        with safe_io.staged_folder(target, prefix=".model-") as staging:
+            (Path(staging) / "new.txt").write_text("new")
+            raise RuntimeError("half way")
+    assert tree(target) == {"old.txt": b"old"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging left behind
+    with safe_io.staged_folder(target, prefix=".model-") as staging:
+        (Path(staging) / "new.txt").write_text("new")
+    assert tree(target) == {"new.txt": b"new"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

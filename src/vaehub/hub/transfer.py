@@ -137,24 +137,21 @@ def pull(
             "two models' files. Give a new or empty folder, or pass --force (force=True) to "
             "replace the folder as a whole."
         )
-    parent, name = os.path.split(target)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=parent, prefix=f".{name}.pull-")
-    try:
-        with network.interruptible():
-            _checked(_download(repo_id, revision, staging, token, where), repo_id)
-        # Everything is checked in the staging folder: the old one goes only for a model
-        # that is whole, is what the server listed, and loads.
-        check_download(staging, where)
-        safe_io.replace_folder(target, staging)
-    except BaseException as error:
-        if not isinstance(error, Exception):
-            # Interrupted (Ctrl-C, SIGTERM): a download thread may still write into the
-            # staging folder after it is removed; remove it again once they are joined.
-            network.cancel_transfers()
-            atexit.register(shutil.rmtree, staging, ignore_errors=True)
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    name = os.path.basename(target)
+    # Everything is checked in a staging folder: the old one goes only for a model that is
+    # whole, is what the server listed, and loads.
+    with safe_io.staged_folder(target, prefix=f".{name}.pull-") as staging:
+        try:
+            with network.interruptible():
+                _checked(_download(repo_id, revision, staging, token, where), repo_id)
+            check_download(staging, where)
+        except BaseException as error:
+            if not isinstance(error, Exception):
+                # Interrupted (Ctrl-C, SIGTERM): a download thread may still write into the
+                # staging folder after it is removed; remove it again once they are joined.
+                network.cancel_transfers()
+                atexit.register(shutil.rmtree, staging, ignore_errors=True)
+            raise
     return target
 
 

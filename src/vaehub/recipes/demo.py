@@ -14,7 +14,6 @@ al.'s posterior-mean-space figure.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -36,6 +35,7 @@ from vaehub.models.text.tokenization import build_tokenizer
 from vaehub.recipes.demo_recipes import DEFAULT_RECIPES, FLAGSHIP, RECIPES
 from vaehub.recipes.train import train_and_record
 from vaehub.training.arguments import VAETrainingArguments
+from vaehub.utils.safe_io import write_json
 
 
 @dataclass
@@ -265,24 +265,23 @@ def run_demo(
     )
     result.seconds = time.time() - start
     summary = os.path.join(output_dir, "results.json")
-    with open(summary, "w") as file:
-        json.dump(
-            {
-                "recipes": {name: RECIPES[name] for name in recipes},
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "learning_rate": learning_rate,
-                "seed": seed,
-                "num_sentences": num_sentences,
-                "iw_samples": iw_samples,
-                "threads": torch.get_num_threads(),
-                # A busy machine slows the small LSTM steps many-fold: say how busy it was.
-                "load_average_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
-                **{key: value for key, value in asdict(result).items() if key != "output_dir"},
-            },
-            file,
-            indent=1,
-        )
+    write_json(
+        summary,
+        {
+            "recipes": {name: RECIPES[name] for name in recipes},
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "seed": seed,
+            "num_sentences": num_sentences,
+            "iw_samples": iw_samples,
+            "threads": torch.get_num_threads(),
+            # A busy machine slows the small LSTM steps many-fold: say how busy it was.
+            "load_average_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
+            **{key: value for key, value in asdict(result).items() if key != "output_dir"},
+        },
+        indent=1,
+    )
     print(
         f"\nSaved {', '.join(os.path.join(output_dir, o) for o in recipes)} (model, tokenizer, "
         f"training_curves.png), the posterior mean space plot {result.plot} and {summary}."

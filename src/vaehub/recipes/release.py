@@ -15,8 +15,6 @@ fails.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import asdict
 from typing import Any
 
@@ -41,7 +39,7 @@ from vaehub.models.text.decoding import training_lengths
 from vaehub.utils.safe_io import (
     check_folder_name,
     check_no_links_out,
-    replace_folder,
+    staged_folder,
     write_json,
     write_text,
 )
@@ -149,11 +147,9 @@ def release(
     text = model.main_input_name == "input_ids"
     if text and training_lengths(model) is None:
         _record_training_lengths(model, data)
-    os.makedirs(output_dir, exist_ok=True)
     # Written beside its final place and moved there whole: a failed release leaves any
     # earlier checkpoint of that name as it was.
-    staging = tempfile.mkdtemp(prefix=f".{name}-", dir=output_dir)
-    try:
+    with staged_folder(folder, prefix=f".{name}-") as staging:
         model.to(getattr(torch, dtype)).save_pretrained(staging)
         stored = _load_for_measuring(staging)
         if dtype != "float32":
@@ -165,7 +161,7 @@ def release(
                 staging, card_split, _finite(measure(stored, whole, data)),
                 record.get("dataset"), iw_samples=whole.iw_samples, stored_dtype=dtype,
             )  # fmt: skip
-        _write_json(
+        write_json(
             os.path.join(staging, VERIFICATION_FILE),
             {**asdict(piece), "metrics": _finite(measure(stored, piece, data))},
         )
@@ -177,10 +173,6 @@ def release(
             write_text(os.path.join(staging, hub.ABOUT_FILE), about.strip() + "\n")
         card = hub.render_model_card(staging, repo_id=f"{organization}/{name}", split=card_split)
         write_text(os.path.join(staging, "README.md"), str(card))
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    replace_folder(folder, staging)
     return folder
 
 
@@ -227,10 +219,6 @@ def _load_for_measuring(name_or_path: str) -> Any:
 def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
     hub.check_finite_metrics(metrics, "the verification slice's results")
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-
-
-def _write_json(path: str, value: Any) -> None:
-    write_json(path, value)
 
 
 def card_slice(card: Any, source: str) -> tuple[VerificationSlice, dict[str, float]]:

@@ -208,6 +208,26 @@ def check_replaceable_folder(path: str | os.PathLike, what: str) -> None:
         )
 
 
+@contextlib.contextmanager
+def staged_folder(target: str | os.PathLike, prefix: str) -> Iterator[str]:
+    """A new, empty folder beside `target` to write a whole folder into: when the block ends
+    without error it takes `target`'s place (`replace_folder`); when it raises, or is
+    interrupted, it is removed and any earlier `target` stays as it was.
+
+    Args:
+        prefix: the staging folder's name starts with it (a dot keeps it hidden).
+    """
+    parent = os.path.dirname(os.path.abspath(os.fspath(target)))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    replace_folder(target, staging)
+
+
 def replace_folder(target: str | os.PathLike, staging: str | os.PathLike) -> None:
     """Put the folder `staging` in place of `target` (which may not exist) as a whole: the
     old folder is moved aside, not deleted, until the new one is in place."""
