@@ -241,3 +241,26 @@ def test_sa_vae_trains_the_image_vae_and_evaluates_refined(tmp_path, bf16):
 def test_bad_sa_vae_settings_are_refused(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         VAETrainingArguments(output_dir=str(tmp_path), objective="sa_vae", **overrides)
+
+
+def test_one_refinement_value_under_every_name():
+    from vaehub.latent.refinement import Refinement
+
+    assert Refinement.from_record({}) == Refinement(0, 1.0, 0.5, 5.0)  # Kim et al.'s
+    recorded = {"refine_steps": 5, "refine_lr": 2.0, "refine_momentum": None}
+    refinement = Refinement.from_record(recorded)
+    assert refinement == Refinement(5, 2.0, 0.5, 5.0)
+    assert Refinement.from_record(refinement.record()) == refinement
+    assert refinement.record() == {
+        "refine_steps": 5, "refine_lr": 2.0, "refine_momentum": 0.5, "refine_max_grad_norm": 5.0,
+    }  # fmt: skip
+    assert refinement.describe().startswith("posterior refined by 5 SVI steps of η = 2")
+    for bad, message in (
+        (dict(steps=-1), "steps=-1"),
+        (dict(steps=True), "steps=True"),
+        (dict(momentum=1.0), "momentum=1.0"),
+        (dict(learning_rate=float("nan")), "learning_rate=nan"),
+        (dict(max_grad_norm=0), "max_grad_norm=0"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            Refinement(**bad)

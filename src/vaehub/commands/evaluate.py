@@ -17,6 +17,7 @@ from vaehub.latent.refinement import (
     DEFAULT_MAX_GRAD_NORM,
     DEFAULT_MOMENTUM,
     REFINEMENT_DEFAULTS,
+    Refinement,
 )
 
 TABLE_ROWS = (
@@ -48,7 +49,7 @@ def evaluate(args: argparse.Namespace) -> int:
     data = os.path.abspath(args.data) if local else args.data
     hub.check_results_target(target, None, data, overwrite=args.overwrite)
     model = load_model(args.model_dir)
-    resolve_refinement(args, model)
+    refinement = resolve_refinement(args, model)
     stats: dict[str, Any] = {}
     batches, unit, dataset, total = evaluation_data(
         model, args.data, args.split, args.batch_size, args.max_examples, args.seed, stats,
@@ -61,19 +62,10 @@ def evaluate(args: argparse.Namespace) -> int:
         iw_samples=args.iw_samples or None,
         show_progress=not args.no_progress and sys.stderr.isatty(),
         total=total,
-        refine_steps=args.refine_steps,
-        refine_lr=args.refine_lr,
-        refine_momentum=args.refine_momentum,
-        refine_max_grad_norm=args.refine_max_grad_norm,
+        refinement=refinement,
         baseline=load_model(args.baseline) if args.baseline else None,
     )
-    refined = (
-        f", posterior refined by {args.refine_steps} SVI steps of η = {args.refine_lr:g}, "
-        f"momentum {args.refine_momentum:g}, gradients clipped at norm "
-        f"{args.refine_max_grad_norm:g}"
-        if args.refine_steps
-        else ""
-    )
+    refined = f", {refinement.describe()}" if refinement.steps else ""
     print(
         f"{args.model_dir} on {args.data} ({args.split}, {results['num_examples']} {unit}"
         f"{f', K={args.iw_samples}' if args.iw_samples else ''}{refined}):"
@@ -95,18 +87,19 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def resolve_refinement(args: argparse.Namespace, model: Any) -> None:
-    """Refinement settings not given on the command line: the model's own (an SA-VAE is
-    used with the refinement it trained with) unless --no_refine, else none."""
+def resolve_refinement(args: argparse.Namespace, model: Any) -> Refinement:
+    """The refinement to measure with: each setting given on the command line, the model's
+    own for the others (an SA-VAE is used with the refinement it trained with) unless
+    --no_refine, else none."""
     own = model.inference_refinement if hasattr(model, "inference_refinement") else None
     if args.no_refine:
         if args.refine_steps:
             raise ValueError("--no_refine measures the bare encoder: drop --refine_steps.")
         own = None
-    defaults = {"refine_steps": 0, **REFINEMENT_DEFAULTS}
-    for key, default in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, own[key] if own else default)
+    given = {key: getattr(args, key) for key in ("refine_steps", *REFINEMENT_DEFAULTS)}
+    return Refinement.from_record(
+        {key: (own or {}).get(key) if value is None else value for key, value in given.items()}
+    )
 
 
 def generation(args: argparse.Namespace, model: Any) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from vaehub.latent import svi
 from vaehub.latent.kl import latent_kl
 from vaehub.latent.priors import prior_of
+from vaehub.latent.refinement import Refinement
 
 AU_THRESHOLD = 0.01
 # KL within this many nats of the committed rate (or of 0), with MI below it too, or no
@@ -164,16 +165,18 @@ def evaluate_vae(
     refine_lr: float = svi.DEFAULT_LEARNING_RATE,
     refine_momentum: float = svi.DEFAULT_MOMENTUM,
     refine_max_grad_norm: float = svi.DEFAULT_MAX_GRAD_NORM,
+    refinement: Refinement | None = None,
 ) -> dict[str, Any]:
     """Every collapse metric over a dataset, in one pass.
 
     Args:
         batches: dicts of tensors, as `model.forward` takes them.
-        refine_steps: K > 0 evaluates with the posterior refined by K SVI steps from the
-            encoder's (Kim et al. 2018, Algorithm 1, with their step size, momentum and
-            clipping): every metric then describes q(z|x; λ_K).
-        refine_lr, refine_momentum, refine_max_grad_norm: those SVI steps' η, momentum and
-            per-example clipping; an SA-VAE is measured with the ones it was trained with.
+        refinement: with `steps` K > 0, evaluate on the posterior refined by K SVI steps
+            from the encoder's (Kim et al. 2018, Algorithm 1): every metric then describes
+            q(z|x; λ_K). An SA-VAE is measured with the refinement it was trained with.
+        refine_steps, refine_lr, refine_momentum, refine_max_grad_norm: the same four
+            settings one by one (with Kim et al.'s step size, momentum and clipping by
+            default), where `refinement` is not given.
         kl_samples: samples of the Monte Carlo KL for a posterior with no closed form.
         reconstruction: also score log p(x|z) (a decoder pass per batch). `False` with
             `iw_samples=None` runs the encoder only: KL, MI and AU, at a third of the cost.
@@ -193,6 +196,8 @@ def evaluate_vae(
         For a model without a latent (`TextLMModel`, `PixelCNNModel`), what
         `evaluate_exact` gives.
     """
+    if refinement is None:
+        refinement = Refinement(refine_steps, refine_lr, refine_momentum, refine_max_grad_norm)
     if baseline is not None:
         if iw_samples is None:
             raise ValueError("a baseline compares NLLs: give iw_samples too.")
@@ -200,18 +205,18 @@ def evaluate_vae(
         batches = list(batches)
         results = evaluate_vae(
             model, batches, iw_samples, max_units, active_unit_threshold, show_progress,
-            total, refine_steps, kl_samples, reconstruction, refine_lr=refine_lr,
-            refine_momentum=refine_momentum, refine_max_grad_norm=refine_max_grad_norm,
+            total, kl_samples=kl_samples, reconstruction=reconstruction,
+            refinement=refinement,
         )  # fmt: skip
         return compare_to_baseline(results, evaluate_exact(baseline, batches))
     if not getattr(model, "has_latent", True):
-        if refine_steps:
-            raise ValueError(f"refine_steps={refine_steps}: {type(model).__name__} has no latent.")
+        if refinement.steps:
+            raise ValueError(
+                f"refine_steps={refinement.steps}: {type(model).__name__} has no latent."
+            )
         return evaluate_exact(model, batches, show_progress, total)
     if iw_samples is not None:
         check_iw_samples(iw_samples)
-    refinement = (refine_steps, refine_lr, refine_momentum, refine_max_grad_norm)
-    svi.check_svi_options(*refinement)
     _check_samples(kl_samples)
     was_training = model.training
     model.eval()
@@ -230,7 +235,7 @@ def evaluate_vae(
     )
     try:
         for batch in batches:
-            posterior = posterior_of(model, batch, *refinement)
+            posterior = posterior_of(model, batch, refinement)
             z = posterior.sample()
             prior = prior_of(model, batch)
             kl, kl_dims = latent_kl(posterior, prior, samples=kl_samples)
@@ -274,11 +279,8 @@ def evaluate_vae(
         results["neg_elbo"] = (totals["reconstruction"] + totals["kl"]) / count
     if kl_per_dim is not None:
         results["kl_per_dim"] = (kl_per_dim / count).tolist()
-    if refine_steps:
-        results["refine_steps"] = refine_steps
-        results["refine_lr"] = refine_lr
-        results["refine_momentum"] = refine_momentum
-        results["refine_max_grad_norm"] = refine_max_grad_norm
+    if refinement.steps:
+        results.update(refinement.record())
     if iw_samples is not None:
         results["nll"] = totals["nll"] / count
         results["iw_samples"] = iw_samples
@@ -390,20 +392,12 @@ def compare_to_baseline(results: dict[str, Any], baseline: dict[str, Any]) -> di
 
 
 def posterior_of(
-    model: nn.Module,
-    batch: dict[str, Tensor],
-    refine_steps: int = 0,
-    learning_rate: float = svi.DEFAULT_LEARNING_RATE,
-    momentum: float = svi.DEFAULT_MOMENTUM,
-    max_grad_norm: float = svi.DEFAULT_MAX_GRAD_NORM,
+    model: nn.Module, batch: dict[str, Tensor], refinement: Refinement | None = None
 ) -> Any:
-    """q(z|x) for a batch: the encoder's, or refined by `refine_steps` SVI steps."""
-    if not refine_steps:
+    """q(z|x) for a batch: the encoder's, or refined as `refinement` says."""
+    if refinement is None or not refinement.steps:
         return model.encode(**batch)
-    parameters = svi.refine(
-        model, batch, model.posterior_parameters(**batch), refine_steps, learning_rate,
-        momentum, max_grad_norm,
-    )  # fmt: skip
+    parameters = svi.refine_with(model, batch, model.posterior_parameters(**batch), refinement)
     return model.posterior_from(parameters)
 
 

@@ -15,8 +15,8 @@ from vaehub.latent.refinement import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_MAX_GRAD_NORM,
     DEFAULT_MOMENTUM,
+    Refinement,
     changed_refinement,
-    refinement,
 )
 from vaehub.utils.formatting import COUNTS
 
@@ -101,9 +101,10 @@ class VerificationSlice:
         """How the card names the slice, as the `datasets` slicing syntax does."""
         return f"{self.split}[:{self.first}]"
 
-    def refine_args(self) -> dict[str, Any]:
-        """The refinement as `evaluate_vae` takes it."""
-        return {"refine_steps": self.refine_steps, **refinement(asdict(self))}
+    @property
+    def refinement(self) -> Refinement:
+        """The refinement the slice is measured with (`evaluate_vae(refinement=...)`)."""
+        return Refinement.from_record(asdict(self))
 
     def card_args(self) -> dict[str, Any]:
         """The slice's settings as the model-index dataset's `args`: of the refinement's,

@@ -6,7 +6,7 @@
         v_{k+1} = m·v_k + g_k ;  λ_{k+1} = λ_k + η·v_{k+1}
 
 The semi-amortised VAE trains on ELBO(x; λ_K) (`VAETrainer`, objective `sa_vae`), and any
-trained model can be evaluated with a refined posterior (`evaluate_vae(refine_steps=K)`):
+trained model can be evaluated with a refined posterior (`evaluate_vae(refinement=Refinement(K))`):
 how much of its gap is the encoder's.
 
 No weight gets a gradient inside the loop: every parameter of the model is frozen while
@@ -38,6 +38,7 @@ from vaehub.latent.refinement import (
     DEFAULT_MAX_GRAD_NORM,
     DEFAULT_MOMENTUM,
     DEFAULT_STEPS,
+    Refinement,
 )
 
 
@@ -102,7 +103,7 @@ def refine(
     Returns:
         the parameters with λ replaced; `mean` and `scale` `(batch, *latent_shape)`.
     """
-    check_svi_options(steps, learning_rate, momentum, max_grad_norm)
+    Refinement(steps, learning_rate, momentum, max_grad_norm)  # checks the settings
     if steps == 0:
         return parameters
     if not create_graph:
@@ -134,19 +135,16 @@ def refine(
     return parameters.with_local(mean, scale)
 
 
-def check_svi_options(steps: Any, learning_rate: Any, momentum: Any, max_grad_norm: Any) -> None:
-    """Refuse SVI settings that cannot run or cannot converge, naming the one at fault."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"refine steps={steps!r} is not valid: expected an integer >= 0.")
-    for name, value, low in (
-        ("learning_rate", learning_rate, 0.0),
-        ("max_grad_norm", max_grad_norm, 0.0),
-    ):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > low:
-            raise ValueError(f"SVI {name}={value!r} is not valid: expected a number > 0.")
-    if (
-        isinstance(momentum, bool)
-        or not isinstance(momentum, (int, float))
-        or not (0 <= momentum < 1)
-    ):
-        raise ValueError(f"SVI momentum={momentum!r} is not valid: expected a number in [0, 1).")
+def refine_with(
+    model: nn.Module,
+    batch: dict[str, Tensor],
+    parameters: PosteriorParameters,
+    refinement: Refinement,
+    beta: float = 1.0,
+    create_graph: bool = False,
+) -> PosteriorParameters:
+    """`refine` with the settings of one `Refinement` (λ returned as given for 0 steps)."""
+    return refine(
+        model, batch, parameters, refinement.steps, refinement.learning_rate,
+        refinement.momentum, refinement.max_grad_norm, beta=beta, create_graph=create_graph,
+    )  # fmt: skip

@@ -30,9 +30,10 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 from transformers import PreTrainedModel
 
-from vaehub.latent import refinement, svi
+from vaehub.latent import svi
 from vaehub.latent.kl import latent_kl
 from vaehub.latent.posteriors import PosteriorParameters
+from vaehub.latent.refinement import Refinement
 from vaehub.models import checkpoints, results
 
 # Result files looked for on the Hub, where a folder cannot be listed cheaply.
@@ -116,7 +117,7 @@ class VAEPreTrainedModel(PreTrainedModel):
             recorded = next((m for m in measured if m.get("refine_steps")), None)
         if not recorded or not recorded.get("refine_steps"):
             return None
-        return {"refine_steps": int(recorded["refine_steps"]), **refinement.refinement(recorded)}
+        return Refinement.from_record(recorded).record()
 
     def infer(
         self,
@@ -140,10 +141,9 @@ class VAEPreTrainedModel(PreTrainedModel):
                 "(only a model trained with objective='sa_vae' does); leave refine out."
             )
         if settings is not None and refine is not False:
-            parameters = svi.refine(
-                self, batch, parameters, settings["refine_steps"], settings["refine_lr"],
-                settings["refine_momentum"], settings["refine_max_grad_norm"],
-            )  # fmt: skip
+            parameters = svi.refine_with(
+                self, batch, parameters, Refinement.from_record(settings)
+            )
         return self.posterior_from(parameters)
 
     def prior_for(self, **batch: Any) -> Any:

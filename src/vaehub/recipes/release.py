@@ -30,9 +30,7 @@ from vaehub.hub.verification import (
     data_kind,
     tolerance,
 )
-from vaehub.latent.refinement import (
-    refinement,
-)
+from vaehub.latent.refinement import Refinement
 from vaehub.models import checkpoints
 from vaehub.models.auto import load_model
 from vaehub.models.text.decoding import training_lengths
@@ -70,8 +68,9 @@ def measure(model: Any, piece: VerificationSlice, data: str | None = None) -> di
     torch.manual_seed(piece.seed)
     with torch.no_grad():
         return evaluate_vae(
-            model.eval(), batches, iw_samples=piece.iw_samples, total=total, **piece.refine_args()
-        )
+            model.eval(), batches, iw_samples=piece.iw_samples, total=total,
+            refinement=piece.refinement,
+        )  # fmt: skip
 
 
 def _data_path(piece: VerificationSlice, data: str | None) -> str:
@@ -134,10 +133,7 @@ def release(
     card_split = hub.reported_split(model_dir, results, split)
     record = results[card_split]
     # A model evaluated on a refined posterior (SA-VAE) is released with the same refinement.
-    refined = {
-        "refine_steps": int(record["metrics"].get("refine_steps", 0)),
-        **refinement(record["metrics"]),
-    }
+    refined = Refinement.from_record(record["metrics"]).record()
     piece = VerificationSlice(
         data_kind(data), card_split, first, seed, iw_samples, batch_size, **refined
     )
@@ -240,7 +236,7 @@ def card_slice(card: Any, source: str) -> tuple[VerificationSlice, dict[str, flo
             data=args["data"], split=match["split"], first=int(match["first"]),
             seed=int(args["seed"]), iw_samples=int(args["iw_samples"]),
             batch_size=int(args["batch_size"]),
-            refine_steps=int(args.get("refine_steps", 0)), **refinement(args),
+            **Refinement.from_record(args).record(),
         )  # fmt: skip
     except VerificationError as error:
         raise VerificationError(f"the card of {source}: {error}") from error

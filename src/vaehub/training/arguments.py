@@ -11,7 +11,13 @@ import torch
 from transformers import TrainingArguments
 from transformers.utils import is_torch_bf16_gpu_available, logging
 
-from vaehub.latent import svi
+from vaehub.latent.refinement import (
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_MAX_GRAD_NORM,
+    DEFAULT_MOMENTUM,
+    DEFAULT_STEPS,
+    Refinement,
+)
 from vaehub.training.objectives import SCHEDULES, BetaSchedule, check_free_bits
 
 logger = logging.get_logger(__name__)
@@ -115,16 +121,16 @@ class VAETrainingArguments(TrainingArguments):
         },
     )
     sa_vae_steps: int = field(
-        default=svi.DEFAULT_STEPS, metadata={"help": "SVI steps K of sa_vae (Kim et al.: 20)."}
+        default=DEFAULT_STEPS, metadata={"help": "SVI steps K of sa_vae (Kim et al.: 20)."}
     )
     sa_vae_lr: float = field(
-        default=svi.DEFAULT_LEARNING_RATE, metadata={"help": "SVI step size η of sa_vae."}
+        default=DEFAULT_LEARNING_RATE, metadata={"help": "SVI step size η of sa_vae."}
     )
     sa_vae_momentum: float = field(
-        default=svi.DEFAULT_MOMENTUM, metadata={"help": "SVI momentum m of sa_vae."}
+        default=DEFAULT_MOMENTUM, metadata={"help": "SVI momentum m of sa_vae."}
     )
     sa_vae_max_grad_norm: float = field(
-        default=svi.DEFAULT_MAX_GRAD_NORM,
+        default=DEFAULT_MAX_GRAD_NORM,
         metadata={"help": "Per-example norm to which each SVI gradient is clipped."},
     )
     sa_vae_backprop: bool = field(
@@ -207,14 +213,9 @@ class VAETrainingArguments(TrainingArguments):
                 "objective='free_bits' needs λ > 0 nats per latent dimension: pass "
                 "free_bits=λ (--free_bits λ)."
             )
-        svi.check_svi_options(
-            self.sa_vae_steps, self.sa_vae_lr, self.sa_vae_momentum, self.sa_vae_max_grad_norm
-        )
-        if self.eval_refine_steps is not None:
-            svi.check_svi_options(
-                self.eval_refine_steps, self.sa_vae_lr, self.sa_vae_momentum,
-                self.sa_vae_max_grad_norm,
-            )  # fmt: skip
+        # Checked here, where a bad setting is still a flag: the Refinements refuse it.
+        self.sa_vae_refinement  # noqa: B018
+        self.eval_refinement  # noqa: B018
         constant = ("elbo", "beta", "free_bits")
         if self.objective in constant and self.beta_schedule not in (None, "constant"):
             raise ValueError(
@@ -287,6 +288,22 @@ class VAETrainingArguments(TrainingArguments):
         if self.eval_refine_steps is not None:
             return self.eval_refine_steps
         return self.sa_vae_steps if self.objective == "sa_vae" else 0
+
+    @property
+    def sa_vae_refinement(self) -> Refinement:
+        """The refinement SA-VAE trains through (`sa_vae_steps`, `sa_vae_lr`, ...)."""
+        return Refinement(
+            self.sa_vae_steps, self.sa_vae_lr, self.sa_vae_momentum, self.sa_vae_max_grad_norm
+        )
+
+    @property
+    def eval_refinement(self) -> Refinement:
+        """The refinement evaluation measures with: `resolved_eval_refine_steps` steps of
+        the training's step size, momentum and clipping (none outside SA-VAE unless asked)."""
+        return Refinement(
+            self.resolved_eval_refine_steps, self.sa_vae_lr, self.sa_vae_momentum,
+            self.sa_vae_max_grad_norm,
+        )  # fmt: skip
 
     @property
     def resolved_beta_schedule(self) -> str:

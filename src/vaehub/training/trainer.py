@@ -136,15 +136,10 @@ class VAETrainer(AggressiveTraining, Trainer):
                     "objective='aggressive' needs an eval_dataset: its mutual "
                     "information decides when aggressive training stops."
                 )
-        if self.args.objective == "sa_vae" and self.args.resolved_eval_refine_steps:
+        if self.args.objective == "sa_vae" and self.args.eval_refinement.steps:
             # The model is meant to be used with the refinement it trained with: encode,
             # reconstruct, evaluate and the card infer with it unless told otherwise.
-            self.model.config.inference_refinement = {
-                "refine_steps": self.args.resolved_eval_refine_steps,
-                "refine_lr": self.args.sa_vae_lr,
-                "refine_momentum": self.args.sa_vae_momentum,
-                "refine_max_grad_norm": self.args.sa_vae_max_grad_norm,
-            }
+            self.model.config.inference_refinement = self.args.eval_refinement.record()
         if self.args.objective == "sa_vae" and not callable(
             getattr(self.model, "posterior_parameters", None)
         ):
@@ -245,14 +240,11 @@ class VAETrainer(AggressiveTraining, Trainer):
         # parts, so they enter the same autocast here, or a bf16 run would refine in float32.
         with self.accelerator.autocast():
             initial = bare.posterior_parameters(**inputs)
-            refined = svi.refine(
+            refined = svi.refine_with(
                 bare,
                 bare.checked_batch(**inputs),
                 initial,
-                args.sa_vae_steps,
-                args.sa_vae_lr,
-                args.sa_vae_momentum,
-                args.sa_vae_max_grad_norm,
+                args.sa_vae_refinement,
                 beta=self.current_beta,
                 create_graph=backprop,
             )
@@ -325,11 +317,8 @@ class VAETrainer(AggressiveTraining, Trainer):
                 max_units=self.args.eval_max_units,
                 show_progress=not self.args.disable_tqdm and self.is_world_process_zero(),
                 total=len(dataset),
-                refine_steps=self.args.resolved_eval_refine_steps,
                 # Measured on the posterior refined as the training refined it.
-                refine_lr=self.args.sa_vae_lr,
-                refine_momentum=self.args.sa_vae_momentum,
-                refine_max_grad_norm=self.args.sa_vae_max_grad_norm,
+                refinement=self.args.eval_refinement,
             )
         metrics = {f"{metric_key_prefix}_loss": results["neg_elbo"]}
         for key, value in results.items():
