@@ -458,3 +458,26 @@ def test_missing_paper_files_say_where_they_come_from_and_a_line_without_label_i
     valid.write_text("\n".join(lines) + "\n")
     with pytest.raises(ValueError, match=r"short_yelp\.valid\.txt, line 7: no tab"):
         load_corpus(DataArguments(dataset="short_yelp", data_dir=str(root)))
+
+
+def test_reproduce_trains_its_rows_on_a_corpus_given_by_name(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    write(folder / "train.jsonl", sentences(100))
+    write(folder / "test.jsonl", sentences(15, seed=2))
+    output = tmp_path / "tables"
+    small = ["--embedding_size", "16", "--decoder_hidden_size", "16", "--use_cpu", "True",
+             "--report_to", "none", "--disable_tqdm", "True"]  # fmt: skip
+    code = main(["reproduce", "--dataset_name", str(folder), "--text_column", "body",
+                 "--validation_split_percentage", "10", "--output-dir", str(output),
+                 "--rows", "lstm_lm", "--max-steps", "2", "--iw-samples", "2", "--", *small])  # fmt: skip
+    assert code == 0
+    table = json.loads((output / "files" / "table.json").read_text(encoding="utf-8"))
+    row = table["rows"]["lstm_lm"]
+    assert f"--dataset_name {folder}" in row["command"] and "--text_column body" in row["command"]
+    assert (row["seeds"]["0"]["split"], row["seeds"]["0"]["num_examples"]) == ("test", 15)
+    validation = json.loads(
+        (output / "files" / "lstm_lm" / "seed-0" / "eval_validation.json").read_text("utf-8")
+    )
+    assert validation["metrics"]["num_examples"] == 10  # 10% of the 100 cut from train
+    assert main(["reproduce", "--dataset", "ptb", "--dataset_name", str(folder)]) == 1

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+# The data flags handed to every row's `vaehub train` as given.
+DATA_FLAGS = (
+    "data_dir", "train_file", "validation_file", "test_file", "dataset_name",
+    "dataset_config_name", "text_column", "validation_split_percentage", "cache_dir",
+    "synthetic_sentences", "max_train_examples", "max_eval_examples",
+)  # fmt: skip
+
 
 def reproduce(args: argparse.Namespace) -> int:
     from vaehub.recipes.reproduce import TableSettings, reproduce_table
@@ -11,13 +18,23 @@ def reproduce(args: argparse.Namespace) -> int:
     extra = list(args.train_flags)
     if extra[:1] == ["--"]:
         extra = extra[1:]
-    for name in ("data_dir", "train_file", "validation_file", "test_file",
-                 "synthetic_sentences", "max_train_examples", "max_eval_examples"):  # fmt: skip
+    for name in DATA_FLAGS:
         value = getattr(args, name)
         if value is not None:
             extra = [f"--{name}", str(value), *extra]
+    dataset = args.dataset or ("files" if args.dataset_name or args.train_file else None)
+    if dataset is None:
+        raise ValueError(
+            "give --dataset (synthetic, ptb, files, mnist, omniglot or digits), or a corpus "
+            "with --dataset_name or --train_file."
+        )
+    if args.dataset_name and dataset != "files":
+        raise ValueError(
+            f"--dataset {dataset} and --dataset_name {args.dataset_name} name two corpora: "
+            "drop --dataset (or give --dataset files)."
+        )
     settings = TableSettings(
-        dataset=args.dataset,
+        dataset=dataset,
         output_dir=args.output_dir,
         rows=args.rows,
         seeds=tuple(args.seeds),
@@ -47,8 +64,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "already finished are kept. Writes table.json, table.md and collapse.png.",
     )
     reproducing.add_argument(
-        "--dataset", required=True,
-        help="text: synthetic, ptb or files; images: mnist, omniglot or digits",
+        "--dataset", default=None,
+        help="text: synthetic, ptb or files (the default with --dataset_name or --train_file); "
+        "images: mnist, omniglot or digits",
     )  # fmt: skip
     reproducing.add_argument("--output-dir", default="vaehub-reproduce")
     reproducing.add_argument("--rows", nargs="+", default=None, help="default: every row")
@@ -74,6 +92,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         ("--train-file", "one sentence per line (--dataset files)"),
         ("--validation-file", "one sentence per line (--dataset files)"),
         ("--test-file", "one sentence per line (--dataset files)"),
+        ("--dataset-name", "a dataset id on the Hub, a local dataset folder or a save_to_disk "
+         "folder, as for vaehub train"),
+        ("--dataset-config-name", "the configuration of --dataset_name, if it has several"),
+        ("--text-column", "the column holding the text (default: text)"),
+        ("--validation-split-percentage", "a corpus without a validation split: the "
+         "percentage of train cut as one (default 5)"),
+        ("--cache-dir", "datasets' cache folder"),
         ("--synthetic-sentences", "size of the synthetic corpus"),
         ("--max-train-examples", "train on the first N examples only"),
         ("--max-eval-examples", "evaluate on the first N examples only"),
