@@ -512,7 +512,7 @@ print("kept", store.names)
 
 
 def test_a_server_that_does_not_answer_gets_a_message_naming_it():
-    from test_hub import run_against_a_silent_server
+    from helpers import run_against_a_silent_server
 
     completed, endpoint = run_against_a_silent_server(SILENT_HUB_SCRIPT)
     assert completed.returncode == 0, completed.stderr[-3000:]

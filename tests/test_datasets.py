@@ -470,7 +470,8 @@ def test_reproduce_trains_its_rows_on_a_corpus_given_by_name(tmp_path):
              "--report_to", "none", "--disable_tqdm", "True"]  # fmt: skip
     code = main(["reproduce", "--dataset_name", str(folder), "--text_column", "body",
                  "--validation_split_percentage", "10", "--output-dir", str(output),
-                 "--rows", "lstm_lm", "--max-steps", "2", "--iw-samples", "2", "--", *small])  # fmt: skip
+                 "--rows", "lstm_lm", "--max-steps", "2", "--iw-samples", "2",
+                 "--", *small])  # fmt: skip
     assert code == 0
     table = json.loads((output / "files" / "table.json").read_text(encoding="utf-8"))
     row = table["rows"]["lstm_lm"]

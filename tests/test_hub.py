@@ -8,14 +8,12 @@ import os
 import re
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from helpers import free_port, small_config
+from helpers import free_port, run_against_a_silent_server, serving, small_config
 from huggingface_hub import ModelCard
 from transformers import AutoModel
 
@@ -432,35 +430,6 @@ def test_card_says_when_no_latent_is_in_use(tmp_path):
 # --- failures -------------------------------------------------------------------------------
 
 
-
-class _Answer(BaseHTTPRequestHandler):
-    status = 503
-    release = threading.Event()  # set when the test is over, so the server can stop
-
-    def _answer(self):
-        if self.status is None:  # never answer: the client must time out
-            self.release.wait(30)
-            return
-        body = json.dumps({"error": "test server"}).encode()
-        self.send_response(self.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_HEAD = do_PUT = _answer
-
-    def log_message(self, *args):
-        pass
-
-
-def serving(status: int | None) -> tuple[HTTPServer, str]:
-    handler = type("Handler", (_Answer,), {"status": status, "release": threading.Event()})
-    server = HTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
-
-
 @pytest.mark.parametrize(
     ("case", "message"),
     [
@@ -529,25 +498,6 @@ attempt("from_pretrained", lambda: vaehub.TextVAEModel.from_pretrained("org/x"))
 attempt("auto", lambda: AutoModel.from_pretrained("org/x"))
 attempt("push_to_hub", lambda: make_model().push_to_hub("org/x"))
 """
-
-
-def run_against_a_silent_server(*args: str) -> tuple[subprocess.CompletedProcess, str]:
-    """`python -c *args` in a process whose Hub is a server that never answers; returns
-    what it did and the server's endpoint."""
-    server, endpoint = serving(None)
-    environment = {**os.environ, "HF_ENDPOINT": endpoint}
-    try:
-        completed = subprocess.run(
-            [sys.executable, "-c", *args],
-            capture_output=True,
-            text=True,
-            env=environment,
-            timeout=300,
-        )
-    finally:
-        server.RequestHandlerClass.release.set()
-        server.shutdown()
-    return completed, endpoint
 
 
 def test_a_silent_server_is_named_and_nothing_waits_on_it(tmp_path):
