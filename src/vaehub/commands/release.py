@@ -14,6 +14,7 @@ def release(args: argparse.Namespace) -> int:
         organization=args.organization, split=args.split, first=args.examples,
         seed=args.seed, iw_samples=args.iw_samples, batch_size=args.batch_size,
         dtype=args.dtype, baseline=args.baseline, about=_about(args.about),
+        split_iw_samples=args.split_iw_samples,
     )  # fmt: skip
     print(f"wrote {folder}; push it with: vaehub push {folder} {args.organization}/{args.name}")
     return 0
@@ -51,6 +52,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     releasing.add_argument("--batch-size", type=int, default=64)
     releasing.add_argument("--seed", type=int, default=0)
     releasing.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    releasing.add_argument(
+        "--split-iw-samples", type=int, default=None,
+        help="with --dtype float16/bfloat16: K of the card split's measurement on the stored "
+        "weights (default: the K the run's results were measured with)",
+    )  # fmt: skip
     releasing.add_argument(
         "--baseline",
         default=None,

@@ -103,6 +103,7 @@ def release(
     dtype: str = "float32",
     baseline: str | None = None,
     about: str | None = None,
+    split_iw_samples: int | None = None,
 ) -> str:
     """Write `OUTPUT_DIR/NAME`: the model of `model_dir` ready for `vaehub push`, with its
     verification slice measured on the stored weights and its card.
@@ -115,7 +116,8 @@ def release(
 
     The card reports the split of `model_dir`'s results (`test` where there is one). With
     `dtype` float16 or bfloat16 the weights are stored in it, and that split is measured
-    again on the stored weights (same K, all its examples) before the card is written.
+    again on the stored weights (all its examples; the K its results record, or
+    `split_iw_samples`) before the card is written.
 
     Returns:
         the checkpoint folder.
@@ -124,6 +126,11 @@ def release(
 
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"dtype {dtype!r} is not one of {', '.join(STORAGE_DTYPES)}.")
+    if split_iw_samples is not None and dtype == "float32":
+        raise ValueError(
+            "split_iw_samples sets K of the measurement on half-precision weights; float32 "
+            "weights keep the results they were measured with: give dtype too, or drop it."
+        )
     # Checked before anything is read or written: the folder of that name is replaced.
     folder = check_folder_name(name, output_dir, "the release name")
     # What is released is read from model_dir: never from beyond it through a link.
@@ -151,7 +158,8 @@ def release(
         if dtype != "float32":
             whole = VerificationSlice(
                 piece.data, card_split, int(record["metrics"]["num_examples"]), seed,
-                record.get("iw_samples") or iw_samples, batch_size, **refined,
+                split_iw_samples or record.get("iw_samples") or iw_samples, batch_size,
+                **refined,
             )  # fmt: skip
             hub.write_results(
                 staging, card_split, _finite(measure(stored, whole, data)),
