@@ -141,8 +141,9 @@ def read_vector_file(path: str | os.PathLike, split: str) -> np.ndarray:
         if "train" in names:
             if split == "test" and "test" not in names:
                 raise ValueError(f"{path} has no array 'test' (it holds {', '.join(names)}).")
-            if split in names:
+            if split == "test" or "validation" in names:
                 return as_rows(archive[split], f"{path}['{split}']")
+            # No validation array: it is cut from train, which then loses those rows.
             train = as_rows(archive["train"], f"{path}['train']")
             cut = len(train) - max(1, len(train) // 20)
             return train[:cut] if split == "train" else train[cut:]
