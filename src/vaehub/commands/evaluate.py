@@ -1,5 +1,5 @@
-"""`vaehub evaluate`: IW-NLL, PPL, KL, MI and active units of a saved model, and with
-`--generation` its generation report.
+"""`vaehub evaluate`: IW-NLL, PPL, KL, MI and active units of a saved model (and the linear
+VAE's exact NLL), and with `--generation` its generation report.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from vaehub.latent.refinement import (
 
 TABLE_ROWS = (
     ("nll", "NLL (nats/{unit})"),
+    ("exact_nll", "exact NLL (nats/{unit})"),
     ("ppl", "PPL"),
     ("bits_per_dim", "bits/dim"),
     ("neg_elbo", "−ELBO"),
@@ -75,7 +76,10 @@ def evaluate(args: argparse.Namespace) -> int:
             value = results[key]
             label = label.format(unit=unit[:-1])
             shown = str(round(value)) if key in hub.COUNTS else hub.fixed(value, 3)
-            print(f"  {label:<22}{shown:>10}")
+            print(f"  {label:<25}{shown:>10}")
+    if unit == "examples":
+        # Said, not left for the reader to wonder: the image models print bits/dim.
+        print("  (no bits/dim: a density of continuous values depends on their scale)")
     extra = {"iw_samples": args.iw_samples or None, "data": data, **stats}
     hub.check_results_target(target, dataset, data, results, overwrite=args.overwrite)
     if args.generation:
@@ -128,8 +132,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "evaluate",
         help="IW-NLL, PPL, KL, MI and active units of a saved model",
         description="Evaluate a saved text model on a corpus, or an image model on an image "
-        "set; prints a table and writes JSON. A model without a latent (text_lm, pixelcnn) "
-        "gets its exact NLL.",
+        "set, or a linear VAE on vectors; prints a table and writes JSON. A model without a "
+        "latent (text_lm, pixelcnn) gets its exact NLL; the linear VAE gets its exact NLL "
+        "beside the IW-NLL.",
     )
     evaluation.add_argument("model_dir", help="a folder saved by vaehub")
     evaluation.add_argument(
@@ -140,7 +145,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="a PTB folder (with --split), 'synthetic' (He et al.'s corpus, splits train and "
         "validation), a txt (one sentence per line), csv, json, jsonl or parquet file, a "
         "dataset folder, a save_to_disk folder or a dataset id on the Hub (with --split); "
-        "for a δ-VAE, 'digits' or an MNIST or Omniglot folder",
+        "for a δ-VAE, 'digits' or an MNIST or Omniglot folder; for a linear VAE, a Frey "
+        "Faces or MNIST folder or a .npy/.npz file of vectors (with --split)",
     )
     evaluation.add_argument(
         "--text_column", default="text", help="the column holding the text (csv, json, ...)"

@@ -41,8 +41,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     releasing.add_argument("--name", required=True, help="the checkpoint's name on the Hub")
     releasing.add_argument(
         "--data", required=True,
-        help="the slice's dataset: synthetic, digits, or a PTB, MNIST or Omniglot folder or "
-        "a sentence file",
+        help="the slice's dataset: synthetic, digits, or a PTB, MNIST, Omniglot or Frey Faces "
+        "folder, a sentence file or a .npy/.npz file of vectors (linear_vae)",
     )  # fmt: skip
     releasing.add_argument("--output-dir", default="model_cards")
     releasing.add_argument("--organization", default="vaehub")

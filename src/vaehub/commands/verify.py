@@ -46,7 +46,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     verifying.add_argument("model", help="a checkpoint folder or a Hub id")
     verifying.add_argument(
-        "--data", default=None, help="where the slice's dataset lies (not for synthetic, digits)"
+        "--data",
+        default=None,
+        help="where the slice's dataset lies: a PTB, MNIST, Omniglot or Frey Faces folder, or "
+        "the sentence or vector file (not for synthetic, digits)",
     )
     add_timeout_flag(verifying)
     verifying.set_defaults(run=verify)

@@ -3,6 +3,8 @@
 - `text`: one-sentence-per-line corpora, PTB, tokenization, the text collator;
 - `synthetic`: He et al. (2019)'s synthetic corpus, generated in process;
 - `images`: MNIST, Omniglot, scikit-learn's digits, the image collator;
+- `vectors`: real-valued vectors (Frey Faces, MNIST grey levels, .npy/.npz files) for the
+  linear VAE;
 - `batching`: length-bucketed batches and samplers;
 - `sources`: the datasets `vaehub train` and `vaehub evaluate` know by name.
 """
@@ -27,13 +29,17 @@ _EXPORTS = {
     "load_ptb": "vaehub.data.text",
     "load_text_corpus": "vaehub.data.text",
     "tokenize_corpus": "vaehub.data.text",
+    "load_frey_faces": "vaehub.data.vectors",
+    "load_vectors": "vaehub.data.vectors",
+    "vector_batches": "vaehub.data.vectors",
 }
 
 __all__ = [
     "MIXTURE_CENTRES", "PTB_SPLITS", "ImageCollator", "LengthBucketSampler", "TextCollator",
     "check_text_file", "image_batches", "index_batches", "iterate_batches",
-    "length_bucketed_batches", "load_digits", "load_mnist", "load_omniglot", "load_ptb",
-    "load_text_corpus", "synthetic_corpus", "tokenize_corpus",
+    "length_bucketed_batches", "load_digits", "load_frey_faces", "load_mnist", "load_omniglot",
+    "load_ptb", "load_text_corpus", "load_vectors", "synthetic_corpus", "tokenize_corpus",
+    "vector_batches",
 ]
 
 

@@ -1,8 +1,9 @@
 """The datasets vaehub knows by name, as `vaehub train` and `vaehub evaluate` take them:
 PTB, one-sentence-per-line files and He et al.'s synthetic corpus for text, and any corpus
 `datasets` reads (a Hub id, a dataset folder, txt/csv/json/jsonl/parquet files, see
-`vaehub.data.corpora`); MNIST, Omniglot and scikit-learn's digits for images. How each is
-read lives in `vaehub.data`.
+`vaehub.data.corpora`); MNIST, Omniglot and scikit-learn's digits for images; Frey Faces,
+MNIST grey levels and `.npy`/`.npz` files as vectors for the linear VAE. How each is read
+lives in `vaehub.data`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from vaehub.data.papers import PAPER_CORPORA, PAPER_DATASET_NAMES
 
 TEXT_DATASETS = ("ptb", "files", "synthetic", *PAPER_CORPORA)
 IMAGE_DATASETS = ("mnist", "omniglot", "digits")
+# The linear VAE's: Frey Faces, MNIST (as grey-level vectors) or a vector file (--train_file).
+VECTOR_DATASETS = ("frey_faces", "mnist", "vectors")
 # How results name their data, in records and cards.
 DATASET_NAMES = {
     "ptb": {"name": "Penn Treebank (Mikolov et al.)", "type": "ptb_text_only"},
@@ -32,16 +35,19 @@ class DataArguments:
         default=None,
         metadata={
             "help": "Text: ptb, files, synthetic, or the papers' yahoo, yelp, short_yelp, "
-            "snli (from --data_dir; see vaehub.data.papers); images: mnist, omniglot, digits. "
-            "Default: files when --dataset_name or --train_file is given, else ptb.",
-            "choices": TEXT_DATASETS + IMAGE_DATASETS,
+            "snli (from --data_dir; see vaehub.data.papers); images: mnist, omniglot, digits; "
+            "vectors (linear_vae): frey_faces, mnist (grey levels), or vectors (a .npy/.npz "
+            "--train_file). Default: files when --dataset_name or --train_file is given, "
+            "else ptb.",
+            "choices": tuple(dict.fromkeys(TEXT_DATASETS + IMAGE_DATASETS + VECTOR_DATASETS)),
         },
     )
     data_dir: str | None = field(
         default=None,
         metadata={
             "help": "Folder of ptb.*.txt, of the papers' corpora (the datasets/ folder of "
-            "their archive), of MNIST's IDX files, or of Omniglot's npz files."
+            "their archive), of MNIST's IDX files, of Omniglot's npz files, or of Frey "
+            "Faces' freyfaces.npz."
         },
     )
     dataset_name: str | None = field(
@@ -55,7 +61,12 @@ class DataArguments:
         default=None, metadata={"help": "The configuration of --dataset_name, if it has several."}
     )
     train_file: str | None = field(
-        default=None, metadata={"help": "Training data: a txt, csv, json, jsonl or parquet file."}
+        default=None,
+        metadata={
+            "help": "Training data: a txt, csv, json, jsonl or parquet file; for linear_vae "
+            "(--dataset vectors), a .npy/.npz file of vectors, split as vaehub.data.vectors "
+            "says."
+        },
     )
     validation_file: str | None = field(
         default=None,
@@ -137,6 +148,10 @@ class DataArguments:
             )
         if self.dataset_name and (self.train_file or self.validation_file or self.test_file):
             raise ValueError("give --dataset_name or data files (--train_file ...), not both.")
+        if self.dataset == "vectors" and not self.train_file:
+            raise ValueError(
+                "--dataset vectors reads a .npy or .npz file of vectors: give it with --train_file."
+            )
         if self.streaming and self.dataset != "files":
             raise ValueError(
                 "--streaming reads --dataset_name or --train_file; "
@@ -267,6 +282,53 @@ def load_images(dataset: str, data_dir: str | None, split: str):
     return images.select(range(cut) if split == "train" else range(cut, len(images)))
 
 
+VECTOR_DATASET_NAMES = {
+    "frey_faces": {"name": "Frey Faces 28x20, grey levels in [0, 1]", "type": "custom"},
+    "mnist": {"name": "MNIST grey levels in [0, 1], 784-d", "type": "mnist"},
+}
+
+
+def vector_record(kind: str, where: str) -> dict[str, str]:
+    """How results and cards name a vector source (`vaehub.data.vectors.vector_dataset_kind`)."""
+    if kind in VECTOR_DATASET_NAMES:
+        return VECTOR_DATASET_NAMES[kind]
+    return {"name": os.path.basename(os.path.abspath(where)), "type": "custom"}
+
+
+def vector_source(data_args: DataArguments) -> tuple[str, str]:
+    """The kind (`frey_faces`, `mnist`, `file`) and the location of the vectors the
+    arguments name, for the linear VAE. `--dataset files` with a `.npy`/`.npz`
+    `--train_file` is read as vectors too."""
+    from vaehub.data.vectors import VECTOR_FILE_SUFFIXES
+
+    dataset = data_args.dataset
+    if dataset in ("frey_faces", "mnist"):
+        what = "freyfaces.npz" if dataset == "frey_faces" else "MNIST's IDX files"
+        if data_args.data_dir is None:
+            raise ValueError(f"--dataset {dataset} needs --data_dir, the folder of {what}.")
+        if not os.path.isdir(data_args.data_dir):
+            raise FileNotFoundError(
+                f"--data_dir {data_args.data_dir} is not a folder: give the folder of {what}."
+            )
+        return dataset, data_args.data_dir
+    train_file = data_args.train_file
+    if dataset in ("vectors", "files") and train_file:
+        if os.path.splitext(train_file)[1].lower() not in VECTOR_FILE_SUFFIXES:
+            raise ValueError(
+                f"--train_file {train_file}: the linear VAE reads vectors from a .npy or .npz file."
+            )
+        if data_args.validation_file or data_args.test_file:
+            raise ValueError(
+                "a vector file is split by vaehub (or holds arrays named train, validation "
+                "and test): drop --validation_file and --test_file."
+            )
+        return "file", train_file
+    raise ValueError(
+        f"--dataset {dataset} does not hold vectors: the linear VAE trains on --dataset "
+        "frey_faces or mnist (with --data_dir), or vectors (with --train_file FILE.npy)."
+    )
+
+
 def image_dataset_kind(data: str) -> str:
     """Which image set `--data` names: `digits`, or a folder of MNIST or Omniglot files."""
     if data == "digits":
@@ -324,13 +386,14 @@ def evaluation_data(
         data: for a text model, a PTB folder (read at `split`), `synthetic` (He et al.'s
             corpus as `vaehub train --dataset synthetic` generates it) or a
             one-sentence-per-line file; for an image model, `digits` or a folder of MNIST
-            or Omniglot files.
+            or Omniglot files; for the linear VAE, a Frey Faces or MNIST folder or a
+            `.npy`/`.npz` file of vectors (`vaehub.data.vectors`, read at `split`).
         stats: filled, for text, with `unk_fraction`: the share of the scored tokens that
             are `<unk>` (a warning is given above `UNK_WARNING_FRACTION`).
         corpus_options: for text, `evaluation_sentences`' options (`text_column`, ...).
     Returns:
-        an iterable of batches, the unit counted (`"sentences"`/`"images"`), the
-        dataset's record and the number of examples.
+        an iterable of batches, the unit counted (`"sentences"`/`"images"`/`"examples"`),
+        the dataset's record and the number of examples.
     """
     from vaehub.data.batching import iterate_batches
     from vaehub.data.images import image_batches
@@ -350,6 +413,8 @@ def evaluation_data(
             images = images.select(range(min(max_examples, len(images))))
         batches = image_batches(images, batch_size, seed=seed)
         return batches, "images", IMAGE_DATASET_NAMES[kind], len(images)
+    if model.main_input_name == "inputs":
+        return _vector_evaluation_data(model, data, split, batch_size, max_examples)
     if model.tokenizer is None:
         raise ValueError(f"{model.name_or_path} holds no tokenizer to read the corpus with.")
     sentences, dataset = evaluation_sentences(data, split, max_examples, **corpus_options)
@@ -358,6 +423,27 @@ def evaluation_data(
         stats["unk_fraction"] = _warn_unknown(tokens, model, data)
     batches = iterate_batches(tokens, batch_size, model.config.pad_token_id)
     return batches, "sentences", dataset, len(tokens)
+
+
+def _vector_evaluation_data(
+    model: Any, data: str, split: str, batch_size: int, max_examples: int | None
+) -> tuple[Any, str, dict[str, str], int]:
+    """`evaluation_data` for the linear VAE: the vectors of `data` at `split`."""
+    from vaehub.data.vectors import load_vectors, vector_batches, vector_dataset_kind
+
+    kind = vector_dataset_kind(data)
+    vectors = load_vectors(kind, data, split)
+    size = int(vectors[0]["inputs"].shape[-1])
+    expected = model.config.input_size
+    if size != expected:
+        raise ValueError(
+            f"--data {data} holds vectors of {size} values, but the model reads "
+            f"input_size={expected}: give the data it was trained on."
+        )
+    if max_examples is not None:
+        vectors = vectors.select(range(min(max_examples, len(vectors))))
+    batches = vector_batches(vectors, batch_size)
+    return batches, "examples", vector_record(kind, data), len(vectors)
 
 
 def evaluation_sentences(

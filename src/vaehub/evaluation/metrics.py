@@ -14,7 +14,10 @@ share them unchanged, whatever their posterior family:
   `(samples, batch, *latent)`;
 
 plus `model.units_per_example(**batch)`, the tokens or pixel values each example counts,
-and `model.nll_unit` (`"token"` for perplexity, `"dim"` for bits/dim).
+and `model.nll_unit` (`"token"` for perplexity, `"dim"` for bits/dim of discrete pixel
+values, `"example"` for a density of continuous data, where neither is meaningful). A model
+whose `has_exact_marginal` is true also gives its exact `model.log_marginal(**batch)`,
+measured beside the IW bound as `exact_nll` (the linear VAE's log N(x; μ, WWᵀ + σ²I)).
 
 A batch is a dict of tensors as the model's `forward` takes them (`input_ids` and
 `attention_mask` for text).
@@ -191,7 +194,8 @@ def evaluate_vae(
     Returns:
         a dict with, per example in nats: `reconstruction` (one z ~ q), `kl`, `neg_elbo`;
         `mi` (nats), `active_units` and `au_variance` (per latent dimension), `kl_per_dim`;
-        with `iw_samples`: `nll` and `ppl` (text) or `bits_per_dim` (images).
+        with `iw_samples`: `nll` and `ppl` (text) or `bits_per_dim` (images);
+        `exact_nll` for a model with an exact marginal (the linear VAE).
         `kl_per_dim` only where the KL has a closed form; `refine_steps` when K > 0.
         For a model without a latent (`TextLMModel`, `PixelCNNModel`), what
         `evaluate_exact` gives.
@@ -220,11 +224,12 @@ def evaluate_vae(
     _check_samples(kl_samples)
     was_training = model.training
     model.eval()
-    totals = {"reconstruction": 0.0, "kl": 0.0, "nll": 0.0, "units": 0.0}
+    totals = {"reconstruction": 0.0, "kl": 0.0, "nll": 0.0, "units": 0.0, "exact_nll": 0.0}
+    exact = bool(getattr(model, "has_exact_marginal", False))
     kl_per_dim = None
     mi_terms, mi_weights, means = [], [], []
     count = 0
-    unit = "image" if "pixel_values" in getattr(model, "main_input_name", "") else "sentence"
+    unit = _unit_name(model)
     progress = tqdm(
         total=total,
         desc="evaluating" + (f" (IW-NLL, K={iw_samples})" if iw_samples else ""),
@@ -255,6 +260,8 @@ def evaluate_vae(
                     model, batch, iw_samples, max_units, posterior
                 )
                 totals["nll"] += -log_px.sum().item()
+            if exact:
+                totals["exact_nll"] -= model.log_marginal(**batch).double().sum().item()
             count += n
             progress.update(n)
     finally:
@@ -281,14 +288,22 @@ def evaluate_vae(
         results["kl_per_dim"] = (kl_per_dim / count).tolist()
     if refinement.steps:
         results.update(refinement.record())
+    if exact:
+        results["exact_nll"] = totals["exact_nll"] / count
     if iw_samples is not None:
         results["nll"] = totals["nll"] / count
         results["iw_samples"] = iw_samples
         if model.nll_unit == "token":
             results["ppl"] = perplexity(totals["nll"], totals["units"])
-        else:
+        elif model.nll_unit == "dim":
             results["bits_per_dim"] = bits_per_dim(totals["nll"] / count, totals["units"] / count)
     return results
+
+
+def _unit_name(model: nn.Module) -> str:
+    """What one example is called in a progress bar."""
+    name = getattr(model, "main_input_name", "")
+    return {"pixel_values": "image", "inputs": "example"}.get(name, "sentence")
 
 
 def evaluate_exact(
@@ -308,7 +323,7 @@ def evaluate_exact(
     model.eval()
     nll = units = 0.0
     count = 0
-    unit = "image" if "pixel_values" in getattr(model, "main_input_name", "") else "sentence"
+    unit = _unit_name(model)
     progress = tqdm(
         total=total, desc="evaluating (exact NLL)", unit=unit, disable=not show_progress,
         leave=False, dynamic_ncols=True,
@@ -332,7 +347,7 @@ def evaluate_exact(
     }  # fmt: skip
     if model.nll_unit == "token":
         results["ppl"] = perplexity(nll, units)
-    else:
+    elif model.nll_unit == "dim":
         results["bits_per_dim"] = bits_per_dim(nll / count, units / count)
     return results
 

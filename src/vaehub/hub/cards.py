@@ -63,6 +63,11 @@ BASELINE_METRICS = (
 )
 
 
+# Reported when the results hold it: the exact −log p(x) of a model that has one (the linear
+# VAE), beside its IW-NLL. Its metric type is its key, so `vaehub verify` checks it too.
+EXACT_METRICS = (("exact_nll", "exact_nll", "exact NLL (nats/example)"),)
+
+
 # The task each model's evaluation results are filed under in the card's model-index.
 TASKS = {name: declared.card_task for name, declared in MODEL_TYPES.items()}
 TAGS = {name: list(declared.card_tags) for name, declared in MODEL_TYPES.items()}
@@ -152,7 +157,9 @@ def render_model_card(
             )
             + "."
         )
-    wanted = wanted + tuple(row for row in BASELINE_METRICS if metrics.get(row[0]) is not None)
+    wanted = wanted + tuple(
+        row for row in EXACT_METRICS + BASELINE_METRICS if metrics.get(row[0]) is not None
+    )
     training = {}
     training_path = os.path.join(folder, TRAINING_FILE)
     if os.path.isfile(training_path):
@@ -288,7 +295,9 @@ def _verification_results(
     if found is None:
         return None
     piece, metrics = found
-    wanted = [row for row in CARD_METRICS[model_type] if metrics.get(row[0]) is not None]
+    wanted = [
+        row for row in CARD_METRICS[model_type] + EXACT_METRICS if metrics.get(row[0]) is not None
+    ]
     rows = []
     for key, _, label in wanted:
         value = _card_value(key, metrics[key])

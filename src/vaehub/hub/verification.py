@@ -64,7 +64,8 @@ class VerificationSlice:
     gradients clipped at norm `refine_max_grad_norm` (an SA-VAE is measured as it was trained).
 
     `data` is `synthetic` or `digits` (no files needed) or the kind of a dataset read from
-    files (`ptb`, `mnist`, `omniglot`, or `file:<name>`), whose path `verify` is given.
+    files (`ptb`, `mnist`, `omniglot`, `frey_faces`, or `file:<name>`), whose path `verify`
+    is given.
     """
 
     data: str
@@ -129,11 +130,14 @@ def data_kind(data: str) -> str:
             return "mnist"
         if os.path.isfile(os.path.join(data, "images_evaluation.npz")):
             return "omniglot"
+        if os.path.isfile(os.path.join(data, "freyfaces.npz")):
+            return "frey_faces"
     if os.path.isfile(data):
         return f"file:{os.path.basename(data)}"
     raise ValueError(
-        f"--data {data!r} is neither {' nor '.join(SELF_CONTAINED)} nor a PTB, MNIST or "
-        "Omniglot folder or a one-sentence-per-line file."
+        f"--data {data!r} is neither {' nor '.join(SELF_CONTAINED)} nor a PTB, MNIST, "
+        "Omniglot or Frey Faces folder, a one-sentence-per-line file or a .npy/.npz file of "
+        "vectors."
     )
 
 

@@ -79,7 +79,7 @@ def _data_path(piece: VerificationSlice, data: str | None) -> str:
     if data is None:
         raise VerificationError(
             f"the verification slice reads {piece.data}; give its location with --data "
-            "(a PTB, MNIST or Omniglot folder, or the sentence file)."
+            "(a PTB, MNIST, Omniglot or Frey Faces folder, or the sentence or vector file)."
         )
     if data_kind(data) != piece.data:
         raise VerificationError(

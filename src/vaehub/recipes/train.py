@@ -1,6 +1,6 @@
 """The training recipe behind `vaehub train`: build a model (a paper preset with sizes
-overridden, or a saved model), train it with `VAETrainer`, measure the validation and
-test splits into the model's results, and save it with them.
+overridden, a linear VAE sized by its data, or a saved model), train it with `VAETrainer`,
+measure the validation and test splits into the model's results, and save it with them.
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ from vaehub import hub
 from vaehub.data.sources import (
     IMAGE_DATASET_NAMES,
     IMAGE_DATASETS,
+    VECTOR_DATASETS,
     DataArguments,
     load_corpus,
     load_images,
+    vector_record,
+    vector_source,
 )
 from vaehub.models.auto import MODEL_TYPES as MODEL_TYPE_TABLE
 from vaehub.models.auto import model_types
@@ -24,7 +27,8 @@ from vaehub.models.text.configuration_text_vae import TEXT_DECODER_FIELDS, TEXT_
 
 TEXT_MODEL_TYPES = model_types(modality="text")
 IMAGE_MODEL_TYPES = model_types(modality="image")
-MODEL_TYPES = TEXT_MODEL_TYPES + IMAGE_MODEL_TYPES
+VECTOR_MODEL_TYPES = model_types(modality="vectors")
+MODEL_TYPES = TEXT_MODEL_TYPES + IMAGE_MODEL_TYPES + VECTOR_MODEL_TYPES
 # The models without a latent: the exact baselines of the VAEs beside them.
 BASELINE_OF = {t.name: t.baseline for t in MODEL_TYPE_TABLE.values() if t.baseline}
 # He et al. 2019's optimisation of the text VAE (their text experiments); 0.03125 = 1.0 · 0.5⁵
@@ -47,8 +51,10 @@ class ModelArguments:
     model_type: str = field(
         default="text_vae",
         metadata={
-            "help": "text_vae, text_lm (its decoder alone, exact NLL), delta_vae (images) or "
-            "pixelcnn (its decoder alone, exact NLL).",
+            "help": "text_vae, text_lm (its decoder alone, exact NLL), delta_vae (images), "
+            "pixelcnn (its decoder alone, exact NLL) or linear_vae (vectors: Lucas et al.'s "
+            "linear VAE, exact NLL beside its IW-NLL; with --hidden_sizes, the deep VAE with "
+            "its Gaussian decoder).",
             "choices": MODEL_TYPES,
         },
     )
@@ -106,6 +112,21 @@ class ModelArguments:
     encoder_layers: int | None = field(default=None, metadata={"help": "δ-VAE encoder depth."})
     decoder_channels: int | None = field(default=None, metadata={"help": "PixelCNN width."})
     decoder_layers: int | None = field(default=None, metadata={"help": "PixelCNN gated layers."})
+    observation_variance: float | None = field(
+        default=None,
+        metadata={"help": "linear_vae: σ² of p(x|z) = N(f(z), σ²I), fixed or initial (0.1)."},
+    )
+    learn_observation_variance: bool | None = field(
+        default=None,
+        metadata={"help": "linear_vae: train σ² too (maximum-likelihood pPCA); default fixed."},
+    )
+    hidden_sizes: list[int] | None = field(
+        default=None,
+        metadata={
+            "help": "linear_vae: widths of the hidden layers of an MLP encoder and decoder "
+            "(the deep VAE, e.g. --hidden_sizes 256); default none, the linear VAE."
+        },
+    )
     init_decoder_from: str | None = field(
         default=None,
         metadata={
@@ -139,6 +160,12 @@ class ModelArguments:
     SHARED_FIELDS = (
         "latent_size", "prior", "committed_rate", "ar1_alpha", "posterior", "flow_length",
     )  # fmt: skip
+    # The linear VAE's: N(0, I) prior and a Gaussian posterior, which LinearVAEConfig checks.
+    VECTOR_FIELDS = (
+        "latent_size", "prior", "posterior", "observation_variance",
+        "learn_observation_variance", "hidden_sizes",
+    )  # fmt: skip
+    VECTOR_ONLY = ("observation_variance", "learn_observation_variance", "hidden_sizes")
 
     # The latent and encoder fields, which a model without a latent does not have.
     LATENT_FIELDS = (
@@ -148,6 +175,8 @@ class ModelArguments:
 
     def overrides(self) -> dict[str, Any]:
         """The sizes given on the command line, for this model type; others refused."""
+        if self.model_type in VECTOR_MODEL_TYPES:
+            return self._vector_overrides()
         text = self.model_type in TEXT_MODEL_TYPES
         own = self.TEXT_FIELDS if text else self.IMAGE_FIELDS
         other = self.IMAGE_FIELDS if text else self.TEXT_FIELDS
@@ -159,10 +188,23 @@ class ModelArguments:
                 raise ValueError(f"--{flag} is for a VAE; {self.model_type} is the baseline.")
         else:
             own = own + self.SHARED_FIELDS
-        stray = [n for n in other if getattr(self, n) is not None]
+        stray = [n for n in other + self.VECTOR_ONLY if getattr(self, n) is not None]
         if stray:
             raise ValueError(f"--{stray[0]} is not a {self.model_type} setting.")
         return {n: getattr(self, n) for n in own if getattr(self, n) is not None}
+
+    def _vector_overrides(self) -> dict[str, Any]:
+        for flag in ("init_decoder_from", "baseline"):
+            if getattr(self, flag):
+                raise ValueError(
+                    f"--{flag} is for a VAE with a decoder trained alone; linear_vae has its "
+                    "exact NLL instead (exact_nll in its evaluation): drop it."
+                )
+        others = self.TEXT_FIELDS + self.IMAGE_FIELDS + self.SHARED_FIELDS
+        stray = [n for n in others if n not in self.VECTOR_FIELDS and getattr(self, n) is not None]
+        if stray:
+            raise ValueError(f"--{stray[0]} is not a {self.model_type} setting.")
+        return {n: getattr(self, n) for n in self.VECTOR_FIELDS if getattr(self, n) is not None}
 
 
 def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: Any) -> int:
@@ -187,11 +229,18 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
             "--paper_training is He et al.'s text VAE optimisation; drop it for images."
         )
     overrides = model_args.overrides()
+    if model_args.model_type in VECTOR_MODEL_TYPES:
+        return _train_vectors(model_args, data_args, training_args, overrides)
     if model_args.model_type in IMAGE_MODEL_TYPES:
         return _train_images(model_args, data_args, training_args, overrides)
     if data_args.dataset in IMAGE_DATASETS:
         raise ValueError(
-            f"--dataset {data_args.dataset} holds images: use --model_type delta_vae or pixelcnn."
+            f"--dataset {data_args.dataset} holds images: use --model_type delta_vae or pixelcnn "
+            "(or linear_vae, which reads them as vectors of grey levels)."
+        )
+    if data_args.dataset in VECTOR_DATASETS:
+        raise ValueError(
+            f"--dataset {data_args.dataset} holds vectors: use --model_type linear_vae."
         )
     if data_args.streaming:
         if training_args.objective == "aggressive":
@@ -346,6 +395,46 @@ def _train_images(
         IMAGE_DATASET_NAMES[data_args.dataset],
         baseline,
     )
+    return 0
+
+
+def _train_vectors(
+    model_args: ModelArguments, data_args: DataArguments, training_args, overrides: dict
+) -> int:
+    """The linear VAE on vectors (`vaehub.data.vectors`); `input_size` is the data's D."""
+    from vaehub.data.vectors import load_vectors
+    from vaehub.models.linear.configuration_linear_vae import LinearVAEConfig
+    from vaehub.models.linear.modeling_linear_vae import LinearVAEModel, VectorCollator
+
+    if data_args.streaming:
+        raise ValueError("--streaming reads text; vectors are read whole: drop it.")
+    kind, where = vector_source(data_args)
+    splits = {s: load_vectors(kind, where, s) for s in ("train", "validation", "test")}
+    if data_args.max_train_examples is not None:
+        splits["train"] = splits["train"].select(
+            range(min(data_args.max_train_examples, len(splits["train"])))
+        )
+    if data_args.max_eval_examples is not None:
+        for name in ("validation", "test"):
+            splits[name] = splits[name].select(
+                range(min(data_args.max_eval_examples, len(splits[name])))
+            )
+    size = int(splits["train"][0]["inputs"].shape[-1])
+    if model_args.model_name_or_path:
+        model = _load(LinearVAEModel, model_args.model_name_or_path)
+        if overrides:
+            raise ValueError(
+                f"--{next(iter(overrides))} would change the saved model "
+                f"{model_args.model_name_or_path}: drop it to continue training as it is."
+            )
+        if model.config.input_size != size:
+            raise ValueError(
+                f"{model_args.model_name_or_path} reads vectors of input_size="
+                f"{model.config.input_size}, but {where} holds vectors of {size} values."
+            )
+    else:
+        model = LinearVAEModel(LinearVAEConfig(input_size=size, **overrides))
+    train_and_record(model, training_args, splits, VectorCollator(), vector_record(kind, where))
     return 0
 
 

@@ -130,7 +130,10 @@ class LinearVAEModel(LinearVAEPreTrainedModel):
     reconstruction term is at one reparameterised sample.
     """
 
-    nll_unit = "dim"
+    # A density of continuous data: its NLL is in nats per example. Bits/dim would read
+    # as a compression rate, which a density of real values is not (it changes with the
+    # data's scale, and can be negative).
+    nll_unit = "example"
     output_class = LinearVAEOutput
 
     def __init__(self, config: LinearVAEConfig) -> None:
@@ -286,6 +289,11 @@ class LinearVAEModel(LinearVAEPreTrainedModel):
         deep VAE)."""
         output = self(inputs)
         return -(output.reconstruction_nll + output.kl)
+
+    @property
+    def has_exact_marginal(self) -> bool:
+        """Whether `log_marginal` is exact: the linear VAE's is, the deep VAE has none."""
+        return self.config.is_linear
 
     def log_marginal(self, inputs: Tensor) -> Tensor:
         """Exact log p(x) = log N(x; μ, WWᵀ + σ²I) `(batch,)` of the linear VAE
