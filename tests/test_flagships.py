@@ -55,3 +55,30 @@ def test_the_results_page_flagship_table_is_the_one_the_cards_render():
     block = page.split("<!-- flagships -->")[1].split("<!-- /flagships -->")[0]
     folders = [MODEL_CARDS / name for name in ("ptb-lstm-lm", *FLAGSHIPS)]
     assert checkpoint_table(folders) in block
+
+
+def flagship_targets():
+    """examples/flagship_targets.py, the script that renders the targets table."""
+    import importlib.util
+
+    path = MODEL_CARDS.parent / "examples" / "flagship_targets.py"
+    spec = importlib.util.spec_from_file_location("flagship_targets", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_targets_table_is_the_one_the_cards_give():
+    page = (MODEL_CARDS.parent / "docs" / "results" / "flagships.md").read_text(encoding="utf-8")
+    block = page.split("<!-- targets -->")[1].split("<!-- /targets -->")[0]
+    assert flagship_targets().targets_table(MODEL_CARDS) in block
+
+
+def test_the_readme_states_the_flagships_numbers_of_their_cards():
+    readme = (MODEL_CARDS.parent / "README.md").read_text(encoding="utf-8")
+    for name, value in flagship_targets().measured(MODEL_CARDS).items():
+        stated = (
+            f"`{name}`: NLL {value['nll']:.2f}, KL {value['kl']:.2f}, MI {value['mi']:.2f}, "
+            f"AU {value['active_units']:.0f}, reconstruction BLEU {value['bleu']:.1f}"
+        )
+        assert stated in readme, stated
