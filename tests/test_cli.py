@@ -276,3 +276,18 @@ def test_help_and_import_load_no_model_code():
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.strip() == "[]"
+
+
+def test_every_command_runs_a_function():
+    import argparse
+
+    from vaehub.commands.main import build_parser
+
+    commands = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    for name, parser in commands.choices.items():
+        run = parser.get_default("run")
+        if name in ("train", "app"):  # handed on unparsed by `main`
+            continue
+        assert callable(run) and not isinstance(run, argparse.ArgumentParser), name

@@ -28,35 +28,35 @@ def demo(args: argparse.Namespace) -> int:
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Declare `vaehub demo` and its flags."""
-    demo = commands.add_parser(
+    parser = commands.add_parser(
         "demo",
         help="posterior collapse (ELBO) and its cure (free bits) on the embedded corpus",
         description="Train a small text VAE on He et al.'s synthetic corpus, generated here, "
         "with the ELBO and with free bits (or the recipes given); compare, sample, plot, save.",
     )
-    demo.add_argument("--output-dir", default="vaehub-demo", help="where to save the models")
-    demo.add_argument(
+    parser.add_argument("--output-dir", default="vaehub-demo", help="where to save the models")
+    parser.add_argument(
         "--num-sentences",
         type=int,
         default=12000,
         help="synthetic sentences to generate (10%% held out)",
     )
-    demo.add_argument(
+    parser.add_argument(
         "--recipes",
         nargs="+",
         default=list(DEFAULT_RECIPES),
         choices=list(RECIPES),
         help="what to train, the reference first (default: %(default)s)",
     )
-    demo.add_argument("--epochs", type=float, default=10, help="training epochs per recipe")
-    demo.add_argument("--batch-size", type=int, default=32)
-    demo.add_argument(
+    parser.add_argument("--epochs", type=float, default=10, help="training epochs per recipe")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
         "--iw-samples", type=int, default=100, help="importance samples K of the validation NLL"
     )
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument(
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
         "--flagship",
         default=FLAGSHIP,
         help="the released text VAE whose sentences the demo shows first ('none' to skip)",
     )
-    demo.set_defaults(run=demo)
+    parser.set_defaults(run=demo)
