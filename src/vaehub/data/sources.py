@@ -210,16 +210,17 @@ def load_corpus(data_args: DataArguments) -> Any:
                 corpus[name], data_args.max_eval_examples, f"the {name} split"
             )
         return corpus
-    if data_args.max_train_examples is not None:
-        corpus["train"] = corpus["train"].select(
-            range(min(data_args.max_train_examples, len(corpus["train"])))
-        )
-    if data_args.max_eval_examples is not None:
-        for name in [n for n in corpus if n != "train"]:
-            corpus[name] = corpus[name].select(
-                range(min(data_args.max_eval_examples, len(corpus[name])))
-            )
-    return corpus
+    return first_examples(corpus, data_args)
+
+
+def first_examples(splits: Any, data_args: DataArguments) -> Any:
+    """`splits` (a dict or `DatasetDict` of datasets) cut to the first
+    `--max_train_examples` of train and `--max_eval_examples` of every other split."""
+    for name in list(splits):
+        limit = data_args.max_train_examples if name == "train" else data_args.max_eval_examples
+        if limit is not None:
+            splits[name] = splits[name].select(range(min(limit, len(splits[name]))))
+    return splits
 
 
 def _load_any(data_args: DataArguments) -> Any:

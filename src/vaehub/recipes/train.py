@@ -16,6 +16,7 @@ from vaehub.data.sources import (
     IMAGE_DATASETS,
     VECTOR_DATASETS,
     DataArguments,
+    first_examples,
     load_corpus,
     load_images,
     vector_record,
@@ -367,15 +368,7 @@ def _train_images(
         s: load_images(data_args.dataset, data_args.data_dir, s)
         for s in ("train", "validation", "test")
     }
-    if data_args.max_train_examples is not None:
-        splits["train"] = splits["train"].select(
-            range(min(data_args.max_train_examples, len(splits["train"])))
-        )
-    if data_args.max_eval_examples is not None:
-        for name in ("validation", "test"):
-            splits[name] = splits[name].select(
-                range(min(data_args.max_eval_examples, len(splits[name])))
-            )
+    splits = first_examples(splits, data_args)
     cls = DeltaVAEModel if model_args.model_type == "delta_vae" else PixelCNNModel
     size = int(splits["train"][0]["pixel_values"].shape[-1])
     if model_args.model_name_or_path:
@@ -410,15 +403,7 @@ def _train_vectors(
         raise ValueError("--streaming reads text; vectors are read whole: drop it.")
     kind, where = vector_source(data_args)
     splits = {s: load_vectors(kind, where, s) for s in ("train", "validation", "test")}
-    if data_args.max_train_examples is not None:
-        splits["train"] = splits["train"].select(
-            range(min(data_args.max_train_examples, len(splits["train"])))
-        )
-    if data_args.max_eval_examples is not None:
-        for name in ("validation", "test"):
-            splits[name] = splits[name].select(
-                range(min(data_args.max_eval_examples, len(splits[name])))
-            )
+    splits = first_examples(splits, data_args)
     size = int(splits["train"][0]["inputs"].shape[-1])
     if model_args.model_name_or_path:
         model = _load(LinearVAEModel, model_args.model_name_or_path)
