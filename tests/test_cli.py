@@ -291,3 +291,18 @@ def test_every_command_runs_a_function():
         if name in ("train", "app"):  # handed on unparsed by `main`
             continue
         assert callable(run) and not isinstance(run, argparse.ArgumentParser), name
+
+
+@pytest.mark.parametrize("module", ["vaehub", "vaehub.cli"])
+def test_python_dash_m_runs_the_command(module):
+    """`python -m vaehub` where the scripts folder is not on PATH; `python -m vaehub.cli`,
+    0.1's spelling, through the moved-path table."""
+    import subprocess
+    import sys
+
+    completed = subprocess.run(
+        [sys.executable, "-m", module, "generate", "--help"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.startswith("usage: vaehub generate")

@@ -19,7 +19,7 @@ PACKAGE = ROOT / "src" / "vaehub"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 FAMILIES = ("text", "image", "linear")
 # Above every layer: the public names, and the old import paths served for one release.
-FRONT_DOOR = ("vaehub", "vaehub._compat", "vaehub._autoregister")
+FRONT_DOOR = ("vaehub", "vaehub.__main__", "vaehub._compat", "vaehub._autoregister")
 
 
 def declared_layers() -> list[str]:

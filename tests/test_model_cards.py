@@ -125,17 +125,20 @@ def test_release_measures_the_slice_on_the_stored_weights(tmp_path):
     assert all(check.ok for check in release.verify(folder))
 
 
-def test_the_stored_weights_split_can_be_measured_with_another_k(tmp_path):
+def test_the_stored_weights_split_can_be_measured_with_another_k(tmp_path, capfd):
     source = tmp_path / "source"
     shutil.copytree(MODEL_CARDS / "synthetic-vae-elbo", source)
     recorded = json.loads((source / "eval_validation.json").read_text(encoding="utf-8"))
     assert recorded["iw_samples"] != 3
     folder = release.release(
         str(source), "half", "synthetic", output_dir=str(tmp_path / "out"), first=16,
-        iw_samples=2, dtype="bfloat16", split_iw_samples=3,
+        iw_samples=2, dtype="bfloat16", split_iw_samples=3, show_progress=True,
     )  # fmt: skip
     split = json.loads((Path(folder) / "eval_validation.json").read_text(encoding="utf-8"))
     assert split["iw_samples"] == 3 and split["metrics"]["iw_samples"] == 3
+    # The long measurement (the whole split) counts its examples up to the split's size.
+    total = split["metrics"]["num_examples"]
+    assert f"{total}/{total}" in capfd.readouterr().err
     with pytest.raises(ValueError, match="split_iw_samples sets K"):
         release.release(str(source), "full", "synthetic", output_dir=str(tmp_path / "out"),
                         split_iw_samples=3)  # fmt: skip

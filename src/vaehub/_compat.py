@@ -100,6 +100,16 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def exec_module(self, module: types.ModuleType) -> None:
         return None
 
+    def get_code(self, fullname: str) -> types.CodeType | None:
+        """`python -m vaehub.cli` (0.1's way to run the command): the new module's code."""
+        new = f"vaehub.{MOVED[fullname[7:]][0]}"
+        warnings.warn(
+            f"{fullname} moved to {new}; run `vaehub` or `python -m vaehub` instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return importlib.util.find_spec(new).loader.get_code(new)
+
 
 def install() -> None:
     """Serve the old paths (idempotent)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def release(args: argparse.Namespace) -> int:
@@ -15,6 +16,7 @@ def release(args: argparse.Namespace) -> int:
         seed=args.seed, iw_samples=args.iw_samples, batch_size=args.batch_size,
         dtype=args.dtype, baseline=args.baseline, about=_about(args.about),
         split_iw_samples=args.split_iw_samples,
+        show_progress=not args.no_progress and sys.stderr.isatty(),
     )  # fmt: skip
     print(f"wrote {folder}; push it with: vaehub push {folder} {args.organization}/{args.name}")
     return 0
@@ -69,4 +71,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="Markdown opening the card: what the checkpoint is for, its recipe, the command "
         "that trained it (@FILE reads it from a file)",
     )
+    releasing.add_argument(
+        "--no-progress", action="store_true",
+        help="no progress bar over the split's measurement (shown in a terminal)",
+    )  # fmt: skip
     releasing.set_defaults(run=release)

@@ -43,11 +43,15 @@ from vaehub.utils.safe_io import (
 )
 
 
-def measure(model: Any, piece: VerificationSlice, data: str | None = None) -> dict[str, Any]:
+def measure(
+    model: Any, piece: VerificationSlice, data: str | None = None, show_progress: bool = False
+) -> dict[str, Any]:
     """The metrics of `model` on the slice, as `vaehub evaluate` measures them.
 
     Args:
         data: where the slice's dataset lies; needed unless it is self-contained.
+        show_progress: a progress bar over the slice's examples (a whole test split at
+            K = 500 is most of an hour on two cores).
     Returns:
         `evaluate_vae`'s results (a model without a latent: `evaluate_exact`'s).
     """
@@ -69,7 +73,7 @@ def measure(model: Any, piece: VerificationSlice, data: str | None = None) -> di
     with torch.no_grad():
         return evaluate_vae(
             model.eval(), batches, iw_samples=piece.iw_samples, total=total,
-            refinement=piece.refinement,
+            refinement=piece.refinement, show_progress=show_progress,
         )  # fmt: skip
 
 
@@ -104,6 +108,7 @@ def release(
     baseline: str | None = None,
     about: str | None = None,
     split_iw_samples: int | None = None,
+    show_progress: bool = False,
 ) -> str:
     """Write `OUTPUT_DIR/NAME`: the model of `model_dir` ready for `vaehub push`, with its
     verification slice measured on the stored weights and its card.
@@ -117,7 +122,8 @@ def release(
     The card reports the split of `model_dir`'s results (`test` where there is one). With
     `dtype` float16 or bfloat16 the weights are stored in it, and that split is measured
     again on the stored weights (all its examples; the K its results record, or
-    `split_iw_samples`) before the card is written.
+    `split_iw_samples`) before the card is written; `show_progress` shows a progress bar
+    over that measurement.
 
     Returns:
         the checkpoint folder.
@@ -162,7 +168,7 @@ def release(
                 **refined,
             )  # fmt: skip
             hub.write_results(
-                staging, card_split, _finite(measure(stored, whole, data)),
+                staging, card_split, _finite(measure(stored, whole, data, show_progress)),
                 record.get("dataset"), iw_samples=whole.iw_samples, stored_dtype=dtype,
             )  # fmt: skip
         write_json(
