@@ -952,3 +952,27 @@ def test_a_staged_folder_replaces_its_target_whole_or_not_at_all(tmp_path):
         (Path(staging) / "new.txt").write_text("new")
     assert tree(target) == {"new.txt": b"new"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_killed_release_leaves_no_staging_folder_and_the_earlier_checkpoint(tmp_path):
+    """SIGTERM (`kill`, a scheduler's stop) mid-release cleans up as Ctrl-C does."""
+    source, out = tmp_path / "source", tmp_path / "out"
+    shutil.copytree(MODEL_CARDS / "synthetic-vae-elbo", source)
+    (out / "half").mkdir(parents=True)
+    (out / "half" / "README.md").write_text("earlier")
+    command = [
+        sys.executable, "-m", "vaehub", "release", str(source), "--name", "half",
+        "--data", "synthetic", "--output-dir", str(out), "--dtype", "bfloat16",
+        "--split-iw-samples", "20000", "--no-progress",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".half-*/model.safetensors")):  # measuring the stored weights
+        assert process.poll() is None, process.stderr.read()[-2000:]
+        assert time.monotonic() < deadline, "the release never wrote its staging folder"
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    assert sorted(p.name for p in out.iterdir()) == ["half"]
+    assert tree(out / "half") == {"README.md": b"earlier"}

@@ -33,6 +33,7 @@ from vaehub.commands import (
 )
 from vaehub.commands.flags import FlagParser
 from vaehub.utils.allocator import keep_freed_memory
+from vaehub.utils.safe_io import terminate_as_exit
 
 # In the order `vaehub --help` lists them.
 COMMANDS = (
@@ -58,14 +59,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = argv[0] if argv else None
     keep_freed_memory()
     try:
-        if command == "train":  # HfArgumentParser parses its flags
-            return train.train(argv[1:])
-        if command == "app":  # imported only here: the core commands never need gradio
-            from vaehub.app.launch import main as app_main
+        with terminate_as_exit():  # a kill cleans up as Ctrl-C does
+            if command == "train":  # HfArgumentParser parses its flags
+                return train.train(argv[1:])
+            if command == "app":  # imported only here: the core commands never need gradio
+                from vaehub.app.launch import main as app_main
 
-            return app_main(argv[1:])
-        args = build_parser().parse_args(argv)
-        return args.run(args)
+                return app_main(argv[1:])
+            args = build_parser().parse_args(argv)
+            return args.run(args)
     except SystemExit:  # --help and argparse's own errors: nothing more to load
         raise
     except (ValueError, OSError, hub.HubError) as error:

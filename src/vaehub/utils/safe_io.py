@@ -16,8 +16,10 @@ import logging
 import math
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -226,6 +228,26 @@ def staged_folder(target: str | os.PathLike, prefix: str) -> Iterator[str]:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     replace_folder(target, staging)
+
+
+@contextlib.contextmanager
+def terminate_as_exit() -> Iterator[None]:
+    """While the block runs, SIGTERM (`kill`, a scheduler stopping a job) ends the process as
+    Ctrl-C would, by raising `SystemExit(143)`: Python's default would end it at once, and
+    leave `staged_folder`'s half-written folders and lock files behind. Outside the main
+    thread, where no handler can be set, the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def replace_folder(target: str | os.PathLike, staging: str | os.PathLike) -> None:
