@@ -34,6 +34,15 @@ def test_each_model_type_has_the_interface_its_kind_needs(name):
         assert "raise NotImplementedError" not in source, (name, method)
 
 
+@pytest.mark.parametrize("name", sorted(MODEL_TYPES))
+def test_each_declared_name_is_its_classes_model_type(name):
+    """The registry names its classes by path; the name must be theirs, and the model class
+    must read that config."""
+    declared = MODEL_TYPES[name]
+    assert declared.config_class.model_type == name
+    assert declared.model_class.config_class is declared.config_class
+
+
 def test_the_baselines_are_not_taken_for_latent_variable_models():
     for declared in MODEL_TYPES.values():
         if not declared.has_latent:

@@ -9,24 +9,15 @@ tables of `vaehub.hub.cards` and the training recipes all read them from here.
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from transformers import AutoConfig, AutoModel, PreTrainedConfig
+if TYPE_CHECKING:
+    from transformers import PreTrainedConfig
 
-from vaehub.models import checkpoints
-from vaehub.models.image.configuration_delta_vae import DeltaVAEConfig
-from vaehub.models.image.configuration_pixelcnn import PixelCNNConfig
-from vaehub.models.image.modeling_delta_vae import DeltaVAEModel
-from vaehub.models.image.modeling_pixelcnn import PixelCNNModel
-from vaehub.models.linear.configuration_linear_vae import LinearVAEConfig
-from vaehub.models.linear.modeling_linear_vae import LinearVAEModel
-from vaehub.models.modeling_utils import VAEPreTrainedModel
-from vaehub.models.text.configuration_text_lm import TextLMConfig
-from vaehub.models.text.configuration_text_vae import TextVAEConfig
-from vaehub.models.text.modeling_text_lm import TextLMModel
-from vaehub.models.text.modeling_text_vae import TextVAEModel
+    from vaehub.models.modeling_utils import VAEPreTrainedModel
 
 MODALITIES = ("text", "image", "vectors")
 
@@ -41,10 +32,17 @@ _LATENT_METRICS: tuple[CardMetric, ...] = (
 
 @dataclass(frozen=True)
 class ModelType:
-    """One model type: what it is made of, what it reads, and how its card presents it."""
+    """One model type: what it is made of, what it reads, and how its card presents it.
 
-    config_class: type[PreTrainedConfig]
-    model_class: type[VAEPreTrainedModel]
+    The config and model classes are named by where they live (`"module:Class"`) and
+    imported when first asked for: the command line reads the table (`vaehub train --help`'s
+    choices) without loading every model. `tests/test_interface.py` checks that each
+    class's `model_type` is the name declared here.
+    """
+
+    name: str
+    config_path: str
+    model_path: str
     modality: str
     has_latent: bool
     baseline: str | None  # the model type of its exact baseline; None for a baseline
@@ -53,34 +51,48 @@ class ModelType:
     card_metrics: tuple[CardMetric, ...]
 
     @property
-    def name(self) -> str:
-        return self.config_class.model_type
+    def config_class(self) -> type[PreTrainedConfig]:
+        return _resolve(self.config_path)
+
+    @property
+    def model_class(self) -> type[VAEPreTrainedModel]:
+        return _resolve(self.model_path)
+
+
+def _resolve(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(f"vaehub.models.{module}"), name)
 
 
 _DECLARED = (
     ModelType(
-        TextVAEConfig, TextVAEModel, "text", True, "text_lm", "text-generation",
+        "text_vae", "text.configuration_text_vae:TextVAEConfig",
+        "text.modeling_text_vae:TextVAEModel", "text", True, "text_lm", "text-generation",
         ("vae", "text-vae", "posterior-collapse", "lstm"),
         (("nll", "nll", "NLL (nats/sentence)"), ("ppl", "perplexity", "PPL"), *_LATENT_METRICS),
     ),
     ModelType(
-        TextLMConfig, TextLMModel, "text", False, None, "text-generation",
+        "text_lm", "text.configuration_text_lm:TextLMConfig",
+        "text.modeling_text_lm:TextLMModel", "text", False, None, "text-generation",
         ("language-model", "lstm", "vae-baseline"),
         (("nll", "nll", "NLL (nats/sentence, exact)"), ("ppl", "perplexity", "PPL")),
     ),
     ModelType(
-        DeltaVAEConfig, DeltaVAEModel, "image", True, "pixelcnn",
+        "delta_vae", "image.configuration_delta_vae:DeltaVAEConfig",
+        "image.modeling_delta_vae:DeltaVAEModel", "image", True, "pixelcnn",
         "unconditional-image-generation", ("vae", "delta-vae", "posterior-collapse", "pixelcnn"),
         (("nll", "nll", "NLL (nats/image)"), ("bits_per_dim", "bits_per_dim", "bits/dim"),
          *_LATENT_METRICS),
     ),
     ModelType(
-        PixelCNNConfig, PixelCNNModel, "image", False, None, "unconditional-image-generation",
-        ("pixelcnn", "vae-baseline"),
+        "pixelcnn", "image.configuration_pixelcnn:PixelCNNConfig",
+        "image.modeling_pixelcnn:PixelCNNModel", "image", False, None,
+        "unconditional-image-generation", ("pixelcnn", "vae-baseline"),
         (("nll", "nll", "NLL (nats/image, exact)"), ("bits_per_dim", "bits_per_dim", "bits/dim")),
     ),
     ModelType(
-        LinearVAEConfig, LinearVAEModel, "vectors", True, None, "feature-extraction",
+        "linear_vae", "linear.configuration_linear_vae:LinearVAEConfig",
+        "linear.modeling_linear_vae:LinearVAEModel", "vectors", True, None, "feature-extraction",
         ("vae", "linear-vae", "posterior-collapse", "ppca"),
         (("nll", "nll", "NLL (nats/example)"), *_LATENT_METRICS),
     ),
@@ -122,6 +134,8 @@ def modality_of(model_or_config: Any) -> str:
 
 def register_auto_classes() -> None:
     """Make `AutoConfig` and `AutoModel` load every vaehub model type."""
+    from transformers import AutoConfig, AutoModel
+
     for declared in MODEL_TYPES.values():
         AutoConfig.register(declared.name, declared.config_class, exist_ok=True)
         AutoModel.register(declared.config_class, declared.model_class, exist_ok=True)
@@ -130,5 +144,7 @@ def register_auto_classes() -> None:
 def load_model(name_or_path: str | os.PathLike) -> VAEPreTrainedModel:
     """The vaehub model in a folder or Hub repository, whichever type it is. The config is
     read and checked first, so a folder of something else gets vaehub's own error."""
+    from vaehub.models import checkpoints
+
     config = checkpoints.read_config_dict(name_or_path, tuple(MODEL_TYPES), {})
     return model_type(config["model_type"]).model_class.from_pretrained(name_or_path)
