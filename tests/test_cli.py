@@ -115,6 +115,9 @@ def test_train_refuses_bad_flags(tmp_path, capsys):
     assert "invalid choice: 'magic'" in capsys.readouterr().err
     assert main(["train", "--output_dir", str(tmp_path), "--dataset", "ptb", "--use_cpu"]) == 1
     assert "--dataset ptb needs --data_dir" in capsys.readouterr().err
+    # A flag no argument class has is one line and status 1, as HfArgumentParser reports it.
+    assert main(["train", "--output_dir", str(tmp_path), "--no_such_flag", "3"]) == 1
+    assert "not used by the HfArgumentParser: ['--no_such_flag', '3']" in capsys.readouterr().err
 
 
 def test_evaluate_prints_a_table_and_writes_json(trained_ptb_model, ptb_dir, tmp_path, capsys):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -14,16 +16,23 @@ from vaehub.commands.main import main
 from vaehub.recipes.reproduce import (
     IMAGE_ROWS,
     MARKDOWN_FILE,
+    SETTINGS_FILE,
     TABLE_FILE,
     TEXT_ROWS,
     TableSettings,
+    check_resumable,
+    record_row,
+    render_command,
     render_markdown,
+    row_arguments,
+    row_command_line,
     row_done,
-    row_flags,
     row_folder,
+    row_settings,
     run_row,
     summarise,
 )
+from vaehub.recipes.train import build_arguments
 
 # A budget small enough for the suite that still shows the lesson: the synthetic
 # model has 50-unit LSTMs and a 2-d latent; the inner loops are cut short (at most 10
@@ -82,6 +91,10 @@ def test_each_row_is_a_vaehub_train_folder_with_its_command(table_dir):
             assert json.load(handle)["global_step"] == TABLE["max_steps"]
         with open(os.path.join(folder, "command.txt"), encoding="utf-8") as handle:
             assert handle.read().startswith("vaehub train --dataset synthetic")
+        with open(os.path.join(folder, SETTINGS_FILE), encoding="utf-8") as handle:
+            recorded = json.load(handle)
+        assert recorded["settings"]["max_steps"] == TABLE["max_steps"]
+        assert recorded["settings"]["aggressive_max_inner_steps"] == 10  # from after `--`
 
 
 def test_markdown_and_figure_come_from_the_json(table_dir):
@@ -134,62 +147,247 @@ def test_table_only_trains_nothing_and_reports_the_seeds_that_finished(table_dir
     assert render_markdown(after) in capsys.readouterr().out
 
 
-def flag_values(flags: list[str]) -> dict[str, str | bool]:
-    values, index = {}, 0
-    while index < len(flags):
-        has_value = index + 1 < len(flags) and not flags[index + 1].startswith("--")
-        values[flags[index]] = flags[index + 1] if has_value else True
-        index += 2 if has_value else 1
-    return values
-
-
-def test_row_flags_name_the_baseline_and_the_budget(tmp_path):
+def test_row_settings_name_the_baseline_and_the_budget(tmp_path):
     settings = TableSettings(dataset="synthetic", output_dir=str(tmp_path), max_steps=1000)
     rows = {row.name: row for row in TEXT_ROWS}
-    ours = flag_values(row_flags(settings, rows["lm_free_bits_aggressive"], 3))
+    ours = row_settings(settings, rows["lm_free_bits_aggressive"], 3)
     lm = row_folder(settings, rows["lstm_lm"], 3)
-    assert ours["--baseline"] == lm and ours["--init_decoder_from"] == lm
-    assert ours["--max_steps"] == "1000" and ours["--seed"] == "3"
-    assert ours["--free_bits"] == "0.75"  # the synthetic model's λ
-    assert flag_values(row_flags(settings, rows["vae_anneal"], 0))["--anneal_steps"] == "300"
-    assert "--anneal_steps" not in flag_values(row_flags(settings, rows["vae"], 0))
-    assert "--baseline" not in flag_values(row_flags(settings, rows["lstm_lm"], 0))
+    assert ours["baseline"] == lm and ours["init_decoder_from"] == lm
+    assert ours["max_steps"] == 1000 and ours["seed"] == 3
+    assert ours["free_bits"] == 0.75  # the synthetic model's λ
+    assert row_settings(settings, rows["vae_anneal"], 0)["anneal_steps"] == 300
+    assert "anneal_steps" not in row_settings(settings, rows["vae"], 0)
+    assert "baseline" not in row_settings(settings, rows["lstm_lm"], 0)
     ptb = TableSettings(dataset="ptb", output_dir=str(tmp_path))
-    delta = flag_values(row_flags(ptb, rows["delta_vae"], 0))
-    assert delta["--committed_rate"] == "5.0" and delta["--latent_length"] == "22"
-    assert "--latent_length" not in flag_values(row_flags(settings, rows["delta_vae"], 0))
-    assert flag_values(row_flags(ptb, rows["vae"], 0))["--final_iw_nll_splits"] == "test"
+    delta = row_settings(ptb, rows["delta_vae"], 0)
+    assert delta["committed_rate"] == 5.0 and delta["latent_length"] == 22
+    assert "latent_length" not in row_settings(settings, rows["delta_vae"], 0)
+    assert row_settings(ptb, rows["vae"], 0)["final_iw_nll_splits"] == ["test"]
     # The CPU budget checks aggressive's MI every 50 updates and takes K = 5 SVI steps;
     # the papers' budget keeps He et al.'s per-epoch check and Kim et al.'s K = 20.
-    cpu = flag_values(row_flags(ptb, rows["aggressive_anneal"], 0))
-    assert cpu["--aggressive_check_steps"] == "50" and cpu["--aggressive_window"] == "10"
-    assert flag_values(row_flags(ptb, rows["sa_vae_anneal"], 0))["--sa_vae_steps"] == "5"
+    cpu = row_settings(ptb, rows["aggressive_anneal"], 0)
+    assert cpu["aggressive_check_steps"] == 50 and cpu["aggressive_window"] == 10
+    assert row_settings(ptb, rows["sa_vae_anneal"], 0)["sa_vae_steps"] == 5
     # Without annealing, SA-VAE steps λ by Kim et al.'s η = 1 over a batch mean of 32.
-    assert flag_values(row_flags(ptb, rows["sa_vae"], 0))["--sa_vae_lr"] == "0.03125"
-    assert "--sa_vae_lr" not in flag_values(row_flags(ptb, rows["sa_vae_anneal"], 0))
+    assert row_settings(ptb, rows["sa_vae"], 0)["sa_vae_lr"] == 0.03125
+    assert "sa_vae_lr" not in row_settings(ptb, rows["sa_vae_anneal"], 0)
     paper = TableSettings(dataset="ptb", output_dir=str(tmp_path), budget="paper")
     for name in ("aggressive", "sa_vae", "lm_free_bits_aggressive"):
-        flags = flag_values(row_flags(paper, rows[name], 0))
-        assert not {"--aggressive_check_steps", "--sa_vae_steps"} & set(flags)
-    assert flag_values(row_flags(ptb, rows["vae"], 0))["--paper_training"] is True
+        values = row_settings(paper, rows[name], 0)
+        assert not {"aggressive_check_steps", "sa_vae_steps"} & set(values)
+    assert row_settings(ptb, rows["vae"], 0)["paper_training"] is True
     images = {row.name: row for row in IMAGE_ROWS}
     for dataset in ("mnist", "omniglot"):
         image = TableSettings(dataset=dataset, output_dir=str(tmp_path))
-        aggressive = flag_values(row_flags(image, images["aggressive"], 0))
-        assert aggressive["--aggressive_check_steps"] == "50"
+        aggressive = row_settings(image, images["aggressive"], 0)
+        assert aggressive["aggressive_check_steps"] == 50
         # He et al.'s image code: window 10, patience 5, each given once.
         for budget in ("cpu", "paper"):
             setting = TableSettings(dataset=dataset, output_dir=str(tmp_path), budget=budget)
-            flags = row_flags(setting, images["aggressive"], 0)
+            flags = row_command_line(setting, images["aggressive"], 0)
             assert flags.count("--aggressive_window") == flags.count("--aggressive_patience") == 1
-            rules = flag_values(flags)
-            assert (rules["--aggressive_window"], rules["--aggressive_patience"]) == ("10", "5")
-        assert flag_values(row_flags(image, images["sa_vae"], 0))["--sa_vae_steps"] == "5"
-        assert flag_values(row_flags(image, images["sa_vae"], 0))["--sa_vae_lr"] == "0.03125"
-        assert "--sa_vae_steps" not in flag_values(row_flags(image, images["vae"], 0))
+            rules = row_settings(setting, images["aggressive"], 0)
+            assert (rules["aggressive_window"], rules["aggressive_patience"]) == (10, 5)
+        assert row_settings(image, images["sa_vae"], 0)["sa_vae_steps"] == 5
+        assert row_settings(image, images["sa_vae"], 0)["sa_vae_lr"] == 0.03125
+        assert "sa_vae_steps" not in row_settings(image, images["vae"], 0)
 
 
-def test_a_stopped_row_resumes_and_refuses_other_flags(tmp_path, capsys):
+def test_a_rows_settings_reach_the_training_arguments(tmp_path):
+    rows = {row.name: row for row in TEXT_ROWS}
+    synthetic = TableSettings(dataset="synthetic", output_dir=str(tmp_path), max_steps=1000)
+    for beta in (0.2, 0.4, 0.6, 0.8):
+        model, data, training = row_arguments(synthetic, rows[f"beta_{beta}"], 3)
+        assert (training.objective, training.beta) == ("beta", beta)
+        assert (training.max_steps, training.seed, training.iw_samples) == (1000, 3, 100)
+        assert training.learning_rate == 3e-3 and data.dataset == "synthetic"
+        assert training.output_dir == row_folder(synthetic, rows[f"beta_{beta}"], 3)
+    model, _, training = row_arguments(synthetic, rows["lm_free_bits_aggressive"], 0)
+    assert model.init_decoder_from == row_folder(synthetic, rows["lstm_lm"], 0)
+    assert (training.objective, training.free_bits) == ("aggressive", 0.75)
+    ptb = TableSettings(dataset="ptb", output_dir=str(tmp_path))
+    _, _, training = row_arguments(ptb, rows["aggressive"], 0)
+    assert (training.aggressive_check_steps, training.aggressive_window) == (50, 10)
+    # paper_training: He et al.'s SGD, as `vaehub train --paper_training` gives it.
+    assert training.optim == "sgd" and training.learning_rate == 1.0
+    assert training.lr_scheduler_kwargs == {"factor": 0.5, "patience": 2, "min_lr": 0.03125}
+    paper = TableSettings(dataset="ptb", output_dir=str(tmp_path), budget="paper")
+    _, _, training = row_arguments(paper, rows["aggressive"], 0)
+    assert (training.aggressive_check_steps, training.aggressive_window) == (None, 15)
+    model, _, _ = row_arguments(ptb, rows["delta_vae"], 0)
+    assert (model.prior, model.committed_rate, model.latent_length) == ("ar1", 5.0, 22)
+    # Flags after `--` are parsed on top of a row's settings, so they win.
+    extra = TableSettings(dataset="synthetic", output_dir=str(tmp_path),
+                          extra_flags=("--beta", "0.5", "--learning_rate", "0.01"))  # fmt: skip
+    _, _, training = row_arguments(extra, rows["beta_0.2"], 0)
+    assert (training.beta, training.learning_rate) == (0.5, 0.01)
+
+
+def test_settings_are_checked_and_paper_training_lies_under_them(tmp_path):
+    out = {"output_dir": str(tmp_path)}
+    with pytest.raises(ValueError, match="betaa: not a field of ModelArguments"):
+        build_arguments({**out, "betaa": 0.2})
+    with pytest.raises(ValueError, match="objective='magic' is not valid"):
+        build_arguments({**out, "objective": "magic"})
+    _, _, training = build_arguments({**out, "paper_training": True, "learning_rate": 0.5})
+    assert training.optim == "sgd" and training.learning_rate == 0.5
+    _, _, training = build_arguments(out, ["--paper_training", "False"])
+    assert training.optim != "sgd" and training.learning_rate == 5e-5
+
+
+def same_arguments(first: tuple, second: tuple) -> bool:
+    model, data, training = first
+    return (
+        dataclasses.asdict(model) == dataclasses.asdict(second[0])
+        and dataclasses.asdict(data) == dataclasses.asdict(second[1])
+        and training.to_dict() == second[2].to_dict()
+    )
+
+
+@pytest.mark.parametrize("dataset", ["synthetic", "ptb", "mnist"])
+def test_command_txt_parses_back_to_the_rows_arguments(dataset, tmp_path):
+    from transformers import HfArgumentParser
+
+    from vaehub.recipes.train import DataArguments, ModelArguments
+    from vaehub.training.arguments import VAETrainingArguments
+
+    parser = HfArgumentParser((ModelArguments, DataArguments, VAETrainingArguments))
+    settings = TableSettings(
+        dataset=dataset, output_dir=str(tmp_path / "a dir"), max_steps=40,
+        extra_flags=("--disable_tqdm", "True", "--max_grad_norm", "2.5"),
+    )  # fmt: skip
+    for row in settings.table_rows:
+        argv = shlex.split(render_command(settings, row, 1))
+        assert argv[:2] == ["vaehub", "train"]
+        arguments = row_arguments(settings, row, 1)
+        assert arguments[2].max_grad_norm == 2.5  # the flag after `--` wins
+        # As `vaehub train` reads it (He et al.'s optimisation under --paper_training) ...
+        assert same_arguments(build_arguments(flags=argv[2:]), arguments), row.name
+        if dataset != "ptb":
+            # ... and as transformers' parser alone does, where the row asks for no more.
+            parsed = parser.parse_args_into_dataclasses(argv[2:], look_for_args_file=False)
+            assert same_arguments(parsed, arguments), row.name
+
+
+# The commands folders recorded before settings.json (vaehub's row_flags, output folder
+# `out`, max_steps 1000, seed 3, `-- --disable_tqdm True`): they must still resume.
+OLD_COMMANDS = {
+    ("synthetic", "cpu", "vae_anneal"): (
+        "vaehub train --dataset synthetic --preset synthetic --optim adamw_torch --learning_rate "
+        "3e-3 --lr_scheduler_type constant --per_device_train_batch_size 32 --max_grad_norm 5.0 "
+        "--objective anneal --max_steps 1000 --seed 3 --eval_iw_nll True "
+        "--iw_nll_after_training_only True --iw_samples 100 --save_strategy steps --save_steps "
+        "250 --save_total_limit 1 --logging_steps 50 --report_to none --output_dir "
+        "out/synthetic/vae_anneal/seed-3 --anneal_steps 300 --baseline "
+        "out/synthetic/lstm_lm/seed-3 --disable_tqdm True"
+    ),
+    ("ptb", "cpu", "lm_free_bits_aggressive"): (
+        "vaehub train --dataset ptb --preset ptb --paper_training --objective aggressive "
+        "--free_bits 0.25 --aggressive_check_steps 50 --aggressive_window 10 "
+        "--final_iw_nll_splits test --max_steps 1000 --seed 3 --eval_iw_nll True "
+        "--iw_nll_after_training_only True --iw_samples 100 --save_strategy steps --save_steps "
+        "250 --save_total_limit 1 --logging_steps 50 --report_to none --output_dir "
+        "out/ptb/lm_free_bits_aggressive/seed-3 --baseline out/ptb/lstm_lm/seed-3 "
+        "--init_decoder_from out/ptb/lstm_lm/seed-3 --disable_tqdm True"
+    ),
+    ("ptb", "cpu", "delta_vae"): (
+        "vaehub train --dataset ptb --preset ptb --paper_training --prior ar1 --committed_rate "
+        "5.0 --final_iw_nll_splits test --latent_length 22 --max_steps 1000 --seed 3 "
+        "--eval_iw_nll True --iw_nll_after_training_only True --iw_samples 100 --save_strategy "
+        "steps --save_steps 250 --save_total_limit 1 --logging_steps 50 --report_to none "
+        "--output_dir out/ptb/delta_vae/seed-3 --baseline out/ptb/lstm_lm/seed-3 "
+        "--disable_tqdm True"
+    ),
+    ("ptb", "paper", "aggressive_anneal"): (
+        "vaehub train --dataset ptb --preset ptb --paper_training --objective aggressive "
+        "--beta_schedule linear --final_iw_nll_splits test --max_steps 1000 --seed 3 "
+        "--eval_iw_nll True --iw_nll_after_training_only True --iw_samples 100 --save_strategy "
+        "steps --save_steps 250 --save_total_limit 1 --logging_steps 50 --report_to none "
+        "--output_dir out/ptb/aggressive_anneal/seed-3 --anneal_steps 300 --baseline "
+        "out/ptb/lstm_lm/seed-3 --disable_tqdm True"
+    ),
+    ("mnist", "cpu", "aggressive"): (
+        "vaehub train --dataset mnist --learning_rate 1e-3 --lr_scheduler_type constant "
+        "--per_device_train_batch_size 32 --max_grad_norm 5.0 --model_type delta_vae "
+        "--objective aggressive --aggressive_window 10 --aggressive_patience 5 "
+        "--aggressive_check_steps 50 --final_iw_nll_splits test --max_steps 1000 --seed 3 "
+        "--eval_iw_nll True --iw_nll_after_training_only True --iw_samples 100 --save_strategy "
+        "steps --save_steps 250 --save_total_limit 1 --logging_steps 50 --report_to none "
+        "--output_dir out/mnist/aggressive/seed-3 --baseline out/mnist/pixelcnn/seed-3 "
+        "--disable_tqdm True"
+    ),
+}
+
+
+def fake_checkpoint(folder: str) -> str:
+    checkpoint = os.path.join(folder, "checkpoint-2")
+    os.makedirs(checkpoint)
+    return checkpoint
+
+
+@pytest.mark.parametrize("key", sorted(OLD_COMMANDS))
+def test_a_folder_with_only_its_old_command_resumes_under_the_same_settings(
+    key, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    dataset, budget, name = key
+    table = dict(dataset=dataset, output_dir="out", budget=budget, max_steps=1000,
+                 extra_flags=("--disable_tqdm", "True"))  # fmt: skip
+    settings = TableSettings(**table)
+    row = next(row for row in settings.table_rows if row.name == name)
+    folder = row_folder(settings, row, 3)
+    checkpoint = fake_checkpoint(folder)
+    Path(folder, "command.txt").write_text(OLD_COMMANDS[key] + "\n")
+    check_resumable(settings, row, 3, checkpoint)  # the same settings, however written
+    changed = TableSettings(**{**table, "iw_samples": 7})
+    with pytest.raises(ValueError, match="other flags .iw_samples: 100 → 7; the earlier command"):
+        check_resumable(changed, row, 3, checkpoint)
+    # A recorded flag today's parser refuses is told word by word, as before.
+    Path(folder, "command.txt").write_text(OLD_COMMANDS[key] + " --a_flag_since_renamed 1\n")
+    with pytest.raises(ValueError, match="other flags .*words"):
+        check_resumable(settings, row, 3, checkpoint)
+
+
+def test_resuming_is_refused_naming_the_settings_that_changed(tmp_path):
+    rows = {row.name: row for row in TEXT_ROWS}
+    table = dict(dataset="synthetic", output_dir=str(tmp_path), max_steps=100)
+    settings = TableSettings(**table)
+    folder = row_folder(settings, rows["beta_0.4"], 0)
+    record_row(settings, rows["beta_0.4"], 0)
+    with open(os.path.join(folder, SETTINGS_FILE), encoding="utf-8") as handle:
+        assert json.load(handle)["settings"]["beta"] == 0.4
+    checkpoint = fake_checkpoint(folder)
+    check_resumable(settings, rows["beta_0.4"], 0, checkpoint)
+    flags = TableSettings(**table, extra_flags=("--beta", "0.6", "--learning_rate", "0.01"))
+    with pytest.raises(ValueError) as refused:
+        check_resumable(flags, rows["beta_0.4"], 0, checkpoint)
+    message = str(refused.value)
+    assert "checkpoint-2 of a run started with other flags" in message
+    assert "(learning_rate: 3e-3 → 0.01; beta: 0.4 → 0.6;" in message
+    assert f"the earlier settings are in {folder}/{SETTINGS_FILE}" in message
+    assert "Rerun with the flags that started it to resume, or delete the folder" in message
+    # A setting the row leaves at its default is named too.
+    longer = TableSettings(**{**table, "max_steps": 200})
+    with pytest.raises(ValueError, match="max_steps: 100 → 200; save_steps: 25 → 50"):
+        check_resumable(longer, rows["beta_0.4"], 0, checkpoint)
+    # settings.json, where the folder has one, is what counts, not command.txt's wording.
+    Path(folder, "command.txt").write_text("vaehub train --edited by hand\n")
+    check_resumable(settings, rows["beta_0.4"], 0, checkpoint)
+
+
+# The command a folder from before settings.json recorded for the stopped row below.
+OLD_STOPPED_COMMAND = (
+    "vaehub train --dataset synthetic --preset synthetic --optim adamw_torch --learning_rate "
+    "3e-3 --lr_scheduler_type constant --per_device_train_batch_size 32 --max_grad_norm 5.0 "
+    "--model_type text_lm --max_steps 8 --seed 0 --eval_iw_nll True --iw_nll_after_training_only "
+    "True --iw_samples 2 --save_strategy steps --save_steps 2 --save_total_limit 1 "
+    "--logging_steps 1 --report_to none --output_dir OUT/synthetic/lstm_lm/seed-0 "
+    "--synthetic_sentences 400 --max_eval_examples 40 --disable_tqdm True --logging_steps 100"
+)
+
+
+@pytest.mark.parametrize("recorded", ["settings", "command only"])
+def test_a_stopped_row_resumes_and_refuses_other_flags(recorded, tmp_path, capsys):
     from vaehub.commands.train import train
 
     small = ["--synthetic_sentences", "400", "--max_eval_examples", "40", "--disable_tqdm",
@@ -199,11 +397,15 @@ def test_a_stopped_row_resumes_and_refuses_other_flags(tmp_path, capsys):
     lm = TEXT_ROWS[0]  # the exact row: it needs no baseline trained first
     folder = row_folder(settings, lm, 0)
     # A run stopped after its first checkpoint (every 2 updates): the row's own command,
-    # cut at 2 updates, leaves checkpoint-2 and no finished model.
-    flags = row_flags(settings, lm, 0)
-    os.makedirs(folder)
-    Path(folder, "command.txt").write_text("vaehub train " + " ".join(flags) + "\n")
-    assert train([*flags, "--max_steps", "2"]) == 0
+    # cut at 2 updates, leaves checkpoint-2 and no finished model. Its folder recorded the
+    # row as run_row does, or (from before settings.json) its command alone.
+    if recorded == "settings":
+        record_row(settings, lm, 0)
+    else:
+        os.makedirs(folder)
+        old = OLD_STOPPED_COMMAND.replace("OUT", str(tmp_path))
+        Path(folder, "command.txt").write_text(old + "\n")
+    assert train([*row_command_line(settings, lm, 0), "--max_steps", "2"]) == 0
     os.remove(os.path.join(folder, "model.safetensors"))
     assert not row_done(folder) and os.path.isdir(os.path.join(folder, "checkpoint-2"))
 
@@ -212,6 +414,8 @@ def test_a_stopped_row_resumes_and_refuses_other_flags(tmp_path, capsys):
     with pytest.raises(ValueError, match="checkpoint-2 of a run started with other flags"):
         run_row(changed, lm, 0)
     assert os.path.isdir(os.path.join(folder, "checkpoint-2"))  # nothing lost
+    with pytest.raises(ValueError, match="iw_samples: 2 → 3"):
+        run_row(changed, lm, 0)
 
     run_row(settings, lm, 0)
     assert "resuming from" in capsys.readouterr().out
@@ -220,6 +424,9 @@ def test_a_stopped_row_resumes_and_refuses_other_flags(tmp_path, capsys):
         assert json.load(handle)["global_step"] == 8
     with open(os.path.join(folder, "wall_seconds.json"), encoding="utf-8") as handle:
         assert json.load(handle)["resumed_from"].endswith("checkpoint-2")
+    # The folder now records its settings (a folder from before settings.json too).
+    with open(os.path.join(folder, SETTINGS_FILE), encoding="utf-8") as handle:
+        assert json.load(handle)["settings"]["iw_samples"] == 2
 
 
 @pytest.mark.parametrize(

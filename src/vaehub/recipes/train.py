@@ -5,10 +5,19 @@ measure the validation and test splits into the model's results, and save it wit
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import copy
+import io
+import json
+import math
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from vaehub import hub
 from vaehub.data.sources import (
@@ -26,23 +35,62 @@ from vaehub.models.auto import MODEL_TYPES as MODEL_TYPE_TABLE
 from vaehub.models.auto import model_types
 from vaehub.models.text.configuration_text_vae import TEXT_DECODER_FIELDS, TEXT_PRESETS
 
+if TYPE_CHECKING:
+    from transformers import HfArgumentParser
+
+    from vaehub.training.arguments import VAETrainingArguments
+
 TEXT_MODEL_TYPES = model_types(modality="text")
 IMAGE_MODEL_TYPES = model_types(modality="image")
 VECTOR_MODEL_TYPES = model_types(modality="vectors")
 MODEL_TYPES = TEXT_MODEL_TYPES + IMAGE_MODEL_TYPES + VECTOR_MODEL_TYPES
 # The models without a latent: the exact baselines of the VAEs beside them.
 BASELINE_OF = {t.name: t.baseline for t in MODEL_TYPE_TABLE.values() if t.baseline}
+
+
+def flag_text(value: Any) -> str:
+    """One value of a `vaehub train` flag as the command line writes it: `True`, `32`,
+    `3e-3`, `0.03125`, a dict as JSON (transformers reads `{...}` strings as JSON)."""
+    if isinstance(value, float) and math.isfinite(value):
+        # The shorter of repr and a compact scientific form: a learning rate reads 3e-3, as
+        # such flags are written by hand (and as the tables' commands always wrote them).
+        plain = repr(value)
+        mantissa, _, exponent = f"{value:e}".partition("e")
+        scientific = f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+        return scientific if len(scientific) < len(plain) and float(scientific) == value else plain
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def settings_flags(settings: Mapping[str, Any]) -> list[str]:
+    """`settings` (field name → value of `ModelArguments`, `DataArguments` or
+    `VAETrainingArguments`) as `vaehub train` flags, in their order:
+    `{"beta": 0.2, "final_iw_nll_splits": ["test"]}` → `["--beta", "0.2",
+    "--final_iw_nll_splits", "test"]`. A list gives its items after one flag."""
+    flags: list[str] = []
+    for name, value in settings.items():
+        if value is None:
+            # argparse has no spelling of None for most fields: leaving it out means it.
+            raise ValueError(f"{name}=None has no flag: leave {name} out for its default.")
+        items = value if isinstance(value, (list, tuple)) else [value]
+        flags += [f"--{name}", *map(flag_text, items)]
+    return flags
+
+
 # He et al. 2019's optimisation of the text VAE (their text experiments); 0.03125 = 1.0 · 0.5⁵
-# stops the decays after the fifth.
-PAPER_TRAINING = (
-    "--optim", "sgd",
-    "--learning_rate", "1.0",
-    "--per_device_train_batch_size", "32",
-    "--max_grad_norm", "5.0",
-    "--eval_strategy", "epoch",
-    "--lr_scheduler_type", "reduce_lr_on_plateau",
-    "--lr_scheduler_kwargs", '{"factor": 0.5, "patience": 2, "min_lr": 0.03125}',
-)  # fmt: skip
+# stops the decays after the fifth. `paper_training` puts these under the settings and flags
+# given (`parse_settings`), so that one given explicitly wins.
+PAPER_TRAINING_SETTINGS: Mapping[str, Any] = MappingProxyType({
+    "optim": "sgd",
+    "learning_rate": 1.0,
+    "per_device_train_batch_size": 32,
+    "max_grad_norm": 5.0,
+    "eval_strategy": "epoch",
+    "lr_scheduler_type": "reduce_lr_on_plateau",
+    "lr_scheduler_kwargs": {"factor": 0.5, "patience": 2, "min_lr": 0.03125},
+})  # fmt: skip
+PAPER_TRAINING = tuple(settings_flags(PAPER_TRAINING_SETTINGS))
 
 
 @dataclass
@@ -460,26 +508,179 @@ def _beside_baseline(metrics: dict, baseline: Any, trainer: Any, split: Any) -> 
     return compare_to_baseline(metrics, exact)
 
 
-def train_with_flags(argv: Sequence[str]) -> int:
-    """Train as `vaehub train ARGV` does: the flags of `ModelArguments`, `DataArguments` and
-    `VAETrainingArguments` (every `TrainingArguments` flag), one run per output folder."""
-    from transformers import HfArgumentParser
-
+def argument_classes() -> tuple[type, type, type]:
+    """`ModelArguments`, `DataArguments`, `VAETrainingArguments`: what `run_training` takes."""
     from vaehub.training.arguments import VAETrainingArguments
 
-    parser = HfArgumentParser(
-        (ModelArguments, DataArguments, VAETrainingArguments), prog="vaehub train"
+    return ModelArguments, DataArguments, VAETrainingArguments
+
+
+def argument_parser() -> HfArgumentParser:
+    """`vaehub train`'s parser: the fields of `argument_classes()` (every
+    `TrainingArguments` field among them), one flag each."""
+    from transformers import HfArgumentParser
+
+    return HfArgumentParser(argument_classes(), prog="vaehub train")
+
+
+_NO_SETTINGS: Mapping[str, Any] = MappingProxyType({})
+
+
+def parse_settings(
+    settings: Mapping[str, Any] = _NO_SETTINGS, flags: Sequence[str] = ()
+) -> argparse.Namespace:
+    """Every field of the three argument classes, unchecked by their `__post_init__`:
+    `settings` (field name → typed value, e.g. `{"objective": "beta", "beta": 0.2}`) over
+    the fields' defaults, `flags` (`vaehub train` flags, e.g. `["--beta", "0.4"]`) over
+    `settings`, and `PAPER_TRAINING_SETTINGS` under both where `paper_training` is set.
+
+    Raises:
+        ValueError: a name in `settings` that is no field, a value outside its choices, or
+            a flag that is none of the fields'.
+        SystemExit: a flag's value argparse refuses (its message on stderr), as
+            `vaehub train` always has.
+    """
+    parser = argument_parser()
+    _check_settings(parser, settings)
+    # The settings become the parser's defaults, so that the flags parse on top of them and
+    # keep their own types (argparse converts only string defaults, ours are typed).
+    # Copies: a run's arguments must not share a list or dict with a module's recipe.
+    parser.set_defaults(**copy.deepcopy(dict(settings)))
+    namespace = _parse_flags(parser, flags)
+    if namespace.paper_training:
+        parser.set_defaults(**copy.deepcopy({**PAPER_TRAINING_SETTINGS, **settings}))
+        namespace = _parse_flags(parser, flags)
+    return namespace
+
+
+def _parse_flags(parser: HfArgumentParser, flags: Sequence[str]) -> argparse.Namespace:
+    namespace, remaining = parser.parse_known_args(list(flags))
+    if remaining:
+        # A ValueError, as HfArgumentParser.parse_args_into_dataclasses raises it: `vaehub`
+        # prints it as one line and exits with status 1.
+        raise ValueError(
+            f"Some specified arguments are not used by the HfArgumentParser: {remaining}"
+        )
+    return namespace
+
+
+def _check_settings(parser: HfArgumentParser, settings: Mapping[str, Any]) -> None:
+    # argparse checks a flag's choices, never a default's: a typo in a recipe would
+    # otherwise reach the model or the trainer, or pass unnoticed.
+    actions = {action.dest: action for action in parser._actions if action.dest != "help"}
+    unknown = [name for name in settings if name not in actions]
+    if unknown:
+        raise ValueError(
+            f"{', '.join(unknown)}: not a field of ModelArguments, DataArguments or "
+            "VAETrainingArguments (a `vaehub train` flag)."
+        )
+    for name, value in settings.items():
+        choices = actions[name].choices
+        if choices is not None and value not in choices:
+            raise ValueError(
+                f"{name}={value!r} is not valid: choose from {', '.join(map(str, choices))}."
+            )
+
+
+def build_arguments(
+    settings: Mapping[str, Any] = _NO_SETTINGS, flags: Sequence[str] = ()
+) -> tuple[ModelArguments, DataArguments, VAETrainingArguments]:
+    """The three argument objects `run_training` takes, from `settings` and `flags` as
+    `parse_settings` combines them; each checked by its own `__post_init__`."""
+    namespace = vars(parse_settings(settings, flags))
+    return tuple(  # type: ignore[return-value]
+        dtype(**{f.name: namespace[f.name] for f in fields(dtype) if f.init})
+        for dtype in argument_classes()
     )
-    argv = list(argv)
-    if "--paper_training" in argv:
-        # Prepended, so that a flag the user gives explicitly comes later and wins.
-        argv = [*PAPER_TRAINING, *argv]
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(argv)
+
+
+@lru_cache(maxsize=1)
+def _default_settings() -> Mapping[str, Any]:
+    return MappingProxyType(_as_json(vars(parse_settings())))
+
+
+def _as_json(values: dict[str, Any]) -> dict[str, Any]:
+    # What a JSON file gives back (lists for tuples, strings for enums), so that recorded
+    # settings compare equal to the same settings computed again.
+    return json.loads(json.dumps(values, default=str))
+
+
+def chosen_settings(
+    settings: Mapping[str, Any] = _NO_SETTINGS, flags: Sequence[str] = ()
+) -> dict[str, Any]:
+    """What `settings` and `flags` choose, as JSON values: every field `settings` names
+    and every other one the flags (or `paper_training`) set to other than its default,
+    in `settings`' order, then the fields'. Two runs with equal choices train alike."""
+    parsed = _as_json(vars(parse_settings(settings, flags)))
+    defaults = _default_settings()
+    chosen = {name: parsed[name] for name in settings}
+    chosen.update((k, v) for k, v in parsed.items() if k not in chosen and v != defaults[k])
+    return chosen
+
+
+def changed_settings(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """The fields whose values differ between two `chosen_settings`, as `name: old → new`
+    (a field one of them leaves out has its default)."""
+    defaults = _default_settings()
+    missing = object()
+    changed = []
+    for name in dict.fromkeys([*before, *after]):
+        old = before.get(name, defaults.get(name, missing))
+        new = after.get(name, defaults.get(name, missing))
+        if old != new:
+            changed.append(f"{name}: {_shown(old, missing)} → {_shown(new, missing)}")
+    return changed
+
+
+def _shown(value: Any, missing: object) -> str:
+    if value is missing:
+        return "(no such setting)"
+    # As the command line writes it (3e-3, True); a list or dict as JSON.
+    if isinstance(value, (list, dict)) or value is None:
+        return json.dumps(value)
+    return flag_text(value)
+
+
+def command_argv(command: str) -> list[str]:
+    """The flags of a recorded `vaehub train ...` command line (shell-quoted, or, as the
+    tables wrote it before settings.json, words joined by spaces)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    return words[2:] if words[:2] == ["vaehub", "train"] else words
+
+
+def chosen_by_command(command: str) -> dict[str, Any] | None:
+    """`chosen_settings` of a recorded `vaehub train` command, or None where today's
+    parser refuses it (a flag since renamed, a value no longer valid)."""
+    try:
+        # argparse reports a refused flag on stderr before it exits: not our user's error.
+        with contextlib.redirect_stderr(io.StringIO()):
+            return chosen_settings(flags=command_argv(command))
+    except (SystemExit, ValueError):
+        return None
+
+
+def train_in_folder(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: VAETrainingArguments,
+    command: str,
+) -> int:
+    """`run_training`, holding `training_args.output_dir`'s lock: one run per output
+    folder, since a second would mix its checkpoints into the first's. `command` names the
+    run in the lock, for whoever finds the folder held."""
     if os.environ.get("RANK", "0") != "0":
         return run_training(model_args, data_args, training_args)
     from vaehub.utils.safe_io import folder_lock
 
-    # One run per output folder: a second one would mix its checkpoints into the first's.
-    command = "vaehub train " + " ".join(argv)
     with folder_lock(training_args.output_dir, command):
         return run_training(model_args, data_args, training_args)
+
+
+def train_with_flags(argv: Sequence[str]) -> int:
+    """Train as `vaehub train ARGV` does: the flags of `ModelArguments`, `DataArguments` and
+    `VAETrainingArguments` (every `TrainingArguments` flag), one run per output folder."""
+    argv = list(argv)
+    return train_in_folder(*build_arguments(flags=argv), "vaehub train " + shlex.join(argv))
