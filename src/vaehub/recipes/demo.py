@@ -103,15 +103,15 @@ def show_flagship(path: str = FLAGSHIP, seed: int = 0) -> FlagshipShow | None:
     print("Three held-out sentences, each followed by the decoding of its posterior mean:")
     for sentence, output in zip(inputs, model.reconstruct(inputs), strict=True):
         shown.reconstructions.append((sentence, output))
-        print(f"    {sentence}\n  → {output}")
+        print(f"    {sentence.strip()}\n  → {output}")
     text_a, text_b = report["shown"]["interpolation"]["inputs"]
     path_ = model.interpolate(text_a, text_b, steps=5)
     shown.interpolation = list(path_)
     print("An interpolation between the posterior means of two held-out sentences:")
-    print(f"  a:     {text_a}")
+    print(f"  a:     {text_a.strip()}")
     for t, sentence in zip(path_.t, path_, strict=True):
         print(f"  t={t:.2f} {sentence}")
-    print(f"  b:     {text_b}")
+    print(f"  b:     {text_b.strip()}")
     shown.seconds = time.time() - start
     print(f"({shown.seconds:.1f} s, loading included.)\n")
     return shown
