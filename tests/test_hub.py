@@ -339,6 +339,24 @@ def test_the_card_lists_the_settings_the_run_used_and_no_others(tmp_path):
     assert {"sa_vae_steps", "sa_vae_lr", "free_bits", "num_train_epochs"} <= used
 
 
+def test_a_resumed_runs_time_is_named_as_the_time_after_its_checkpoint(tmp_path):
+    from transformers import TrainerState
+
+    from vaehub.training.arguments import VAETrainingArguments
+
+    state = TrainerState(global_step=10)
+    state.log_history = [{"train_runtime": 12.5, "step": 10}]
+    common = dict(output_dir=str(tmp_path), use_cpu=True)
+    fresh = training_summary(VAETrainingArguments(**common), state)
+    assert fresh["train_runtime_seconds"] == 12.5
+    resumed = training_summary(
+        VAETrainingArguments(**common, resume_from_checkpoint=str(tmp_path / "checkpoint-5")),
+        state,
+    )
+    assert "train_runtime_seconds" not in resumed
+    assert resumed["train_runtime_seconds_after_resume"] == 12.5
+
+
 def test_a_refined_models_card_names_its_svi_settings_only_where_they_are_not_kim_et_als(
     tmp_path,
 ):

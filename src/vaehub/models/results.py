@@ -218,7 +218,11 @@ def training_summary(args: Any, state: Any = None, dataset: str | None = None) -
         summary["global_step"] = state.global_step
         runtime = [e["train_runtime"] for e in state.log_history if "train_runtime" in e]
         if runtime:
-            summary["train_runtime_seconds"] = runtime[-1]
+            # A resumed run's Trainer times only what it ran after the checkpoint (nothing,
+            # when the checkpoint was already at the end): named so, not taken for the run's.
+            resumed = getattr(args, "resume_from_checkpoint", None)
+            key = "train_runtime_seconds_after_resume" if resumed else "train_runtime_seconds"
+            summary[key] = runtime[-1]
     if dataset:
         summary["dataset"] = dataset
     return summary
