@@ -42,3 +42,37 @@ def test_every_declared_export_resolves(package):
         assert getattr(module, name) is not None, f"{package}.{name}"
     with pytest.raises(AttributeError, match=f"'{package}' has no attribute 'no_such_name'"):
         module.no_such_name  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        "import transformers.modeling_utils",
+        "from transformers import TrainingArguments\n"
+        "TrainingArguments(output_dir='unused', report_to='none')",
+        "from transformers import AutoModel",
+        "from vaehub import TextVAEModel",
+    ],
+)
+def test_the_auto_classes_know_vaehub_after_any_first_import(first):
+    """`import vaehub`, then transformers' modules in whatever order a user's script brings
+    them in: nothing fails half imported, and AutoConfig knows every vaehub model type.
+    (transformers.modeling_utils pulls the Auto modules in half way through its own import;
+    registering then imported the vaehub models on a base class not yet defined.)"""
+    import subprocess
+    import sys
+
+    script = (
+        "import vaehub\n"
+        f"{first}\n"
+        "from transformers import AutoConfig\n"
+        "from vaehub.models.auto import MODEL_TYPES\n"
+        "for name in MODEL_TYPES:\n"
+        "    assert type(AutoConfig.for_model(name)).model_type == name, name\n"
+        "print('registered')\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip() == "registered"

@@ -9,7 +9,11 @@ are already imported, and otherwise as soon as they are:
   outer one; `AutoConfig`'s on its own brings `AutoModel`'s in, so both know vaehub's types;
 - the registration imports every vaehub model, so while a vaehub module is itself being
   imported (its base class is what pulled transformers' Auto modules in) it waits until
-  that import has finished.
+  that import has finished;
+- likewise while `transformers.modeling_utils` is being imported: it pulls the Auto modules
+  in half way through (`import vaehub; import transformers.modeling_utils`, or
+  `TrainingArguments(...)` after `import vaehub`), and the vaehub models subclass its
+  `PreTrainedModel`, which does not exist yet. The registration runs when it has finished.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 CONFIG_AUTO = "transformers.models.auto.configuration_auto"
 MODEL_AUTO = "transformers.models.auto.modeling_auto"
+MODELING_UTILS = "transformers.modeling_utils"
 
 
 class _State:
@@ -28,9 +33,11 @@ class _State:
     models_loaded = False  # transformers' AutoModel module has been executed
 
 
-def _vaehub_import_in_progress(finishing: str | None) -> bool:
+def _import_in_progress(finishing: str | None) -> bool:
+    """Whether a vaehub module or transformers' modeling_utils (other than `finishing`) is
+    half imported: registering now would import the models on top of it."""
     return any(
-        name.startswith("vaehub.")
+        (name.startswith("vaehub.") or name == MODELING_UTILS)
         and name != finishing
         and getattr(getattr(module, "__spec__", None), "_initializing", False)
         for name, module in list(sys.modules.items())
@@ -38,10 +45,10 @@ def _vaehub_import_in_progress(finishing: str | None) -> bool:
 
 
 def _settle(finishing: str | None = None) -> None:
-    """Register if transformers' Auto modules are loaded and no vaehub import is under way."""
+    """Register if transformers' Auto modules are loaded and no import it needs is half done."""
     if _State.registered or not _State.models_loaded:
         return
-    if _vaehub_import_in_progress(finishing):
+    if _import_in_progress(finishing):
         return
     _State.registered = True
     from vaehub.models.auto import register_auto_classes
@@ -77,7 +84,7 @@ class _ThenSettle(importlib.abc.Loader):
 class _Watcher(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         if _State.registered or not (
-            fullname in (CONFIG_AUTO, MODEL_AUTO) or fullname.startswith("vaehub.")
+            fullname in (CONFIG_AUTO, MODEL_AUTO, MODELING_UTILS) or fullname.startswith("vaehub.")
         ):
             return None
         for finder in sys.meta_path:
