@@ -114,7 +114,7 @@ def main() -> None:
                 [VAEHUB, "train", "--model_type", "text_vae", "--dataset", "ptb",
                  "--data_dir", str(args.data_dir), "--preset", "ptb", "--paper_training",
                  "--max_steps", "50", "--logging_steps", "1", "--save_strategy", "no",
-                 "--eval_strategy", "no", "--report_to", "none", "--disable_tqdm", "True",
+                 "--report_to", "none", "--disable_tqdm", "True",
                  "--output_dir", output_dir],
                 "'loss'",
             ))  # fmt: skip
