@@ -373,6 +373,16 @@ def test_resuming_is_refused_naming_the_settings_that_changed(tmp_path):
     # settings.json, where the folder has one, is what counts, not command.txt's wording.
     Path(folder, "command.txt").write_text("vaehub train --edited by hand\n")
     check_resumable(settings, rows["beta_0.4"], 0, checkpoint)
+    # A settings.json that is no such record is named, with what to do, not a KeyError.
+    for broken, problem in (
+        ('{"command": "vaehub train"}', "no 'settings' key"),
+        ('{"settings": [1, 2]}', "its settings are a list"),
+        ('{"settings": {"beta": 0.4', "Expecting"),
+    ):
+        Path(folder, SETTINGS_FILE).write_text(broken)
+        with pytest.raises(ValueError, match="is not a row's settings record") as refused:
+            check_resumable(settings, rows["beta_0.4"], 0, checkpoint)
+        assert problem in str(refused.value) and "delete the row's folder" in str(refused.value)
 
 
 # The command a folder from before settings.json recorded for the stopped row below.

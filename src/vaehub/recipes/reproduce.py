@@ -453,8 +453,7 @@ def check_resumable(settings: TableSettings, row: Row, seed: int, checkpoint: st
     settings_path = os.path.join(folder, SETTINGS_FILE)
     command_path = os.path.join(folder, COMMAND_FILE)
     if os.path.isfile(settings_path):
-        with open(settings_path, encoding="utf-8") as handle:
-            changed = changed_settings(json.load(handle)["settings"], now)
+        changed = changed_settings(_recorded_settings(settings_path), now)
         where = f"the earlier settings are in {settings_path}"
     elif os.path.isfile(command_path):
         with open(command_path, encoding="utf-8") as handle:
@@ -476,6 +475,23 @@ def check_resumable(settings: TableSettings, row: Row, seed: int, checkpoint: st
             f"({'; '.join(changed)}; {where}). Rerun with the flags that started it to "
             "resume, or delete the folder to train the row again."
         )
+
+
+def _recorded_settings(path: str) -> dict[str, Any]:
+    """The `settings` a row folder's `settings.json` recorded; a file that is not such a
+    record (truncated, edited by hand) is named, with what to do."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            recorded = json.load(handle)["settings"]
+        if not isinstance(recorded, dict):
+            raise TypeError(f"its settings are a {type(recorded).__name__}, not an object")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        problem = "no 'settings' key" if isinstance(error, KeyError) else str(error)
+        raise ValueError(
+            f"{path} is not a row's settings record ({problem}): restore it from the "
+            "command.txt beside it, or delete the row's folder to train the row again."
+        ) from error
+    return recorded
 
 
 def _changed_words(before: str, command: str) -> list[str]:
