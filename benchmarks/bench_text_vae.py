@@ -51,6 +51,7 @@ from typing import Any
 
 import torch
 from plain_reference import PlainTextVAE  # the same model in plain PyTorch: this host's yardstick
+from shared_data import default_data_dir
 from torch import Tensor, nn
 
 from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer
@@ -1081,12 +1082,6 @@ def cpu_name() -> str:
 
 
 # --- main ---------------------------------------------------------------------------------
-
-
-def default_data_dir() -> Path:
-    shared = os.environ.get("VAEHUB_SHARED_DATA")
-    root = Path(shared) if shared else Path(__file__).resolve().parents[2] / "shared" / "data"
-    return root / "ptb"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 VAEHUB = str(Path(sys.executable).with_name("vaehub"))
@@ -42,6 +43,30 @@ def timed(command: list[str], repeats: int) -> list[float]:
     return seconds
 
 
+def spread(seconds: list[float]) -> dict[str, float]:
+    """Median, min and max of repeated timings, in seconds to the millisecond."""
+    return {
+        "median_s": round(statistics.median(seconds), 3),
+        "min_s": round(min(seconds), 3),
+        "max_s": round(max(seconds), 3),
+    }
+
+
+def write_record(name: str, repeats: int, load_before: float, results: dict, **extra: Any) -> None:
+    """Write `results/NAME.json`: the timings with the repeats, cores and load around them."""
+    record = {
+        "repeats": repeats,
+        "cpu_count": os.cpu_count(),
+        "load_before": round(load_before, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+        "results": results,
+        **extra,
+    }
+    output = HERE / "results" / f"{name}.json"
+    output.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {output}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -49,25 +74,10 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     results = {}
     for name, command in COMMANDS.items():
-        seconds = timed(command, args.repeats)
-        results[name] = {
-            "median_s": round(statistics.median(seconds), 3),
-            "min_s": round(min(seconds), 3),
-            "max_s": round(max(seconds), 3),
-            "target_s": TARGET_S.get(name),
-        }
+        results[name] = {**spread(timed(command, args.repeats)), "target_s": TARGET_S.get(name)}
         print(f"{name:<26} median {results[name]['median_s']:.2f} s "
               f"(min {results[name]['min_s']:.2f}, max {results[name]['max_s']:.2f})")
-    record = {
-        "repeats": args.repeats,
-        "cpu_count": os.cpu_count(),
-        "load_before": round(load_before, 2),
-        "load_after": round(os.getloadavg()[0], 2),
-        "results": results,
-    }
-    output = HERE / "results" / "cli_startup.json"
-    output.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {output}")
+    write_record("cli_startup", args.repeats, load_before, results)
 
 
 if __name__ == "__main__":

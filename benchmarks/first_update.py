@@ -17,12 +17,14 @@ import argparse
 import collections
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from cli_startup import spread, write_record  # run as a script: benchmarks/ is on sys.path
+from shared_data import default_data_dir
 
 HERE = Path(__file__).resolve().parent
 VAEHUB = str(Path(sys.executable).with_name("vaehub"))
@@ -30,19 +32,11 @@ TARGET_RATIO = 1.5
 FIRST_UPDATE = "first update"
 
 
-def default_data_dir() -> Path:
-    shared = os.environ.get("VAEHUB_SHARED_DATA")
-    root = Path(shared) if shared else HERE.parents[1] / "shared" / "data"
-    return root / "ptb"
-
-
 def plain_run(data_dir: str, sizes: str) -> None:
     """The reference: what a plain PyTorch script does before its first update."""
     import types
 
     import torch
-
-    sys.path.insert(0, str(HERE))
     from plain_reference import PlainTextVAE
 
     with open(os.path.join(data_dir, "ptb.train.txt"), encoding="utf-8") as handle:
@@ -122,32 +116,17 @@ def main() -> None:
             [sys.executable, __file__, "--plain-run", str(args.data_dir), json.dumps(sizes)],
             FIRST_UPDATE,
         ))  # fmt: skip
-    results = {
-        name: {
-            "median_s": round(statistics.median(times), 3),
-            "min_s": round(min(times), 3),
-            "max_s": round(max(times), 3),
-        }
-        for name, times in seconds.items()
-    }
+    results = {name: spread(times) for name, times in seconds.items()}
     ratio = results["vaehub train"]["median_s"] / results["plain PyTorch"]["median_s"]
     for name, result in results.items():
         print(f"{name:<14} launch → first update: median {result['median_s']:.2f} s "
               f"(min {result['min_s']:.2f}, max {result['max_s']:.2f})")  # fmt: skip
     verdict = "PASS" if ratio <= TARGET_RATIO else "FAIL"
     print(f"{verdict}: vaehub takes {ratio:.2f}× the reference's time (target ≤ {TARGET_RATIO}×)")
-    record = {
-        "repeats": args.repeats,
-        "cpu_count": os.cpu_count(),
-        "load_before": round(load_before, 2),
-        "load_after": round(os.getloadavg()[0], 2),
-        "results": results,
-        "ratio": round(ratio, 3),
-        "target_ratio": TARGET_RATIO,
-    }
-    output = HERE / "results" / "first_update.json"
-    output.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {output}")
+    write_record(
+        "first_update", args.repeats, load_before, results,
+        ratio=round(ratio, 3), target_ratio=TARGET_RATIO,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

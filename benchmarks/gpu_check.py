@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -27,18 +26,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from plain_reference import PlainTextVAE  # noqa: E402
+from shared_data import default_data_dir  # noqa: E402
 
 from vaehub import TextVAEConfig, TextVAEModel, build_tokenizer  # noqa: E402
 from vaehub.data.batching import length_bucketed_batches  # noqa: E402
 from vaehub.data.text import TextCollator, load_ptb, tokenize_corpus  # noqa: E402
 
 BATCH_SIZE = 32
-
-
-def default_data_dir() -> Path:
-    shared = os.environ.get("VAEHUB_SHARED_DATA")
-    root = Path(shared) if shared else Path(__file__).resolve().parents[2] / "shared" / "data"
-    return root / "ptb"
 
 
 def pick_precision(device: str, asked: str) -> str:

@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_text_vae import default_data_dir  # the same data folder as the benchmark
+from shared_data import default_data_dir
 
 from vaehub.training.arguments import cpu_supports_bf16
 
