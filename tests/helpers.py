@@ -78,6 +78,16 @@ def serving(status: int | None) -> tuple[HTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
+def fresh_python(*args: str) -> str:
+    """`python *args` in a new process (what is imported starts from nothing); it must
+    succeed, and its standard output is returned."""
+    completed = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout
+
+
 def run_against_a_silent_server(*args: str) -> tuple[subprocess.CompletedProcess, str]:
     """`python -c *args` in a process whose Hub is a server that never answers; returns
     what it did and the server's endpoint."""

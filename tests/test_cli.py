@@ -7,6 +7,7 @@ import re
 
 import pytest
 import torch
+from helpers import fresh_python
 
 from vaehub import TextVAEModel
 from vaehub.commands.main import main
@@ -261,9 +262,6 @@ def test_generate_and_interpolate_write_image_grids_for_a_delta_vae(tmp_path, ca
 def test_help_and_import_load_no_model_code():
     """`vaehub --help`, a command's `--help` and `import vaehub` stay light: no torch, no
     transformers models, no datasets (the start-up targets are timed in benchmarks/)."""
-    import subprocess
-    import sys
-
     script = (
         "import sys, contextlib, io\n"
         "import vaehub\n"
@@ -274,11 +272,7 @@ def test_help_and_import_load_no_model_code():
         "print(sorted(m for m in ('torch', 'datasets', 'transformers.modeling_utils')"
         " if m in sys.modules))\n"
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    assert completed.stdout.strip() == "[]"
+    assert fresh_python("-c", script).strip() == "[]"
 
 
 def test_every_command_runs_a_function():
@@ -300,12 +294,4 @@ def test_every_command_runs_a_function():
 def test_python_dash_m_runs_the_command(module):
     """`python -m vaehub` where the scripts folder is not on PATH; `python -m vaehub.cli`,
     0.1's spelling, through the moved-path table."""
-    import subprocess
-    import sys
-
-    completed = subprocess.run(
-        [sys.executable, "-m", module, "generate", "--help"],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    assert completed.stdout.startswith("usage: vaehub generate")
+    assert fresh_python("-m", module, "generate", "--help").startswith("usage: vaehub generate")

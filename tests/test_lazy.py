@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+from helpers import fresh_python
 
 
 def test_a_name_is_imported_on_first_use_and_then_kept(tmp_path, monkeypatch):
@@ -59,9 +60,6 @@ def test_the_auto_classes_know_vaehub_after_any_first_import(first):
     them in: nothing fails half imported, and AutoConfig knows every vaehub model type.
     (transformers.modeling_utils pulls the Auto modules in half way through its own import;
     registering then imported the vaehub models on a base class not yet defined.)"""
-    import subprocess
-    import sys
-
     script = (
         "import vaehub\n"
         f"{first}\n"
@@ -71,8 +69,4 @@ def test_the_auto_classes_know_vaehub_after_any_first_import(first):
         "    assert type(AutoConfig.for_model(name)).model_type == name, name\n"
         "print('registered')\n"
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert completed.stdout.strip() == "registered"
+    assert fresh_python("-c", script).strip() == "registered"
