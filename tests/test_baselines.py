@@ -20,7 +20,12 @@ from vaehub import (
 from vaehub.commands.main import main
 from vaehub.data.batching import iterate_batches
 from vaehub.data.text import TextCollator
-from vaehub.evaluation.metrics import compare_to_baseline, evaluate_exact, evaluate_vae
+from vaehub.evaluation.metrics import (
+    compare_to_baseline,
+    evaluate_exact,
+    evaluate_vae,
+    latent_use,
+)
 from vaehub.hub.cards import render_model_card
 from vaehub.training.arguments import VAETrainingArguments
 from vaehub.training.trainer import VAETrainer
@@ -202,11 +207,29 @@ def test_evaluate_vae_puts_the_baseline_beside_the_iw_nll():
     exact = -lm.log_likelihood(ids, mask).mean().item()
     assert results["baseline_nll"] == pytest.approx(exact, rel=1e-6)
     assert results["delta_nll"] == pytest.approx(results["nll"] - exact, abs=1e-5)
+    # What the decoder reads: the decoder alone's NLL minus the reconstruction term.
+    assert results["nats_read"] == pytest.approx(exact - results["reconstruction"], abs=1e-5)
+    assert results["rate_unread"] == pytest.approx(
+        results["kl"] - results["nats_read"], abs=1e-5
+    )
     with pytest.raises(ValueError, match="give iw_samples"):
         evaluate_vae(vae, batches, baseline=lm)
     other = TextLMModel(lm_config(vocab_size=40))
     with pytest.raises(ValueError, match="does not read the data .*vocab_size 30 vs 40"):
         evaluate_vae(vae, batches, iw_samples=10, baseline=other)
+
+
+def test_nats_read_from_z_is_the_baseline_nll_minus_the_reconstruction_term():
+    # ptb-vae-high-rate's shape: an LM at 102.24 nats, a reconstruction term of 100.87
+    # and a KL of 28.1: the decoder reads 1.37 nats and 26.73 are paid unread.
+    use = latent_use(baseline_nll=102.24, reconstruction=100.87, kl=28.1)
+    assert use["nats_read"] == pytest.approx(1.37)
+    assert use["rate_unread"] == pytest.approx(26.73)
+    # A decoder that scores worse with z than without it reads a negative amount.
+    assert latent_use(50.0, 50.5, 2.0) == pytest.approx({"nats_read": -0.5, "rate_unread": 2.5})
+    vae = {"nll": 40.0, "reconstruction": 30.0, "kl": 12.0, "num_examples": 10}
+    compared = compare_to_baseline(vae, {"nll": 39.5, "num_examples": 10})
+    assert (compared["nats_read"], compared["rate_unread"]) == (9.5, 2.5)
 
 
 def test_compare_to_baseline_needs_the_same_data():

@@ -16,6 +16,8 @@ from vaehub.evaluation.generation_report import (
     corpus_bleu,
     distinct_n,
     edit_distance,
+    endpoint_fidelity,
+    exact_match_rate,
     generation_report,
     interpolation_summary,
     token_accuracy,
@@ -46,6 +48,30 @@ def test_corpus_bleu_is_papinenis_formula():
     # A hypothesis of 3 words against a reference of 6: brevity penalty exp(1 − 6/3).
     short = corpus_bleu(["a b c d e f"], ["a b c"])
     assert short == pytest.approx(0.0)  # no 4-gram matches: BLEU is 0 without smoothing
+
+
+def test_exact_match_counts_whole_sentences_token_for_token():
+    assert exact_match_rate(["a b c", "d e", "f"], ["a b c", "d x", "f "]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="as many hypotheses"):
+        exact_match_rate(["a"], ["a", "b"])
+
+
+def test_endpoint_fidelity_scores_each_end_against_its_input():
+    pairs = [("the cat sat on a mat", "a b c d e f")]
+    # The path starts at a one-word-off decoding of the first sentence (the BLEU of
+    # test_corpus_bleu_is_papinenis_formula) and ends exactly at the second.
+    paths = [["the cat sat on the mat", "x y", "a b c d e f"]]
+    fidelity = endpoint_fidelity(pairs, paths)
+    start = 100 * math.exp(sum(map(math.log, (5 / 6, 3 / 5, 2 / 4, 1 / 3))) / 4)
+    assert fidelity["start_bleu"] == pytest.approx(start, abs=1e-9)
+    assert fidelity["end_bleu"] == pytest.approx(100.0)
+    # Both ends as one corpus: matches 11/12, 8/10, 6/8, 4/6 (5+6, 3+5, 2+4, 1+3).
+    both = 100 * math.exp(sum(map(math.log, (11 / 12, 8 / 10, 6 / 8, 4 / 6))) / 4)
+    assert fidelity["endpoint_bleu"] == pytest.approx(both, abs=1e-9)
+    # A path that ends elsewhere scores 0 at that end.
+    assert endpoint_fidelity(pairs, [["a", "x y z w v u"]])["end_bleu"] == 0.0
+    with pytest.raises(ValueError, match="one path per pair"):
+        endpoint_fidelity(pairs, [])
 
 
 def test_distinct_n_is_distinct_over_all_ngrams():

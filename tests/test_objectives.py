@@ -1,4 +1,5 @@
-"""β schedules and free bits (`docs/formulas.md`) against their definitions."""
+"""β schedules, free bits and the capacity target (`docs/formulas.md`) against their
+definitions."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pytest
 import torch
 
-from vaehub.training.objectives import BetaSchedule, kl_term
+from vaehub.training.objectives import BetaSchedule, capacity_at, capacity_term, kl_term
 
 
 def test_constant_schedules():
@@ -81,3 +82,27 @@ def test_free_bits_clamp_each_dimension_of_the_batch_mean():
         kl_term(kl, free_bits=-1)
     with pytest.raises(ValueError, match="free_bits=nan"):  # NaN would drop the KL term
         kl_term(kl, free_bits=float("nan"))
+
+
+def test_capacity_rises_linearly_to_its_target_then_holds():
+    # C_max = 60 nats over 40 steps: 1.5 nats a step, then 60.
+    assert [capacity_at(s, 60.0, 40) for s in (0, 1, 20, 40, 41, 10**6)] == [
+        0.0, 1.5, 30.0, 60.0, 60.0, 60.0,
+    ]
+    with pytest.raises(ValueError, match="capacity=0"):
+        capacity_at(3, 0.0, 10)
+    with pytest.raises(ValueError, match="length=0"):
+        capacity_at(3, 5.0, 0)
+
+
+def test_capacity_term_is_the_weighted_distance_to_the_target():
+    # KL 7 against C = 10 with γ = 2: 2·|7 − 10| = 6, and its gradient pushes KL up (−2);
+    # above the target (KL 13) the same distance, pushed down (+2).
+    below = torch.tensor(7.0, requires_grad=True)
+    term = capacity_term(below, 10.0, 2.0)
+    term.backward()
+    assert (term.item(), below.grad.item()) == (6.0, -2.0)
+    above = torch.tensor(13.0, requires_grad=True)
+    term = capacity_term(above, 10.0, 2.0)
+    term.backward()
+    assert (term.item(), above.grad.item()) == (6.0, 2.0)

@@ -83,6 +83,12 @@ def changed(before: dict, after: dict) -> set[str]:
         ({"objective": "anneal", "anneal_epochs": -1.0}, "anneal_epochs=-1.0 is not valid"),
         ({"objective": "anneal", "anneal_epochs": 0.0}, "anneal_epochs=0.0 is not valid"),
         ({"objective": "anneal", "anneal_beta_start": 2.0}, "beta_start=2.0"),
+        ({"objective": "capacity"}, "objective='capacity' needs a rate target"),
+        ({"objective": "capacity", "capacity": -3.0}, "not -3.0"),
+        ({"objective": "elbo", "capacity": 5.0}, "capacity=5.0 is used only by"),
+        ({"objective": "capacity", "capacity": 5.0, "capacity_weight": 0.0}, "γ > 0"),
+        ({"early_stopping_patience": 0}, "early_stopping_patience=0"),
+        ({"early_stopping_patience": 2}, "needs --load_best_model_at_end True"),
     ],
 )
 def test_bad_arguments_are_refused(tmp_path, overrides, message):
@@ -99,7 +105,7 @@ def test_bf16_on_a_cpu_only_machine_trains_on_the_cpu(tmp_path):
     assert args.use_cpu and args.device.type == "cpu"
 
 
-def test_the_bf16_probe_says_whether_this_cpu_runs_a_bf16_lstm():
+def test_the_bf16_probe_says_whether_this_cpu_runs_a_bf16_lstm_natively():
     lstm = torch.nn.LSTM(4, 8, batch_first=True)
     try:
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -107,7 +113,11 @@ def test_the_bf16_probe_says_whether_this_cpu_runs_a_bf16_lstm():
         runs = output.dtype == torch.bfloat16
     except RuntimeError:
         runs = False
-    assert cpu_supports_bf16() == runs
+    # An AVX-512 CPU without AVX512-BF16 runs it too, emulated and slower than float32:
+    # the probe says yes only where the instructions are there.
+    flags = arguments_module.cpu_flags()
+    native = flags is None or bool(flags & set(arguments_module.NATIVE_BF16_FLAGS))
+    assert cpu_supports_bf16() == (runs and native)
 
 
 def test_bf16_on_a_cpu_without_bf16_instructions_is_refused_with_what_to_do(
@@ -159,6 +169,56 @@ def test_free_bits_objective_is_the_elbo_with_clamped_kl(data, tmp_path):
     assert (kl < 0.5).any()  # a fresh model's KL is small: the clamp is exercised
     expected = outputs.reconstruction_nll.mean() + torch.clamp(kl, min=0.5).sum()
     torch.testing.assert_close(loss, expected)
+
+
+def test_capacity_objective_is_reconstruction_plus_weighted_distance_to_c(data, tmp_path):
+    trainer = make_trainer(
+        data, tmp_path, objective="capacity", capacity=40.0, capacity_weight=3.0, anneal_steps=8
+    )
+    trainer._build_beta_schedule()
+    trainer.state.global_step = 2  # C = 40 · 2/8 = 10 nats
+    batch = TextCollator()(data[1].select(range(16)))
+    torch.manual_seed(3)
+    loss = trainer.compute_loss(trainer.model, batch)
+    torch.manual_seed(3)
+    outputs = trainer.model(**batch)
+    kl = outputs.kl_per_dim.sum(-1).mean()
+    expected = outputs.reconstruction_nll.mean() + 3.0 * (kl - 10.0).abs()
+    torch.testing.assert_close(loss, expected)
+    assert trainer.current_capacity == 10.0
+
+
+def test_capacity_objective_holds_the_kl_near_its_target(data, tmp_path):
+    # A fresh model's KL is ~0; the objective raises it to C = 6 nats over 20 steps and
+    # holds it there, the plain ELBO (the same model, the same steps) leaves it near 0.
+    def final_kl(**objective):
+        trainer = make_trainer(data, tmp_path, max_steps=40, **objective)
+        trainer.train()
+        return trainer.evaluate()["eval_kl"], trainer
+
+    held, trainer = final_kl(objective="capacity", capacity=6.0, anneal_steps=20)
+    plain, _ = final_kl(objective="elbo")
+    assert abs(held - 6.0) < 1.0, held
+    assert plain < 1.0, plain
+    capacities = [e["capacity"] for e in trainer.state.log_history if "capacity" in e]
+    assert capacities[:3] == pytest.approx([0.0, 0.3, 0.6]) and capacities[-1] == 6.0
+    # Its evaluation loss is the objective at the final C, not the negative ELBO.
+    metrics = trainer.evaluate()
+    assert metrics["eval_loss"] == pytest.approx(
+        metrics["eval_reconstruction"] + abs(metrics["eval_kl"] - 6.0)
+    )
+
+
+def test_early_stopping_ends_a_run_whose_metric_stops_improving(data, tmp_path):
+    # The learning rate 0 keeps the validation loss fixed: the first evaluation is the
+    # best, and with patience 2 the run stops after the third of its 10 epochs.
+    trainer = make_trainer(
+        data, tmp_path, learning_rate=0.0, num_train_epochs=10, eval_strategy="epoch",
+        save_strategy="epoch", load_best_model_at_end=True, metric_for_best_model="loss",
+        greater_is_better=False, early_stopping_patience=2,
+    )  # fmt: skip
+    trainer.train()
+    assert trainer.state.epoch == pytest.approx(3.0)
 
 
 def test_annealed_beta_is_logged_for_every_step(data, tmp_path):

@@ -17,6 +17,7 @@ def diagnose(args: argparse.Namespace) -> int:
     from vaehub.evaluation.gaps import GapSettings
 
     model = load_model(args.model)
+    baseline = load_model(args.baseline) if args.baseline else None
     batches, unit, _, total = evaluation_data(
         model, args.data, args.split, args.batch_size, args.max_examples, args.seed
     )
@@ -34,6 +35,7 @@ def diagnose(args: argparse.Namespace) -> int:
         gap_settings=GapSettings(iw_samples=args.gap_iw_samples, flow=not args.no_flow),
         seed=args.seed,
         show_progress=not args.no_progress and sys.stderr.isatty(),
+        baseline=baseline,
     )
     state = "collapsed" if report["verdict"]["collapsed"] else "not collapsed"
     print(f"{args.model} on {args.data} ({args.split}, {total} {unit}): {state}")
@@ -73,6 +75,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "MNIST or Omniglot folder",
     )
     diagnosis.add_argument("--split", default="test")
+    diagnosis.add_argument(
+        "--baseline",
+        help="the model's decoder trained alone (e.g. model_cards/ptb-lstm-lm): its exact NLL "
+        "on the same data says how many nats the decoder reads from z",
+    )
     diagnosis.add_argument("--max_examples", type=int, default=1000, help="examples measured")
     diagnosis.add_argument(
         "--gap_examples",

@@ -32,6 +32,8 @@ TABLE_ROWS = (
     ("active_units", "active units"),
     ("baseline_nll", "decoder-alone NLL"),
     ("delta_nll", "ΔNLL vs decoder alone"),
+    ("nats_read", "nats the decoder reads from z"),
+    ("rate_unread", "KL paid but not read"),
 )
 
 

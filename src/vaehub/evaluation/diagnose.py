@@ -33,14 +33,43 @@ from vaehub.utils.formatting import fixed
 from vaehub.utils.safe_io import write_json, write_text
 
 
+def reading_words(results: dict[str, Any]) -> str | None:
+    """What the decoder reads from z, in words, where a baseline was measured beside the
+    model: "the decoder reads 1.40 of the 28.10 nats it pays for (26.70 paid unread)"."""
+    if "nats_read" not in results:
+        return None
+    return (
+        f"the decoder reads {fixed(results['nats_read'], 2)} of the "
+        f"{fixed(results['kl'], 2)} nats it pays for ({fixed(results['rate_unread'], 2)} "
+        "paid unread)"
+    )
+
+
 def verdict(results: dict[str, Any], rate: float, gaps: dict[str, Any] | None) -> dict[str, Any]:
-    """Collapsed or not, and a sentence on why, from the measured numbers."""
+    """Collapsed or not, and a sentence on why, from the measured numbers.
+
+    With the decoder alone measured beside the model (`nats_read`), a latent whose decoder
+    reads less than `COLLAPSE_NATS` of it counts as collapsed whatever its KL, MI or active
+    units: rate paid and not read carries nothing a user gets back.
+    """
     excess = results["kl"] - rate
-    is_collapsed = collapsed(results, rate)
+    reads = reading_words(results)
+    unread = "nats_read" in results and results["nats_read"] < COLLAPSE_NATS
+    is_collapsed = collapsed(results, rate) or unread
+    if unread and not collapsed(results, rate):
+        why = (
+            f"{reads}: KL {fixed(excess, 2)} nats above the committed rate, MI "
+            f"{fixed(results['mi'], 2)} and {results['active_units']} active unit(s) look "
+            "healthy, but the decoder scores the data no better with z than without it; "
+            "train the encoder first and reset the decoder (Li et al. 2019), or hold a "
+            "rate with word dropout (--objective capacity, --word_dropout)."
+        )
+        return {"collapsed": True, "kl_above_rate": excess, "why": why}
     if not is_collapsed:
         why = (
             f"the latent is used: {results['active_units']} active unit(s), KL "
-            f"{fixed(excess, 2)} nats above the committed rate, MI {fixed(results['mi'], 2)}."
+            f"{fixed(excess, 2)} nats above the committed rate, MI {fixed(results['mi'], 2)}"
+            + (f"; {reads}." if reads else ".")
         )
     elif gaps is None:
         why = "the posterior is the prior's (measure the gaps to tell model from inference)."
@@ -84,18 +113,28 @@ def diagnose(
     gap_settings: GapSettings | None = None,
     seed: int = 0,
     show_progress: bool = False,
+    baseline: nn.Module | None = None,
 ) -> dict[str, Any]:
     """Measure, draw and write the report for `model` on `batches`; returns the JSON dict.
 
     Args:
         batches: the data, as lists of dicts `model.forward` takes.
+        baseline: the model's decoder trained alone (`TextLMModel`, `PixelCNNModel`): its
+            exact NLL on the same data gives the nats the decoder reads from z, and the
+            verdict says how much of the KL that is (needs `iw_samples`).
         gap_examples: examples the gaps (and the posterior figure) are measured on: each
             costs hundreds of SVI steps and a flow fit, so a few dozen suffice.
     """
     os.makedirs(output_dir, exist_ok=True)
     torch.manual_seed(seed)
+    if baseline is not None and not iw_samples:
+        raise ValueError(
+            "a baseline is compared by IW-NLL and by what the decoder reads: give iw_samples "
+            "> 0 with it."
+        )
     results = evaluate_vae(
-        model, batches, iw_samples=iw_samples or None, show_progress=show_progress
+        model, batches, iw_samples=iw_samples or None, show_progress=show_progress,
+        baseline=baseline,
     )
     rate = committed_rate(model, batches)
     gap_batches, count = [], 0
@@ -162,6 +201,12 @@ def render_report(report: dict[str, Any]) -> str:
     ]
     if "nll" in metrics:
         lines.append(f"| IW-NLL (K = {metrics['iw_samples']}) | {fixed(metrics['nll'], 3)} |")
+    if "nats_read" in metrics:
+        lines += [
+            f"| decoder-alone NLL (exact) | {fixed(metrics['baseline_nll'], 3)} |",
+            f"| nats the decoder reads from z | {fixed(metrics['nats_read'], 3)} |",
+            f"| KL paid but not read | {fixed(metrics['rate_unread'], 3)} |",
+        ]
     if gaps is not None:
         lines += [
             "",

@@ -2,13 +2,16 @@
 interpolations, each decoded with the model's default decoding (`vaehub.models.text.decoding`).
 
 - Reconstruction: corpus BLEU (Papineni et al. 2002, through `sacrebleu` on the corpus's
-  own whitespace tokens) and token accuracy of the decoded posterior means against the
-  inputs.
+  own whitespace tokens), token accuracy and the exact-match rate of the decoded posterior
+  means against the inputs.
 - Prior samples: the fraction that end with `</s>` within the length limit, their mean
   length beside the training corpus's, distinct-1/2 (Li et al. 2016: distinct n-grams over
   all n-grams of the samples) and, given a language model, their perplexity under it.
 - Interpolation: over fixed pairs of sentences, the number of distinct sentences along each
-  path and the mean token edit distance between neighbouring points.
+  path, the mean token edit distance between neighbouring points, and endpoint fidelity:
+  the corpus BLEU of the paths' first decodings against their first inputs and of their
+  last decodings against their second inputs (a path that starts and ends elsewhere is
+  not an interpolation between the sentences given).
 
 Lengths count the tokens a decoder emits: the words and `</s>`.
 """
@@ -47,6 +50,40 @@ def corpus_bleu(references: Sequence[str], hypotheses: Sequence[str]) -> float:
 
     _same_count(references, hypotheses)
     return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)], tokenize="none").score)
+
+
+def exact_match_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """The fraction of hypotheses whose tokens are exactly the reference's."""
+    _same_count(references, hypotheses)
+    same = sum(r.split() == h.split() for r, h in zip(references, hypotheses, strict=True))
+    return same / len(references)
+
+
+def endpoint_fidelity(
+    pairs: Sequence[tuple[str, str]], paths: Sequence[Sequence[str]]
+) -> dict[str, float]:
+    """How close interpolation paths start and end to the sentences they join.
+
+    Args:
+        pairs: the (first, second) input sentence of each path.
+        paths: each path's decodings, first to last.
+    Returns:
+        `start_bleu` (first decodings against the first inputs), `end_bleu` (last
+        decodings against the second inputs) and `endpoint_bleu` (both ends as one
+        corpus), corpus BLEU 0–100.
+    """
+    if len(pairs) != len(paths) or not pairs:
+        raise ValueError(
+            f"endpoint_fidelity needs one path per pair, at least one: got {len(paths)} "
+            f"paths for {len(pairs)} pairs."
+        )
+    starts, ends = [p[0] for p in paths], [p[-1] for p in paths]
+    firsts, seconds = [a for a, _ in pairs], [b for _, b in pairs]
+    return {
+        "start_bleu": corpus_bleu(firsts, starts),
+        "end_bleu": corpus_bleu(seconds, ends),
+        "endpoint_bleu": corpus_bleu(firsts + seconds, starts + ends),
+    }
 
 
 def distinct_n(sentences: Sequence[str], n: int) -> float:
@@ -135,13 +172,9 @@ def generation_report(
             sentences[start : start + batch_size], allow_unk=allow_unk, **user
         )
     samples, ended = _samples(model, num_samples, batch_size, user, allow_unk)
+    pairs = [(sentences[2 * i], sentences[2 * i + 1]) for i in range(num_pairs)]
     paths = [
-        list(
-            model.interpolate(
-                sentences[2 * i], sentences[2 * i + 1], steps=steps, allow_unk=allow_unk, **user
-            )
-        )
-        for i in range(num_pairs)
+        list(model.interpolate(a, b, steps=steps, allow_unk=allow_unk, **user)) for a, b in pairs
     ]
     lengths = [len(s.split()) + 1 for s in samples]
     data = training_lengths(model)
@@ -171,9 +204,10 @@ def generation_report(
         "reconstruction": {
             "bleu": corpus_bleu(sentences, reconstructions),
             "token_accuracy": token_accuracy(sentences, reconstructions),
+            "exact_match": exact_match_rate(sentences, reconstructions),
         },
         "samples": report_samples,
-        "interpolation": interpolation_summary(paths),
+        "interpolation": {**interpolation_summary(paths), **endpoint_fidelity(pairs, paths)},
         "shown": {
             "samples": samples[:SHOWN_SAMPLES],
             "reconstructions": [

@@ -184,8 +184,8 @@ def evaluate_vae(
         reconstruction: also score log p(x|z) (a decoder pass per batch). `False` with
             `iw_samples=None` runs the encoder only: KL, MI and AU, at a third of the cost.
         baseline: the VAE's decoder trained alone (`TextLMModel`, `PixelCNNModel`): its
-            exact NLL on the same batches is added as `baseline_nll`, with `delta_nll`
-            (`compare_to_baseline`); needs `iw_samples`.
+            exact NLL on the same batches is added as `baseline_nll`, with `delta_nll`,
+            `nats_read` and `rate_unread` (`compare_to_baseline`); needs `iw_samples`.
         show_progress: a progress bar counting examples (with a rate, and with a total and
             a time left when `total` examples are announced).
         iw_samples: K for the importance-weighted NLL; `None` skips it (it is costly).
@@ -385,7 +385,8 @@ def check_baseline(model: nn.Module, baseline: nn.Module) -> None:
 def compare_to_baseline(results: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
     """A VAE's results with the exact NLL of its decoder alone beside them:
     `baseline_nll` and `delta_nll` = IW-NLL − baseline NLL (nats per example; ≥ 0 up to
-    noise for a VAE that uses its latent at no cost in likelihood).
+    noise for a VAE that uses its latent at no cost in likelihood), and where the results
+    hold the reconstruction term, `nats_read` and `rate_unread` (`latent_use`).
 
     Args:
         results: `evaluate_vae`'s, with `nll` (evaluated with `iw_samples`).
@@ -399,11 +400,33 @@ def compare_to_baseline(results: dict[str, Any], baseline: dict[str, Any]) -> di
             f"the VAE was evaluated on {results.get('num_examples')} examples and the "
             f"baseline on {baseline.get('num_examples')}: evaluate both on the same data."
         )
-    return {
+    compared = {
         **results,
         "baseline_nll": baseline["nll"],
         "delta_nll": results["nll"] - baseline["nll"],
     }
+    if "reconstruction" in results:
+        compared.update(latent_use(baseline["nll"], results["reconstruction"], results["kl"]))
+    return compared
+
+
+def latent_use(baseline_nll: float, reconstruction: float, kl: float) -> dict[str, float]:
+    """How much of the rate the decoder reads (Alemi et al. 2018; `docs/formulas.md`).
+
+    The decoder alone's exact NLL bounds the data entropy H from above, and H − D ≤ I(x; z)
+    ≤ R, so the nats a decoder saves by reading z are estimated by
+
+        nats_read   = NLL_baseline − D       (D = E_q[−log p(x|z)], the reconstruction term)
+        rate_unread = R − nats_read          (R = KL(q(z|x) ‖ p(z)), paid but not read)
+
+    Args:
+        baseline_nll, reconstruction, kl: nats per example, averaged over the same data.
+    Returns:
+        `{"nats_read", "rate_unread"}`; ≈ 0 nats read is a collapsed latent whatever the
+        KL, MI or active units say.
+    """
+    nats_read = baseline_nll - reconstruction
+    return {"nats_read": nats_read, "rate_unread": kl - nats_read}
 
 
 def posterior_of(

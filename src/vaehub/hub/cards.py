@@ -60,7 +60,14 @@ CARD_METRICS: dict[str, tuple[tuple[str, str, str], ...]] = {
 BASELINE_METRICS = (
     ("baseline_nll", "nll", "decoder-alone NLL (exact)"),
     ("delta_nll", "delta_nll", "ΔNLL vs decoder alone"),
+    ("nats_read", "nats_read", "nats the decoder reads from z"),
+    ("rate_unread", "rate_unread", "KL paid but not read (KL − nats read)"),
 )
+
+
+# The baseline rows a verification slice reports (measured beside the decoder alone): not
+# the baseline's own NLL, whose metric type `nll` is the VAE's on the same slice.
+SLICE_BASELINE_METRICS = tuple(row for row in BASELINE_METRICS if row[1] != "nll")
 
 
 # Reported when the results hold it: the exact −log p(x) of a model that has one (the linear
@@ -296,7 +303,9 @@ def _verification_results(
         return None
     piece, metrics = found
     wanted = [
-        row for row in CARD_METRICS[model_type] + EXACT_METRICS if metrics.get(row[0]) is not None
+        row
+        for row in CARD_METRICS[model_type] + EXACT_METRICS + SLICE_BASELINE_METRICS
+        if metrics.get(row[0]) is not None
     ]
     rows = []
     for key, _, label in wanted:

@@ -187,7 +187,15 @@ class ModelArguments:
         default=None,
         metadata={
             "help": "A trained text_lm or pixelcnn folder: its exact NLL on the same splits is "
-            "recorded beside the VAE's IW-NLL (baseline_nll, delta_nll)."
+            "recorded beside the VAE's IW-NLL (baseline_nll, delta_nll, nats_read)."
+        },
+    )
+    reset_decoder: bool = field(
+        default=False,
+        metadata={
+            "help": "With --model_name_or_path (a text VAE): keep its encoder and posterior "
+            "head, re-initialise its decoder (Li et al. 2019: an autoencoder-pretrained "
+            "encoder, a fresh decoder)."
         },
     )
 
@@ -301,10 +309,18 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
             raise ValueError("--streaming has no epochs to count: give --max_steps.")
     corpus = load_corpus(data_args)
     cls = TextVAEModel if model_args.model_type == "text_vae" else TextLMModel
+    if model_args.reset_decoder and not (
+        model_args.model_name_or_path and cls is TextVAEModel
+    ):
+        raise ValueError(
+            "--reset_decoder re-initialises the decoder of a saved text VAE: give the VAE with "
+            "--model_name_or_path (and --model_type text_vae)."
+        )
     if model_args.model_name_or_path:
         model = _load(cls, model_args.model_name_or_path)
         if model.tokenizer is None:
             raise ValueError(f"{model_args.model_name_or_path} holds no tokenizer to train with.")
+        continue_with(model, model_args)
     elif model_args.init_decoder_from:
         decoder = _load(TextLMModel, model_args.init_decoder_from)
         # The decoder's sizes are the language model's; a size given that differs from
@@ -358,6 +374,28 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     baseline = _load(TextLMModel, model_args.baseline) if model_args.baseline else None
     train_and_record(model, training_args, data, TextCollator(), dataset, baseline)
     return 0
+
+
+# What a saved text model may change when its training continues: the training-time
+# regularisers, which leave the weights' meaning alone. A size would not fit the weights.
+CONTINUED_FIELDS = ("word_dropout",)
+
+
+def continue_with(model: Any, model_args: ModelArguments) -> None:
+    """Apply to a loaded text model what `model_args` change for its next run: word dropout
+    (Bowman et al. 2016), and with `reset_decoder` a re-initialised decoder (Li et al.
+    2019). A size given that differs from the model's is refused, naming it."""
+    for name, value in model_args.overrides().items():
+        if name in CONTINUED_FIELDS:
+            setattr(model.config, name, value)
+        elif getattr(model.config, name, value) != value:
+            raise ValueError(
+                f"--{name} {value}: {model_args.model_name_or_path} has {name}="
+                f"{getattr(model.config, name)!r}, and a saved model's sizes are its weights'; "
+                f"drop --{name}, or train a new model."
+            )
+    if model_args.reset_decoder:
+        model.decoder.apply(model._init_weights)
 
 
 def _load(cls: Any, path: str) -> Any:

@@ -22,7 +22,7 @@ from vaehub.training.objectives import SCHEDULES, BetaSchedule, check_free_bits
 
 logger = logging.get_logger(__name__)
 
-OBJECTIVES = ("elbo", "beta", "anneal", "free_bits", "aggressive", "sa_vae")
+OBJECTIVES = ("elbo", "beta", "anneal", "free_bits", "aggressive", "sa_vae", "capacity")
 
 
 SAMPLING_STRATEGIES = (
@@ -34,13 +34,34 @@ SAMPLING_STRATEGIES = (
 )
 
 
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX), as oneDNN sees it.
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
-    Without it, oneDNN's LSTM refuses bfloat16 inputs and a bfloat16 matmul runs emulated,
-    orders of magnitude slower than float32.
+
+def cpu_flags() -> set[str] | None:
+    """The instruction-set flags Linux reports for this CPU, or `None` where
+    `/proc/cpuinfo` is not there to read (macOS, Windows)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        return None
+    return None
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX).
+
+    oneDNN alone is not asked: on an AVX-512 CPU without AVX512-BF16 it runs a bfloat16
+    LSTM emulated, about three times slower than float32 (PTB's text VAE, 2 cores). Without
+    AVX-512 it refuses bfloat16 inputs, and a bfloat16 matmul runs orders of magnitude
+    slower than float32. Where the CPU's flags cannot be read, oneDNN's answer stands.
     """
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return False
+    flags = cpu_flags()
+    return flags is None or any(flag in flags for flag in NATIVE_BF16_FLAGS)
 
 
 @dataclass
@@ -68,7 +89,8 @@ class VAETrainingArguments(TrainingArguments):
         default="elbo",
         metadata={
             "help": "elbo, beta (constant β), anneal (β₀ → 1), free_bits (the ELBO with "
-            "--free_bits λ > 0), aggressive (He et al.) or sa_vae (Kim et al.). "
+            "--free_bits λ > 0), aggressive (He et al.), sa_vae (Kim et al.) or capacity "
+            "(the KL held at --capacity C nats, Burgess et al.). "
             "--free_bits also combines with any of the others.",
             "choices": OBJECTIVES,
         },
@@ -98,6 +120,25 @@ class VAETrainingArguments(TrainingArguments):
     )
     free_bits: float = field(
         default=0.0, metadata={"help": "λ nats per latent dim: KL_k → max(λ, KL_k). 0 is off."}
+    )
+    capacity: float | None = field(
+        default=None,
+        metadata={
+            "help": "C_max in nats of objective 'capacity': loss = reconstruction + "
+            "γ·|KL − C|, C raised linearly from 0 to C_max over the anneal steps or epochs "
+            "(default 10 epochs)."
+        },
+    )
+    capacity_weight: float = field(
+        default=1.0, metadata={"help": "γ of objective 'capacity' (Burgess et al.)."}
+    )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={
+            "help": "Stop after this many evaluations whose metric_for_best_model fails to "
+            "improve (transformers' EarlyStoppingCallback; needs load_best_model_at_end): "
+            "train to a plateau with a generous --num_train_epochs."
+        },
     )
     aggressive_max_inner_steps: int = field(
         default=100, metadata={"help": "Most encoder steps before a decoder step."}
@@ -213,10 +254,38 @@ class VAETrainingArguments(TrainingArguments):
                 "objective='free_bits' needs λ > 0 nats per latent dimension: pass "
                 "free_bits=λ (--free_bits λ)."
             )
+        if self.objective == "capacity":
+            if self.capacity is None or not (
+                math.isfinite(self.capacity) and self.capacity > 0
+            ):
+                raise ValueError(
+                    f"objective='capacity' needs a rate target C > 0 nats: pass "
+                    f"capacity=C (--capacity C), not {self.capacity!r}."
+                )
+        elif self.capacity is not None:
+            raise ValueError(
+                f"capacity={self.capacity} is used only by objective='capacity'."
+            )
+        if not (math.isfinite(self.capacity_weight) and self.capacity_weight > 0):
+            raise ValueError(
+                f"capacity_weight={self.capacity_weight!r} is not valid: expected γ > 0."
+            )
+        if self.early_stopping_patience is not None:
+            if self.early_stopping_patience < 1:
+                raise ValueError(
+                    f"early_stopping_patience={self.early_stopping_patience!r} is not valid: "
+                    "expected an integer >= 1 (evaluations without improvement)."
+                )
+            if not self.load_best_model_at_end:
+                raise ValueError(
+                    "early_stopping_patience needs --load_best_model_at_end True (and "
+                    "--metric_for_best_model): it stops when that metric stops improving, and "
+                    "the model kept is the best one."
+                )
         # Checked here, where a bad setting is still a flag: the Refinements refuse it.
         self.sa_vae_refinement  # noqa: B018
         self.eval_refinement  # noqa: B018
-        constant = ("elbo", "beta", "free_bits")
+        constant = ("elbo", "beta", "free_bits", "capacity")
         if self.objective in constant and self.beta_schedule not in (None, "constant"):
             raise ValueError(
                 f"objective={self.objective!r} keeps β constant; use "

@@ -8,6 +8,14 @@ Free bits are applied to the batch-mean KL of each latent dimension, as Kingma e
 2016 do: a dimension below λ nats gets no gradient pushing it further towards the prior.
 A posterior whose KL is only estimated (a flow) has no per-dimension split: its free bits
 hold the whole KL above d·λ.
+
+The capacity objective (Burgess et al. 2018, their Eq. 8) holds the rate at a target
+instead of weighting it:
+
+    loss = mean_x reconstruction(x) + γ · |KL_term − C(step)|,   C(step) = C_max · min(1, step/T)
+
+Below C the KL term is pushed up as hard as it is pushed down above it, so a decoder that
+would ignore z is handed C nats of code whether or not the ELBO wants them.
 """
 
 from __future__ import annotations
@@ -118,3 +126,26 @@ def kl_term(
     if free_bits == 0:
         return kl_per_dim.sum(-1).mean()
     return torch.clamp(kl_per_dim.mean(0), min=free_bits).sum()
+
+
+def capacity_at(step: int, capacity: float, length: int) -> float:
+    """C(step) = C_max · min(1, step / length): the capacity raised linearly from 0 to
+    `capacity` nats over the first `length` optimizer steps (Burgess et al. 2018)."""
+    if not (math.isfinite(capacity) and capacity > 0):
+        raise ValueError(f"capacity={capacity!r} is not valid: expected a number of nats > 0.")
+    if length < 1:
+        raise ValueError(f"capacity ramp length={length!r} is not valid: expected >= 1 step.")
+    return capacity * min(1.0, step / length)
+
+
+def capacity_term(kl: Tensor, capacity: float, weight: float) -> Tensor:
+    """γ · |KL_term − C|: the rate held near `capacity` nats (Burgess et al. 2018, Eq. 8).
+
+    Args:
+        kl: `()` the batch's KL term (`kl_term`, free bits applied if any).
+        capacity: C in nats at this step (`capacity_at`).
+        weight: γ, the weight of the deviation.
+    Returns:
+        `()`.
+    """
+    return weight * (kl - capacity).abs()

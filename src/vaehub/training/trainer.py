@@ -32,7 +32,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, RandomSampler
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
@@ -46,7 +46,7 @@ from vaehub.models.checkpoints import (
 )
 from vaehub.training.aggressive import AggressiveState, AggressiveTraining, inference_parameters
 from vaehub.training.arguments import VAETrainingArguments
-from vaehub.training.objectives import BetaSchedule, kl_term
+from vaehub.training.objectives import BetaSchedule, capacity_at, capacity_term, kl_term
 from vaehub.utils import safe_io
 
 logger = logging.get_logger(__name__)
@@ -113,6 +113,7 @@ class VAETrainer(AggressiveTraining, Trainer):
         self._term_sums = {"reconstruction": 0.0, "kl": 0.0}
         self._term_batches = 0
         self._last_beta = 1.0
+        self._last_capacity: float | None = None
         self._inner_steps_since_log = self._outer_steps_since_log = 0
         self.beta_schedule: BetaSchedule | None = None
         # True while train() runs: the evaluations it calls are the ones during training.
@@ -148,6 +149,8 @@ class VAETrainer(AggressiveTraining, Trainer):
                 "whose posterior's λ the SVI steps refine."
             )
         self.add_callback(_VAETrainerHooks(self))
+        if self.args.early_stopping_patience is not None:
+            self.add_callback(EarlyStoppingCallback(self.args.early_stopping_patience))
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         if self.args.train_sampling_strategy != "length_buckets":
@@ -178,6 +181,7 @@ class VAETrainer(AggressiveTraining, Trainer):
             length = state.max_steps
         else:
             length = 10 * steps_per_epoch
+        self._ramp_length = max(1, round(length))
         self.beta_schedule = BetaSchedule(
             kind,
             args.beta,
@@ -194,15 +198,30 @@ class VAETrainer(AggressiveTraining, Trainer):
             self._build_beta_schedule()
         return self.beta_schedule(self.state.global_step)
 
+    @property
+    def current_capacity(self) -> float | None:
+        """C of objective 'capacity' for the update in progress (`None` for the others)."""
+        if self.args.objective != "capacity":
+            return None
+        if self.beta_schedule is None:
+            self._build_beta_schedule()
+        return capacity_at(self.state.global_step, self.args.capacity, self._ramp_length)
+
     def objective_loss(self, outputs: Any) -> Tensor:
-        """mean_x reconstruction + β · KL term (free bits applied), for one batch."""
+        """mean_x reconstruction + β · KL term (free bits applied), for one batch; for
+        objective 'capacity', mean_x reconstruction + γ · |KL term − C|."""
         kl = kl_term(
             outputs.kl_per_dim,
             self.args.free_bits,
             kl=outputs.kl,
             latent_size=getattr(self.model.config, "latent_size", None),
         )
-        return outputs.reconstruction_nll.mean() + self.current_beta * kl
+        reconstruction = outputs.reconstruction_nll.mean()
+        if self.args.objective == "capacity":
+            return reconstruction + capacity_term(
+                kl, self.current_capacity, self.args.capacity_weight
+            )
+        return reconstruction + self.current_beta * kl
 
     def compute_loss(
         self,
@@ -221,6 +240,7 @@ class VAETrainer(AggressiveTraining, Trainer):
             self._term_sums["kl"] += outputs.kl.detach().mean().item()
             self._term_batches += 1
             self._last_beta = self.current_beta
+            self._last_capacity = self.current_capacity
         return (loss, outputs) if return_outputs else loss
 
     # --- semi-amortised training -------------------------------------------------------
@@ -320,7 +340,7 @@ class VAETrainer(AggressiveTraining, Trainer):
                 # Measured on the posterior refined as the training refined it.
                 refinement=self.args.eval_refinement,
             )
-        metrics = {f"{metric_key_prefix}_loss": results["neg_elbo"]}
+        metrics = {f"{metric_key_prefix}_loss": self._evaluation_loss(results)}
         for key, value in results.items():
             if isinstance(value, (int, float)):
                 metrics[f"{metric_key_prefix}_{key}"] = float(value)
@@ -329,6 +349,16 @@ class VAETrainer(AggressiveTraining, Trainer):
             self.args, self.state, self.control, metrics
         )
         return metrics
+
+    def _evaluation_loss(self, results: dict[str, Any]) -> float:
+        """The evaluation's `loss`: the negative ELBO, or for objective 'capacity' the
+        objective itself, reconstruction + γ·|KL − C| at the current C, so that the best
+        checkpoint and early stopping follow what the run optimises (the ELBO of a model
+        whose rate is being raised gets worse by design)."""
+        if self.args.objective != "capacity" or "reconstruction" not in results:
+            return results["neg_elbo"]
+        gap = abs(results["kl"] - self.current_capacity)
+        return results["reconstruction"] + self.args.capacity_weight * gap
 
     # --- logs and checkpoints ---------------------------------------------------------
 
@@ -339,6 +369,8 @@ class VAETrainer(AggressiveTraining, Trainer):
                 self._term_sums[name] = 0.0
             self._term_batches = 0
             logs["beta"] = self._last_beta
+            if self.args.objective == "capacity":
+                logs["capacity"] = self._last_capacity
             if self.args.objective == "aggressive":
                 logs["aggressive"] = float(self.aggressive.active)
                 if self._outer_steps_since_log:
