@@ -184,3 +184,45 @@ def _save(figure: plt.Figure, path: str | os.PathLike, layout: bool = True) -> s
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return os.fspath(path)
+
+
+def plot_rate_distortion(
+    points: Sequence[dict], baseline_nll: float, path: str | os.PathLike
+) -> str:
+    """Alemi et al. (2018)'s rate–distortion plane for a family of models, as a PNG: rate
+    R = KL against distortion D = E_q[−log p(x|z)] (left), with the decoder alone at
+    (0, NLL_baseline) and the line D = NLL_baseline − R on which a model's bound equals
+    the baseline's NLL; and reconstruction BLEU against rate (right).
+
+    Args:
+        points: one dict per model: `name`, `rate`, `distortion` (nats per example) and
+            `bleu` (0–100, or `None` where it was not measured).
+        baseline_nll: the decoder alone's exact NLL on the same data.
+    Returns:
+        the path written.
+    """
+    if not points:
+        raise ValueError("nothing to plot: give at least one model's rate and distortion.")
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    top = max(max(p["rate"] for p in points), 1.0) * 1.1
+    left.plot([0, top], [baseline_nll, baseline_nll - top], color="grey", linestyle="--",
+              label="D = NLL(decoder alone) − R")  # fmt: skip
+    left.scatter([0], [baseline_nll], marker="s", color="black", zorder=3,
+                 label="decoder alone (R = 0)")  # fmt: skip
+    for point in points:
+        left.scatter(point["rate"], point["distortion"], zorder=3)
+        left.annotate(point["name"], (point["rate"], point["distortion"]), fontsize=7,
+                      xytext=(4, 4), textcoords="offset points")  # fmt: skip
+    left.set(title="rate–distortion (Alemi et al. 2018)", xlabel="rate R = KL (nats)",
+             ylabel="distortion D = E_q[−log p(x|z)] (nats)", xlim=(-1, top))  # fmt: skip
+    left.legend(fontsize=7)
+    measured = [p for p in points if p.get("bleu") is not None]
+    for point in measured:
+        right.scatter(point["rate"], point["bleu"], zorder=3)
+        right.annotate(point["name"], (point["rate"], point["bleu"]), fontsize=7,
+                       xytext=(4, 4), textcoords="offset points")  # fmt: skip
+    right.set(title="reconstruction of posterior means", xlabel="rate R = KL (nats)",
+              ylabel="corpus BLEU (0–100)", xlim=(-1, top), ylim=(0, 100))  # fmt: skip
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+    return _save(figure, path)

@@ -237,6 +237,51 @@ def render_model_card(
     )
 
 
+def attach_baseline(
+    folder: str | os.PathLike, baseline: str | os.PathLike, split: str | None = None
+) -> dict[str, Any]:
+    """Put the decoder alone's exact NLL beside a VAE's results on the same split, with the
+    nats its decoder reads from z (`vaehub.evaluation.metrics.compare_to_baseline`), and
+    save them in the VAE's `eval_<split>.json`; returns the new metrics.
+
+    Both numbers come from results files runs wrote: the VAE's record of `split` and the
+    baseline's exact evaluation of it (`exact` true, the same dataset and number of
+    examples), so a card released without `--baseline` can say what its decoder reads
+    without measuring either model again.
+
+    Raises:
+        ValueError: the baseline is not exact, or was measured on other data; nothing is
+            written.
+    """
+    from vaehub.evaluation.metrics import compare_to_baseline
+    from vaehub.models.results import write_results
+
+    results = read_results(folder)
+    split = reported_split(folder, results, split)
+    record = results[split]
+    others = read_results(baseline)
+    if split not in others:
+        raise MissingResultsError(
+            f"{baseline} holds no results for split {split!r}: evaluate it there with "
+            f"`vaehub evaluate {baseline} --data ... --split {split}`."
+        )
+    theirs = others[split]
+    if not theirs.get("metrics", {}).get("exact"):
+        raise ValueError(
+            f"{baseline}'s {split} results are not an exact NLL: the baseline is the "
+            "decoder trained alone (text_lm, pixelcnn)."
+        )
+    if (theirs.get("dataset") or {}) != (record.get("dataset") or {}):
+        raise ValueError(
+            f"{baseline} was evaluated on {theirs.get('dataset')}, {folder} on "
+            f"{record.get('dataset')}: compare them on the same data."
+        )
+    metrics = compare_to_baseline(record["metrics"], theirs["metrics"])
+    extra = {k: v for k, v in record.items() if k not in ("split", "dataset", "metrics")}
+    write_results(folder, split, metrics, record.get("dataset"), **extra)
+    return metrics
+
+
 def _read_about(folder: str | os.PathLike) -> str | None:
     path = os.path.join(folder, ABOUT_FILE)
     if not os.path.isfile(path):
