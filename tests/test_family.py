@@ -95,7 +95,8 @@ def test_vaehub_card_with_a_baseline_states_what_the_decoder_reads(tmp_path, cap
     lm = json.loads((ROOT / "model_cards/ptb-lstm-lm/eval_test.json").read_text())["metrics"]
     assert main(["card", str(folder), "--baseline", str(ROOT / "model_cards/ptb-lstm-lm")]) == 0
     read = lm["nll"] - metrics["reconstruction"]
-    assert f"the decoder reads {read:.2f} of the {metrics['kl']:.2f} nats" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"the decoder reads {read:.2f} of the {metrics['kl']:.2f} nats" in printed
     card = (folder / "README.md").read_text()
     assert f"| nats the decoder reads from z | {read:.2f} |" in card
 

@@ -53,11 +53,11 @@ _EXPORTS = {
 
 __all__ = [
     "ABOUT_FILE", "BASELINE_METRICS", "CARD_METRICS", "CONFIG_NOT_IN_CARD", "COUNTS",
-    "EVAL_PREFIX", "FAMILY_COLUMNS", "GENERATION_FILE", "LIBRARY_NAME", "LICENSE", "NO_LATENT", "SAMPLES_FILE",
-    "TAGS", "TASKS", "TRAINING_FILE", "VERIFICATION_TEMPLATE", "HubError", "MissingResultsError",
-    "attach_baseline", "card_training", "check_download", "check_finite_metrics", "check_results_target",
-    "checkpoint_table", "evaluation_dataset", "family_row", "family_rows", "family_table",
-    "fixed", "plot_family", "pull", "push_folder",
+    "EVAL_PREFIX", "FAMILY_COLUMNS", "GENERATION_FILE", "LIBRARY_NAME", "LICENSE", "NO_LATENT",
+    "SAMPLES_FILE", "TAGS", "TASKS", "TRAINING_FILE", "VERIFICATION_TEMPLATE", "HubError",
+    "MissingResultsError", "attach_baseline", "card_training", "check_download",
+    "check_finite_metrics", "check_results_target", "checkpoint_table", "evaluation_dataset",
+    "family_row", "family_rows", "family_table", "fixed", "plot_family", "pull", "push_folder",
     "read_generation_report", "read_results", "render_model_card", "reported_split",
     "training_summary", "write_generation_report", "write_results", "write_training_summary",
 ]
