@@ -4,6 +4,7 @@ data: one trained with the ELBO (it collapses) and one with free bits (it keeps 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -127,3 +128,38 @@ def test_vaehub_diagnose_tells_a_collapsed_model_from_one_that_uses_its_latent(s
 def test_diagnose_refuses_a_folder_without_a_model(tmp_path, capsys):
     assert main(["diagnose", str(tmp_path), "--data", "digits"]) == 1
     assert str(tmp_path) in capsys.readouterr().err
+
+
+def test_a_latent_its_decoder_does_not_read_is_called_collapsed_in_those_words():
+    from vaehub.evaluation.diagnose import verdict
+
+    # KL, MI and AU of a used latent, but a decoder that reads 0.04 nats of the 7.06 paid.
+    healthy = {"kl": 7.06, "mi": 2.63, "active_units": 32}
+    unread = verdict({**healthy, "nats_read": 0.04, "rate_unread": 7.02}, 0.0, None)
+    assert unread["collapsed"]
+    words = "the decoder reads 0.04 of the 7.06 nats it pays for (7.02 paid unread)"
+    assert words in unread["why"]
+    read = verdict({**healthy, "nats_read": 5.5, "rate_unread": 1.56}, 0.0, None)
+    assert not read["collapsed"]
+    assert "the decoder reads 5.50 of the 7.06 nats it pays for" in read["why"]
+    # Without a baseline the verdict is the one of KL, MI and AU alone.
+    assert not verdict(healthy, 0.0, None)["collapsed"]
+
+
+def test_vaehub_diagnose_with_a_baseline_measures_what_the_decoder_reads(tmp_path, capsys):
+    from helpers import PTB_DIR
+
+    root = Path(__file__).resolve().parents[1] / "model_cards"
+    code = main(
+        ["diagnose", str(root / "ptb-vae-high-rate"), "--data", str(PTB_DIR), "--max_examples",
+         "24", "--gap_examples", "0", "--iw-samples", "4", "--baseline",
+         str(root / "ptb-lstm-lm"), "--output_dir", str(tmp_path), "--no-progress"]
+    )  # fmt: skip
+    assert code == 0
+    metrics = json.loads((tmp_path / "diagnosis.json").read_text())["metrics"]
+    read = metrics["baseline_nll"] - metrics["reconstruction"]
+    assert metrics["nats_read"] == pytest.approx(read)
+    assert metrics["rate_unread"] == pytest.approx(metrics["kl"] - metrics["nats_read"])
+    printed = capsys.readouterr().out
+    assert f"the decoder reads {metrics['nats_read']:.2f} of the {metrics['kl']:.2f}" in printed
+    assert "| nats the decoder reads from z |" in (tmp_path / "report.md").read_text()

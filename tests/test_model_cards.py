@@ -182,3 +182,31 @@ def test_a_refined_model_is_released_and_verified_on_its_refined_posterior(tmp_p
     assert "--refine_steps 3 --refine_momentum 0.9 --refine_max_grad_norm 0.5`" in card
     checks = release.verify(folder)
     assert checks and all(check.ok for check in checks)
+
+
+def test_a_release_beside_a_baseline_verifies_what_the_decoder_reads(tmp_path):
+    from vaehub import TextLMConfig, TextLMModel
+    from vaehub.models.text.configuration_text_vae import TEXT_DECODER_FIELDS
+
+    source = tmp_path / "source"
+    shutil.copytree(MODEL_CARDS / "synthetic-vae-aggressive", source)
+    vae = AutoModel.from_pretrained(source)
+    # The decoder alone, sized and tokenized as the VAE's (untrained: the measure is the
+    # same arithmetic whatever the baseline learnt).
+    torch.manual_seed(0)
+    lm = TextLMModel(TextLMConfig(**{k: getattr(vae.config, k) for k in TEXT_DECODER_FIELDS}))
+    lm.tokenizer = vae.tokenizer
+    lm.save_pretrained(tmp_path / "lm")
+    folder = release.release(
+        str(source), "beside", "synthetic", output_dir=str(tmp_path / "out"), first=32,
+        iw_samples=4, baseline=str(tmp_path / "lm"),
+    )  # fmt: skip
+    _, metrics = slices.read_verification(folder)
+    assert metrics["nats_read"] == pytest.approx(
+        metrics["baseline_nll"] - metrics["reconstruction"]
+    )
+    card = Path(folder, "README.md").read_text()
+    assert "nats the decoder reads from z" in card.split("---\n")[1]  # in the model-index
+    checks = {check.metric: check for check in release.verify(folder)}
+    assert checks["nats_read"].ok and checks["rate_unread"].ok
+    assert all(check.ok for check in checks.values())

@@ -189,7 +189,6 @@ def release(
             {
                 **asdict(piece),
                 "metrics": _finite(measure(stored, piece, data, baseline=baseline)),
-                **({"baseline": baseline} if baseline else {}),
             },
         )
         if text and getattr(stored, "has_latent", True):
