@@ -19,7 +19,8 @@ from vaehub.utils.formatting import fixed
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "results" / "family.md"
-FIGURE = ROOT / "docs" / "results" / "figures" / "ptb_family_rate_distortion.png"
+# Written under examples/results/ (what runs write); the docs link to it from figures/.
+FIGURE = ROOT / "examples" / "results" / "family" / "rate_distortion.png"
 PROBES = ROOT / "examples" / "results" / "family" / "probes.json"
 # The family's members, by the card folder their release writes (examples/ptb_family.sh's
 # stages, and the two flagships of before, measured beside the same language model).

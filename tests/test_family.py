@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from vaehub.commands.main import main
 from vaehub.hub.cards import attach_baseline
@@ -111,3 +112,34 @@ def test_the_family_page_is_the_one_the_cards_and_probes_render():
     probes = page.split("<!-- probes -->\n")[1].split("<!-- /probes -->")[0]
     assert probes == script.probes_table()
     assert script.FIGURE.is_file()
+
+
+def test_a_continued_text_vae_keeps_its_encoder_resets_its_decoder_and_takes_word_dropout(
+    tmp_path, capsys
+):
+    from safetensors.torch import load_file
+
+    source = ROOT / "model_cards" / "synthetic-vae-elbo"
+    out = tmp_path / "continued"
+    common = ["--dataset", "synthetic", "--synthetic_sentences", "200", "--preset", "synthetic",
+              "--max_steps", "1", "--learning_rate", "0", "--use_cpu", "--report_to", "none",
+              "--disable_tqdm", "true", "--save_strategy", "no", "--eval_strategy", "no",
+              "--model_name_or_path", str(source)]  # fmt: skip
+    assert main(["train", *common, "--reset_decoder", "True", "--word_dropout", "0.3",
+                 "--output_dir", str(out)]) == 0  # fmt: skip
+    before, after = load_file(source / "model.safetensors"), load_file(out / "model.safetensors")
+    encoder = [k for k in before if not k.startswith("decoder.")]
+    decoder = [k for k in before if k.startswith("decoder.") and "embed" not in k]
+    assert encoder and decoder
+    assert all(torch.equal(before[k].float(), after[k].float()) for k in encoder)
+    # He et al.'s initialisation, U(−0.01, 0.01), in place of the trained decoder.
+    assert all(after[k].float().abs().max() <= 0.01 for k in decoder)
+    assert any(before[k].float().abs().max() > 0.01 for k in decoder)
+    assert json.loads((out / "config.json").read_text())["word_dropout"] == 0.3
+    # A size is the weights': refused, naming it; a reset needs a saved VAE.
+    capsys.readouterr()
+    assert main(["train", *common, "--latent_size", "8", "--output_dir", str(tmp_path / "x")]) == 1
+    assert "--latent_size 8" in capsys.readouterr().err
+    assert main(["train", *common[:-2], "--reset_decoder", "True", "--output_dir", str(out)]) == 1
+    error = capsys.readouterr().err
+    assert "--reset_decoder re-initialises the decoder of a saved text VAE" in error

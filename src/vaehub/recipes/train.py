@@ -395,7 +395,10 @@ def continue_with(model: Any, model_args: ModelArguments) -> None:
                 f"drop --{name}, or train a new model."
             )
     if model_args.reset_decoder:
-        model.decoder.apply(model._init_weights)
+        model.reset_decoder()
+    # The saved model's results describe it, not what this run makes of it: its
+    # checkpoints would carry them until the run measures its own.
+    model.evaluation_results = {}
 
 
 def _load(cls: Any, path: str) -> Any:

@@ -126,6 +126,17 @@ class TextVAEModel(TextModelMixin, TextVAEPreTrainedModel, GenerationMixin):
         self.post_init()
         self.generation_config.max_length = config.max_sequence_length
 
+    def reset_decoder(self) -> None:
+        """Re-initialise the decoder as a new model's (He et al.'s ranges), keeping the
+        encoder and the posterior head: Li et al. (2019)'s second stage, an
+        autoencoder-pretrained encoder with a fresh decoder."""
+        for parameter in self.decoder.parameters():
+            # Loaded weights are marked initialised, and transformers' init functions leave
+            # what is marked alone.
+            if hasattr(parameter, "_is_hf_initialized"):
+                del parameter._is_hf_initialized
+        self.decoder.apply(self._init_weights)
+
     @classmethod
     def from_decoder(
         cls, language_model: Any, config: TextVAEConfig | None = None, **overrides: Any
