@@ -126,7 +126,7 @@ def test_a_continued_text_vae_keeps_its_encoder_resets_its_decoder_and_takes_wor
               "--disable_tqdm", "true", "--save_strategy", "no", "--eval_strategy", "no",
               "--model_name_or_path", str(source)]  # fmt: skip
     assert main(["train", *common, "--reset_decoder", "True", "--word_dropout", "0.3",
-                 "--output_dir", str(out)]) == 0  # fmt: skip
+                 "--decoder_output_dropout", "0.1", "--output_dir", str(out)]) == 0  # fmt: skip
     before, after = load_file(source / "model.safetensors"), load_file(out / "model.safetensors")
     encoder = [k for k in before if not k.startswith("decoder.")]
     decoder = [k for k in before if k.startswith("decoder.") and "embed" not in k]
@@ -135,7 +135,9 @@ def test_a_continued_text_vae_keeps_its_encoder_resets_its_decoder_and_takes_wor
     # He et al.'s initialisation, U(−0.01, 0.01), in place of the trained decoder.
     assert all(after[k].float().abs().max() <= 0.01 for k in decoder)
     assert any(before[k].float().abs().max() > 0.01 for k in decoder)
-    assert json.loads((out / "config.json").read_text())["word_dropout"] == 0.3
+    config = json.loads((out / "config.json").read_text())
+    assert (config["word_dropout"], config["decoder_output_dropout"]) == (0.3, 0.1)
+    assert config["decoder_embedding_dropout"] == 0.5  # not given: the saved model's
     # A size is the weights': refused, naming it; a reset needs a saved VAE.
     capsys.readouterr()
     assert main(["train", *common, "--latent_size", "8", "--output_dir", str(tmp_path / "x")]) == 1
@@ -143,3 +145,16 @@ def test_a_continued_text_vae_keeps_its_encoder_resets_its_decoder_and_takes_wor
     assert main(["train", *common[:-2], "--reset_decoder", "True", "--output_dir", str(out)]) == 1
     error = capsys.readouterr().err
     assert "--reset_decoder re-initialises the decoder of a saved text VAE" in error
+
+
+def test_a_built_models_dropouts_change_in_its_layers_and_bad_rates_change_nothing():
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(ROOT / "model_cards" / "synthetic-vae-elbo")
+    model.set_regularisation(decoder_embedding_dropout=0.2, word_dropout=0.1)
+    assert model.decoder.embedding_dropout.p == 0.2 and model.config.word_dropout == 0.1
+    with pytest.raises(ValueError, match="decoder_output_dropout=1.5"):
+        model.set_regularisation(decoder_output_dropout=1.5)
+    assert model.decoder.output_dropout.p == model.config.decoder_output_dropout == 0.5
+    with pytest.raises(ValueError, match="not a dropout of this model"):
+        model.set_regularisation(latent_size=3)

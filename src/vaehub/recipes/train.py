@@ -142,6 +142,12 @@ class ModelArguments:
         default=None, metadata={"help": "Flow steps, for posterior=planar or iaf."}
     )
     word_dropout: float | None = field(default=None, metadata={"help": "Bowman's word dropout."})
+    decoder_embedding_dropout: float | None = field(
+        default=None, metadata={"help": "Dropout on the decoder's input embeddings (0.5)."}
+    )
+    decoder_output_dropout: float | None = field(
+        default=None, metadata={"help": "Dropout on the decoder LSTM's outputs (0.5)."}
+    )
     max_sequence_length: int | None = field(
         default=None, metadata={"help": "Longest sentence in tokens."}
     )
@@ -204,6 +210,8 @@ class ModelArguments:
         "encoder_hidden_size",
         "decoder_hidden_size",
         "word_dropout",
+        "decoder_embedding_dropout",
+        "decoder_output_dropout",
         "max_sequence_length",
         "latent_length",
     )
@@ -378,16 +386,17 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
 
 # What a saved text model may change when its training continues: the training-time
 # regularisers, which leave the weights' meaning alone. A size would not fit the weights.
-CONTINUED_FIELDS = ("word_dropout",)
+CONTINUED_FIELDS = ("word_dropout", "decoder_embedding_dropout", "decoder_output_dropout")
 
 
 def continue_with(model: Any, model_args: ModelArguments) -> None:
     """Apply to a loaded text model what `model_args` change for its next run: word dropout
-    (Bowman et al. 2016), and with `reset_decoder` a re-initialised decoder (Li et al.
-    2019). A size given that differs from the model's is refused, naming it."""
+    (Bowman et al. 2016) and the decoder's dropouts, and with `reset_decoder` a
+    re-initialised decoder (Li et al. 2019). A size given that differs from the model's is
+    refused, naming it."""
     for name, value in model_args.overrides().items():
         if name in CONTINUED_FIELDS:
-            setattr(model.config, name, value)
+            model.set_regularisation(**{name: value})
         elif getattr(model.config, name, value) != value:
             raise ValueError(
                 f"--{name} {value}: {model_args.model_name_or_path} has {name}="

@@ -24,6 +24,7 @@ from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from vaehub.data.text import pad_rows, truncate_rows
+from vaehub.models.configuration_utils import check_float
 from vaehub.models.modeling_utils import in_loss_precision
 from vaehub.models.text.fused_loss import BLOCK_ROWS, linear_cross_entropy
 from vaehub.models.text.tokenization import (
@@ -172,6 +173,25 @@ class TextModelMixin:
             bound = self.config.init_range
             for parameter in module.parameters(recurse=False):
                 init.uniform_(parameter, -bound, bound)
+
+    def set_regularisation(self, **rates: float) -> None:
+        """Change the training-time dropouts of a built model (`word_dropout`,
+        `decoder_embedding_dropout`, `decoder_output_dropout`): its config and, for the
+        two dropout layers built from it, their rates. The weights are untouched."""
+        layers = {
+            "decoder_embedding_dropout": self.decoder.embedding_dropout,
+            "decoder_output_dropout": self.decoder.output_dropout,
+        }
+        for name, rate in rates.items():
+            if name != "word_dropout" and name not in layers:
+                raise ValueError(
+                    f"{name} is not a dropout of this model: word_dropout, "
+                    f"{', '.join(layers)}."
+                )
+            check_float(name, rate, 0.0, 1.0, high_open=True)
+            setattr(self.config, name, rate)
+            if name in layers:
+                layers[name].p = rate
 
     def units_per_example(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """Target tokens per sentence, `</s>` included: `(batch,)` (the PPL denominator)."""
