@@ -42,13 +42,18 @@ def probes_table(path: Path = PROBES) -> str:
         "| probe | flags | validation reconstruction | KL | MI | active units | wall (s) |\n",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |\n",
     ]
-    for name, probe in record["probes"].items():
-        flags = probe["command"].split("--preset ptb ")[1].split(" --per_device")[0]
-        v = probe["validation"]
-        lines.append(
-            f"| `{name}` | `{flags}` | {fixed(v['reconstruction'], 1)} | {fixed(v['kl'], 1)} | "
-            f"{fixed(v['mi'], 2)} | {v['active_units']:.0f} | {probe['wall_seconds']} |\n"
-        )
+    groups = [record["probes"], record.get("from_autoencoder", {}).get("probes", {})]
+    for group in groups:
+        for name, probe in group.items():
+            flags = probe["command"].split("--preset ptb ")[1].split(" --per_device")[0]
+            flags = flags.replace("--model_name_or_path RUNS/ae/checkpoint-6575 ", "(from ae) ")
+            v = probe["validation"]
+            wall = "" if probe["wall_seconds"] is None else probe["wall_seconds"]
+            lines.append(
+                f"| `{name}` | `{flags}` | {fixed(v['reconstruction'], 1)} | "
+                f"{fixed(v['kl'], 1)} | {fixed(v['mi'], 2)} | {v['active_units']:.0f} | "
+                f"{wall} |\n"
+            )
     lm = record["ptb-lstm-lm validation[:500]"]["metrics"]
     lines.append(
         f"| `ptb-lstm-lm` (25 epochs, no z) | | {fixed(lm['nll'], 1)} | – | – | – | |\n"
