@@ -1,6 +1,8 @@
 """Render docs/results/family.md's tables and figure from the released cards and the probe
 results: the family table (`vaehub.hub.family_table`), the rate–distortion figure
-(`vaehub.hub.plot_family`) and the recipe probes (examples/results/family/probes.json).
+(`vaehub.hub.plot_family`) and the recipe probes (examples/results/family/probes.json); and
+the README's block of what the reconstruction flagship writes (its card's generation report,
+decoded by the release with a recorded seed).
 
     python examples/ptb_family_page.py [MODEL_CARDS]
 
@@ -61,6 +63,25 @@ def probes_table(path: Path = PROBES) -> str:
     return "".join(lines)
 
 
+README = ROOT / "README.md"
+RECON = "ptb-vae-recon"
+
+
+def shown_block(card: Path) -> str:
+    """What a card's generation report shows, as the README's text block: reconstructions
+    (input, then the decoding of its posterior mean) and an interpolation's path."""
+    report = json.loads((card / "generation.json").read_text(encoding="utf-8"))
+    shown, seed = report["shown"], report["settings"]["seed"]
+    path = shown["interpolation"]
+    lines = [f"```text\n# {card.name}, decoded by its release (seed {seed})\n"]
+    for pair in shown["reconstructions"]:
+        lines.append(f"  {pair['input']}\n→ {pair['output']}\n")
+    lines.append(f"# interpolation from \"{path['inputs'][0]}\" to \"{path['inputs'][1]}\":\n")
+    lines += [f"{sentence}\n" for sentence in path["path"]]
+    lines.append("```\n")
+    return "".join(lines)
+
+
 def replace_block(page: str, marker: str, body: str) -> str:
     head, rest = page.split(f"<!-- {marker} -->\n", 1)
     _, tail = rest.split(f"<!-- /{marker} -->", 1)
@@ -75,6 +96,10 @@ def main(model_cards: Path) -> None:
     PAGE.write_text(page, encoding="utf-8")
     plot_family(folders, FIGURE)
     print(f"wrote {PAGE} and {FIGURE} from {len(folders)} cards")
+    if (model_cards / RECON / "generation.json").is_file():
+        readme = README.read_text(encoding="utf-8")
+        README.write_text(replace_block(readme, "recon", shown_block(model_cards / RECON)))
+        print(f"wrote {RECON}'s reconstructions and path into {README}")
 
 
 if __name__ == "__main__":

@@ -13,11 +13,12 @@ import os
 from vaehub.app.models import ModelStore
 from vaehub.app.ui import build_app, launch
 
-# The released checkpoints of the vaehub organisation: the PTB flagship, its high-rate
-# sibling for reconstructions and paths, the collapsed ELBO model (the Compare tab's pair
-# with the flagship), the language model, and a δ-VAE.
+# The released checkpoints of the vaehub organisation: the PTB flagship, the reconstruction
+# flagship for reconstructions and paths, the high-rate model, the collapsed ELBO model (the
+# Compare tab's pair with the flagship), the language model, and a δ-VAE.
 DEFAULT_MODELS = (
     "vaehub/ptb-vae",
+    "vaehub/ptb-vae-recon",
     "vaehub/ptb-vae-high-rate",
     "vaehub/ptb-vae-elbo",
     "vaehub/ptb-vae-aggressive",
