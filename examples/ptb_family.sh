@@ -4,7 +4,9 @@
 #
 #   ae        an autoencoder (β = 0) from scratch: encoder and decoder learn to carry the
 #             sentence through z (Li et al. 2019's pretraining). Its KL is unbounded: it is
-#             a starting point, not a member of the family.
+#             a starting point, not a member of the family. Released as
+#             model_cards/ptb-autoencoder: on a machine without RUNS_DIR/ae, give
+#             AE=model_cards/ptb-autoencoder and the members start from it (stage ae skipped).
 #   recon-90  the reconstruction flagship: the autoencoder continued with the rate held at
 #             C = 90 nats (--objective capacity, Burgess et al. 2018), decoder kept, its
 #             dropouts lowered to MEMBER_DROPOUT (0.1) and word dropout MEMBER_WORD_DROPOUT
@@ -50,6 +52,7 @@ WORD_DROPOUT=${WORD_DROPOUT:-0.4}
 MEMBER_WORD_DROPOUT=${MEMBER_WORD_DROPOUT:-0.0}
 MEMBER_DROPOUT=${MEMBER_DROPOUT:-0.1}
 read -r -a STAGES <<< "${STAGES:-ae recon-90 lm-grade cap-60 cap-30 cap-15}"
+AE=${AE:-$RUNS/ae}
 VAEHUB=${VAEHUB:-vaehub}
 read -r -a EXTRA <<< "${EXTRA:-}"
 mkdir -p "$RUNS"
@@ -98,6 +101,10 @@ stage() {  # stage NAME FLAGS...: train RUNS/NAME unless it is finished; resume 
     echo "== $name: done in $((SECONDS - start)) s, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
+if [[ "$AE" != "$RUNS/ae" ]]; then  # the autoencoder is given: its stage is not run
+    echo "== ae: the members start from $AE"
+    kept=(); for s in "${STAGES[@]}"; do [[ $s == ae ]] || kept+=("$s"); done; STAGES=("${kept[@]}")
+fi
 stage ae --objective beta --beta 0.0 --word_dropout "$WORD_DROPOUT" \
     --metric_for_best_model reconstruction --num_train_epochs "$AE_EPOCHS" "${COMMON[@]}"
 # The capacity members start at their C (a ramp from 0 would first squeeze the
@@ -105,12 +112,12 @@ stage ae --objective beta --beta 0.0 --word_dropout "$WORD_DROPOUT" \
 for capacity in 90 60 30 15; do
     name=cap-$capacity
     [[ $capacity == 90 ]] && name=recon-90
-    stage "$name" --model_name_or_path "$RUNS/ae" --objective capacity --capacity "$capacity" \
+    stage "$name" --model_name_or_path "$AE" --objective capacity --capacity "$capacity" \
         --anneal_steps 1 --word_dropout "$MEMBER_WORD_DROPOUT" \
         --decoder_embedding_dropout "$MEMBER_DROPOUT" --decoder_output_dropout "$MEMBER_DROPOUT" \
         "${MEMBER[@]}" "${COMMON[@]}"
     if [[ $capacity == 90 ]]; then
-        stage lm-grade --model_name_or_path "$RUNS/ae" --reset_decoder True --word_dropout 0.0 \
+        stage lm-grade --model_name_or_path "$AE" --reset_decoder True --word_dropout 0.0 \
             --objective anneal --beta_schedule linear --anneal_beta_start 0.0 \
             --anneal_epochs 10 --free_bits 0.25 "${MEMBER[@]}" "${COMMON[@]}"
     fi

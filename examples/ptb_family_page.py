@@ -75,8 +75,9 @@ def shown_block(card: Path) -> str:
     path = shown["interpolation"]
     lines = [f"```text\n# {card.name}, decoded by its release (seed {seed})\n"]
     for pair in shown["reconstructions"]:
-        lines.append(f"  {pair['input']}\n→ {pair['output']}\n")
-    lines.append(f"# interpolation from \"{path['inputs'][0]}\" to \"{path['inputs'][1]}\":\n")
+        lines.append(f"  {pair['input'].strip()}\n→ {pair['output']}\n")
+    first, last = (sentence.strip() for sentence in path["inputs"])
+    lines.append(f"# interpolation from \"{first}\" to \"{last}\":\n")
     lines += [f"{sentence}\n" for sentence in path["path"]]
     lines.append("```\n")
     return "".join(lines)

@@ -158,3 +158,13 @@ def test_a_built_models_dropouts_change_in_its_layers_and_bad_rates_change_nothi
     assert model.decoder.output_dropout.p == model.config.decoder_output_dropout == 0.5
     with pytest.raises(ValueError, match="not a dropout of this model"):
         model.set_regularisation(latent_size=3)
+
+
+def test_the_readme_shows_what_the_reconstruction_flagships_card_shows():
+    script = page_script()
+    readme = script.README.read_text(encoding="utf-8")
+    block = readme.split("<!-- recon -->\n")[1].split("<!-- /recon -->")[0]
+    card = ROOT / "model_cards" / script.RECON
+    assert block == script.shown_block(card)
+    shown = json.loads((card / "generation.json").read_text())["shown"]
+    assert shown["reconstructions"][0]["output"] in block

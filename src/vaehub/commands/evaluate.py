@@ -73,12 +73,14 @@ def evaluate(args: argparse.Namespace) -> int:
         f"{args.model_dir} on {args.data} ({args.split}, {results['num_examples']} {unit}"
         f"{f', K={args.iw_samples}' if args.iw_samples else ''}{refined}):"
     )
-    for key, label in TABLE_ROWS:
-        if key in results:
-            value = results[key]
-            label = label.format(unit=unit[:-1])
-            shown = str(round(value)) if key in hub.COUNTS else hub.fixed(value, 3)
-            print(f"  {label:<25}{shown:>10}")
+    rows = [
+        (label.format(unit=unit[:-1]), key) for key, label in TABLE_ROWS if key in results
+    ]
+    width = max(25, *(len(label) + 1 for label, _ in rows)) if rows else 25
+    for label, key in rows:
+        value = results[key]
+        shown = str(round(value)) if key in hub.COUNTS else hub.fixed(value, 3)
+        print(f"  {label:<{width}}{shown:>10}")
     if unit == "examples":
         # Said, not left for the reader to wonder: the image models print bits/dim.
         print("  (no bits/dim: a density of continuous values depends on their scale)")

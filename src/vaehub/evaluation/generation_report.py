@@ -186,6 +186,7 @@ def generation_report(
         "max_length": int(model.generation_config.max_length) - 1,
         "distinct_1": distinct_n(samples, 1),
         "distinct_2": distinct_n(samples, 2),
+        "empty_fraction": sum(not s.strip() for s in samples) / num_samples,
     }
     if baseline is not None:
         report_samples["baseline_ppl"] = _perplexity(baseline, samples, batch_size)
@@ -235,8 +236,15 @@ def _samples(
     return sentences, ended
 
 
-def _perplexity(language_model: Any, sentences: Sequence[str], batch_size: int) -> float:
-    """exp of the mean NLL per token (words and `</s>`) of sentences under an LM."""
+def _perplexity(language_model: Any, sentences: Sequence[str], batch_size: int) -> float | None:
+    """exp of the mean NLL per token (words and `</s>`) of sentences under an LM.
+
+    A sample decoded as no word at all (`</s>` first) has no sentence to score and is left
+    out (`None` when every sample is empty); `empty_fraction` in the report counts them.
+    """
+    sentences = [s for s in sentences if s.strip()]
+    if not sentences:
+        return None
     nll = tokens = 0.0
     with torch.no_grad():
         for start in range(0, len(sentences), batch_size):
