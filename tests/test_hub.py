@@ -337,6 +337,12 @@ def test_the_card_lists_the_settings_the_run_used_and_no_others(tmp_path):
     write_training_summary(folder, training_summary(args))
     used = table(folder)
     assert {"sa_vae_steps", "sa_vae_lr", "free_bits", "num_train_epochs"} <= used
+    assert not {k for k in used if k.startswith("capacity")}
+
+    args = VAETrainingArguments(**common, objective="capacity", capacity=60.0)
+    write_training_summary(folder, training_summary(args))
+    used = table(folder)
+    assert {"capacity", "capacity_weight"} <= used
 
 
 def test_a_resumed_runs_time_is_named_as_the_time_after_its_checkpoint(tmp_path):

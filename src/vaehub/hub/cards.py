@@ -82,7 +82,9 @@ NO_LATENT = model_types(has_latent=False)  # the exact baselines: no KL, no obje
 
 
 # What weighs or refines the KL: nothing a model without a latent was trained with.
-_LATENT_ONLY_PREFIXES = ("beta", "anneal_", "free_bits", "aggressive_", "sa_vae_", "objective")
+_LATENT_ONLY_PREFIXES = (
+    "beta", "anneal_", "free_bits", "aggressive_", "sa_vae_", "objective", "capacity",
+)  # fmt: skip
 
 
 def card_training(training: dict[str, Any], has_latent: bool = True) -> dict[str, Any]:
@@ -104,6 +106,8 @@ def card_training(training: dict[str, Any], has_latent: bool = True) -> dict[str
             return objective == "aggressive"
         if key.startswith("sa_vae_"):
             return objective == "sa_vae"
+        if key.startswith("capacity"):
+            return objective == "capacity"
         if key.startswith("anneal_"):
             if schedule == "constant":
                 return False

@@ -190,6 +190,8 @@ def training_summary(args: Any, state: Any = None, dataset: str | None = None) -
         "anneal_cycles",
         "anneal_ramp_ratio",
         "free_bits",
+        "capacity",
+        "capacity_weight",
         "aggressive_max_inner_steps",
         "aggressive_window",
         "aggressive_patience",
@@ -210,6 +212,7 @@ def training_summary(args: Any, state: Any = None, dataset: str | None = None) -
         "weight_decay",
         "seed",
         "bf16",
+        "early_stopping_patience",
     )
     summary = {key: getattr(args, key) for key in keys if hasattr(args, key)}
     if hasattr(args, "resolved_beta_schedule"):
