@@ -12,23 +12,19 @@ LM_VALIDATION_JSON is `vaehub evaluate model_cards/ptb-lstm-lm --data PTB --spli
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
+
+# The newest checkpoint's log, read as the flagships' curves read theirs (run as a script,
+# this folder is on the path).
+from flagship_curves import stage_history
 
 STAGES = ("ae", "recon-90", "lm-grade", "cap-60", "cap-30", "cap-15")
 
 
 def stage_curve(folder: str) -> list[dict[str, float]]:
     """The evaluations a stage logged while training, from its newest checkpoint."""
-    states = sorted(
-        glob.glob(os.path.join(folder, "checkpoint-*", "trainer_state.json")),
-        key=lambda path: int(path.split("checkpoint-")[1].split(os.sep)[0]),
-    )
-    if not states:
-        return []
-    with open(states[-1], encoding="utf-8") as handle:
-        history = json.load(handle)["log_history"]
+    history = stage_history(folder)
     return [
         {
             "epoch": entry["epoch"],

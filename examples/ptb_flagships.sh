@@ -53,16 +53,8 @@ mkdir -p "$RUNS"
 LOG="$RUNS/flagships.log"
 exec > >(tee -a "$LOG") 2>&1
 
-if python - <<'EOF'
-import sys
-from vaehub.training.arguments import cpu_supports_bf16
-sys.exit(0 if cpu_supports_bf16() else 1)
-EOF
-then PRECISION=(--bf16 True); echo "precision: bfloat16 autocast (the CPU has bf16)"
-else PRECISION=(); echo "precision: float32 (the CPU has no bfloat16 instructions)"
-fi
-echo "vaehub from: $(python -c 'import vaehub; print(vaehub.__file__)')"
-echo "started: $(date -u +%FT%TZ), load: $(cut -d' ' -f1-3 /proc/loadavg)"
+# The precision (PRECISION), the log's header and `stage`: examples/stages.sh.
+source "$(dirname "$0")/stages.sh"
 
 COMMON=(--dataset ptb --data_dir "$PTB" --preset ptb --paper_training --seed 0
         --eval_strategy epoch --save_strategy epoch --save_total_limit 2
@@ -70,26 +62,6 @@ COMMON=(--dataset ptb --data_dir "$PTB" --preset ptb --paper_training --seed 0
         --logging_steps 200 --disable_tqdm True "${PRECISION[@]}")
 VAE_EVAL=(--eval_iw_nll True --iw_nll_after_training_only True --final_iw_nll_splits test
           --iw_samples "$IW_SAMPLES")
-
-stage() {  # stage NAME FLAGS...: train RUNS/NAME unless it is finished; resume if begun
-    local name=$1; shift
-    if [[ " ${STAGES[*]} " != *" $name "* ]]; then echo "== $name: not in STAGES"; return; fi
-    local out="$RUNS/$name"
-    if [[ -f "$out/eval_test.json" && -f "$out/model.safetensors" ]]; then
-        echo "== $name: finished earlier, skipped"; return
-    fi
-    local resume=()
-    local last
-    # The newest complete checkpoint: transformers writes trainer_state.json last.
-    last=$(ls -d "$out"/checkpoint-*/trainer_state.json 2>/dev/null | sort -V | tail -1 || true)
-    if [[ -n "$last" ]]; then
-        resume=(--resume_from_checkpoint "$(dirname "$last")"); echo "== $name: resuming"
-    fi
-    echo "== $name: $(date -u +%FT%TZ) $VAEHUB train $* --output_dir $out"
-    local start=$SECONDS
-    "$VAEHUB" train "$@" --output_dir "$out" "${resume[@]}" "${EXTRA[@]}"
-    echo "== $name: done in $((SECONDS - start)) s, load: $(cut -d' ' -f1-3 /proc/loadavg)"
-}
 
 stage lstm-lm --model_type text_lm --num_train_epochs "$LM_EPOCHS" "${COMMON[@]}"
 [[ "${AGGRESSIVE:-1}" == 1 ]] || stage ae --init_decoder_from "$RUNS/lstm-lm" --objective beta --beta 0.0 \

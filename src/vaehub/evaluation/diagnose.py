@@ -54,9 +54,8 @@ def verdict(results: dict[str, Any], rate: float, gaps: dict[str, Any] | None) -
     """
     excess = results["kl"] - rate
     reads = reading_words(results)
-    unread = "nats_read" in results and results["nats_read"] < COLLAPSE_NATS
-    is_collapsed = collapsed(results, rate) or unread
-    if unread and not collapsed(results, rate):
+    is_collapsed = collapsed(results, rate)
+    if not is_collapsed and "nats_read" in results and results["nats_read"] < COLLAPSE_NATS:
         why = (
             f"{reads}: KL {fixed(excess, 2)} nats above the committed rate, MI "
             f"{fixed(results['mi'], 2)} and {results['active_units']} active unit(s) look "

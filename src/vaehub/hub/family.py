@@ -45,6 +45,8 @@ BASELINE_AGREEMENT = 0.05
 def family_row(folder: str | os.PathLike, split: str = "test") -> dict[str, Any]:
     """One model of the family: its `split` results and generation report as one row
     (`None` where a number was not measured)."""
+    from vaehub.evaluation.metrics import latent_use
+
     name = os.path.basename(os.path.normpath(folder))
     record = read_results(folder).get(split)
     if record is None:
@@ -59,15 +61,14 @@ def family_row(folder: str | os.PathLike, split: str = "test") -> dict[str, Any]
     reconstruction = report.get("reconstruction", {})
     interpolation = report.get("interpolation", {})
     samples = report.get("samples", {})
-    nats_read = metrics["baseline_nll"] - metrics["reconstruction"]
+    use = latent_use(metrics["baseline_nll"], metrics["reconstruction"], metrics["kl"])
     return {
         "name": name,
         "examples": metrics.get("num_examples"),
         "rate": metrics["kl"],
         "distortion": metrics["reconstruction"],
         "baseline_nll": metrics["baseline_nll"],
-        "nats_read": nats_read,
-        "rate_unread": metrics["kl"] - nats_read,
+        **use,
         "nll": metrics.get("nll"),
         "iw_samples": record.get("iw_samples", metrics.get("iw_samples")),
         "mi": metrics.get("mi"),

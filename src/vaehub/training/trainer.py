@@ -181,7 +181,6 @@ class VAETrainer(AggressiveTraining, Trainer):
             length = state.max_steps
         else:
             length = 10 * steps_per_epoch
-        self._ramp_length = max(1, round(length))
         self.beta_schedule = BetaSchedule(
             kind,
             args.beta,
@@ -205,7 +204,8 @@ class VAETrainer(AggressiveTraining, Trainer):
             return None
         if self.beta_schedule is None:
             self._build_beta_schedule()
-        return capacity_at(self.state.global_step, self.args.capacity, self._ramp_length)
+        # C rises over the same steps as an annealed β would (the schedule's length).
+        return capacity_at(self.state.global_step, self.args.capacity, self.beta_schedule.length)
 
     def objective_loss(self, outputs: Any) -> Tensor:
         """mean_x reconstruction + β · KL term (free bits applied), for one batch; for
